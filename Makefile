@@ -1,0 +1,37 @@
+# Two commands: `make demo` and `make test`. Both create .venv and install on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PRESET ?= demo
+
+.PHONY: demo smoke test test-fast lab bench clean
+
+$(STAMP): requirements.txt requirements-nodeps.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
+	touch $@
+
+demo: $(STAMP)  ## the whole pipeline on the embedded dataset, into runs/<timestamp>-demo/
+	$(PY) -m hpa_utils run --preset $(PRESET)
+
+smoke: $(STAMP)  ## the same in a few minutes (tiny images, one epoch)
+	$(PY) -m hpa_utils run --preset smoke
+
+test: $(STAMP)  ## every test, the smoke pipeline included
+	$(PY) -m pytest
+
+test-fast: $(STAMP)  ## unit and contract tests only
+	$(PY) -m pytest -m "not slow"
+
+lab: $(STAMP)  ## open the notebooks in JupyterLab
+	$(PY) -m pip install -q "jupyterlab>=4,<5"
+	cd notebooks && ../$(VENV)/bin/jupyter lab
+
+bench: $(STAMP)  ## throughput benchmarks against the public kernel's way
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf runs data

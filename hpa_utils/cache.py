@@ -1,0 +1,171 @@
+"""The pre-resized uint8 image cache: PNGs decoded once, in parallel, into a memory-mapped array."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from hpa_utils import dataset, files
+
+CACHE_VERSION = 1  # bump when the cached pixels would change for the same key (e.g. another resize)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+KAGGLE_CACHE_DIR = Path("/tmp/hpa_cache")  # /kaggle/working is the kernel's output: keep caches out of it
+
+
+def default_cache_dir() -> Path:
+    """``<repo>/data/cache`` locally, ``/tmp/hpa_cache`` on Kaggle."""
+    return KAGGLE_CACHE_DIR if dataset.is_kaggle() else REPO_ROOT / "data" / "cache"
+
+
+def _dataset_fingerprint(data_dir: Path) -> list:
+    """Name, size and modification time of the label files: changes when the dataset is replaced."""
+    return sorted(
+        [path.name, path.stat().st_size, path.stat().st_mtime_ns] for path in data_dir.glob("*.csv") if path.is_file()
+    )
+
+
+def cache_key(data_dir, split: str, ids, image_size: int, channels: str) -> str:
+    """16 hex digits identifying the cached array of these samples, at this size, in this channel mode."""
+    data_dir = Path(data_dir).resolve()
+    description = {
+        "version": CACHE_VERSION,
+        "data_dir": str(data_dir),
+        "fingerprint": _dataset_fingerprint(data_dir),
+        "split": split,
+        "ids": list(ids),
+        "image_size": image_size,
+        "channels": channels,
+    }
+    return hashlib.sha256(json.dumps(description).encode()).hexdigest()[:16]
+
+
+def cache_path(data_dir, split: str, ids, image_size: int, channels: str = "rgby", cache_dir=None) -> Path:
+    """Where ``build_cache`` keeps these samples: ``<cache_dir>/<split>-<size>px-<channels>-<key>.u8``."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = cache_key(data_dir, split, ids, image_size, channels)
+    return cache_dir / f"{split}-{image_size}px-{channels}-{key}.u8"
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def _open_if_complete(path: Path, shape: tuple[int, ...]):
+    """The cached array at ``path`` if it and its sidecar are complete and match ``shape``, else None."""
+    sidecar = _sidecar(path)
+    if not (path.is_file() and sidecar.is_file()):
+        return None
+    try:
+        description = files.read_json(sidecar)
+    except ValueError:
+        return None
+    if tuple(description.get("shape", ())) != shape or description.get("dtype") != "uint8":
+        return None
+    if path.stat().st_size != int(np.prod(shape)):
+        return None
+    return np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
+
+
+def _check_free_space(directory: Path, needed_bytes: int) -> None:
+    free_bytes = shutil.disk_usage(directory).free
+    if free_bytes < needed_bytes:
+        raise OSError(
+            f"{directory}: the image cache needs {needed_bytes / 2**30:.1f} GiB but only "
+            f"{free_bytes / 2**30:.1f} GiB is free (use a smaller image_size, 'rgb', or another cache_dir)"
+        )
+
+
+def build_cache(
+    data_dir,
+    split: str,
+    ids,
+    image_size: int,
+    channels: str = "rgby",
+    cache_dir=None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """The samples ``ids`` of ``split`` as a read-only (N, image_size, image_size, C) uint8 memmap, in ids order.
+
+    Decoded once with ``dataset.load_sample`` on ``workers`` threads (default: all CPUs) into a file
+    under ``cache_dir`` (default ``default_cache_dir()``), keyed by the dataset, split, ids, size and
+    channel mode; later calls with the same arguments only map that file. The file is written under a
+    temporary name and renamed when complete, so an interrupted build is never reused. A sample that
+    fails to load raises the dataset's error with a note naming the Id; ValueError for bad arguments.
+    """
+    ids = [str(image_id) for image_id in ids]
+    if not ids:
+        raise ValueError(f"build_cache: no ids given for split {split!r}")
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size <= 0:
+        raise ValueError(f"build_cache: image_size must be a positive int, got {image_size!r}")
+    image_size = int(image_size)
+    if channels not in dataset.CHANNEL_MODES:
+        raise ValueError(f"build_cache: unknown channels {channels!r}; expected one of {', '.join(dataset.CHANNEL_MODES)}")
+    data_dir = Path(data_dir).resolve()
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"{data_dir}: data folder not found")
+
+    path = cache_path(data_dir, split, ids, image_size, channels, cache_dir)
+    shape = (len(ids), image_size, image_size, len(dataset.CHANNEL_MODES[channels]))
+    cached = _open_if_complete(path, shape)
+    if cached is not None:
+        return cached
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _check_free_space(path.parent, int(np.prod(shape)))
+    with files.atomic_write(path) as temporary:
+        array = np.memmap(temporary, dtype=np.uint8, mode="w+", shape=shape)
+        _decode_into(array, data_dir, split, ids, image_size, channels, workers, progress)
+        array.flush()
+        del array
+    files.write_json(
+        _sidecar(path),
+        {
+            "shape": list(shape),
+            "dtype": "uint8",
+            "count": len(ids),
+            "split": split,
+            "image_size": image_size,
+            "channels": channels,
+            "data_dir": str(data_dir),
+            "first_id": ids[0],
+            "last_id": ids[-1],
+        },
+    )
+    return np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
+
+
+def _decode_into(array, data_dir, split, ids, image_size, channels, workers, progress) -> None:
+    """Fill ``array[i]`` with sample ``ids[i]`` on a thread pool (cv2 decodes without the GIL)."""
+
+    def load(index: int) -> None:
+        image_id = ids[index]
+        try:
+            sample = dataset.load_sample(data_dir, split, image_id, channels=channels, image_size=image_size)
+        except Exception as error:
+            error.add_note(f"while caching {split} sample {image_id} ({index + 1} of {len(ids)}) from {data_dir}")
+            raise
+        if sample.shape != array.shape[1:] or sample.dtype != np.uint8:
+            raise ValueError(
+                f"{split} sample {image_id}: loaded as {sample.shape} {sample.dtype}, expected {array.shape[1:]} uint8"
+            )
+        array[index] = sample
+
+    workers = workers or os.cpu_count() or 1
+    description = f"caching {split} {image_size}px {channels}"
+    with tqdm(total=len(ids), desc=description, unit="img", disable=not progress) as bar:
+        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hpa-cache")
+        try:
+            futures = [executor.submit(load, index) for index in range(len(ids))]
+            for future in as_completed(futures):
+                future.result()
+                bar.update()
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)

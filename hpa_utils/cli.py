@@ -1,0 +1,71 @@
+"""The command line: `python -m hpa_utils {run,validate,synth,kaggle-export}`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m hpa_utils", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="execute the notebooks in order with papermill")
+    start = run.add_mutually_exclusive_group()
+    start.add_argument("--preset", help="a preset name (presets/NAME.yaml) or a YAML file; default demo")
+    start.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its first unfinished stage")
+    run.add_argument("--data-dir", help="a Kaggle-layout folder (default: the embedded synthetic dataset)")
+    run.add_argument("--out", metavar="RUN_DIR", help="where the run goes (default runs/<timestamp>-<preset>/)")
+    run.add_argument("--only", nargs="+", metavar="STAGE", help="run only these stages, e.g. 01_baseline 02")
+    run.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                     help="override a notebook parameter (VALUE is read as YAML: 3, 0.5, [0, 1], text)")
+
+    validate = commands.add_parser("validate", help="check a Kaggle-layout data folder and print every problem")
+    validate.add_argument("data_dir")
+    validate.add_argument("--no-images", action="store_true", help="check the CSV files only")
+
+    synth = commands.add_parser("synth", help="write the embedded synthetic dataset in the Kaggle layout")
+    synth.add_argument("--out", required=True)
+    synth.add_argument("--train", type=int, default=600)
+    synth.add_argument("--test", type=int, default=200)
+    synth.add_argument("--size", type=int, default=512)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--min-per-class", type=int, default=2)
+    synth.add_argument("--workers", type=int, default=None)
+
+    export = commands.add_parser("kaggle-export", help="write the notebooks as Kaggle kernels and the package as a dataset")
+    export.add_argument("--user", required=True, help="your Kaggle user name")
+    export.add_argument("--out", default="kaggle_export")
+    export.add_argument("--public", action="store_true", help="make the kernels public (default private)")
+    return parser
+
+
+def main(argv=None) -> int:
+    arguments = _parser().parse_args(argv)
+    try:
+        if arguments.command == "run":
+            from hpa_utils import runner
+
+            return runner.main(arguments)
+        if arguments.command == "validate":
+            from hpa_utils import dataset
+
+            return dataset.main_validate(arguments.data_dir, check_images=not arguments.no_images)
+        if arguments.command == "synth":
+            from hpa_utils import synthetic
+
+            path = synthetic.generate(arguments.out, arguments.train, arguments.test, image_size=arguments.size,
+                                      seed=arguments.seed, min_per_class=arguments.min_per_class,
+                                      workers=arguments.workers)
+            print(f"wrote {path}")
+            return 0
+        if arguments.command == "kaggle-export":
+            from hpa_utils import kaggle
+
+            path = kaggle.export(arguments.user, arguments.out, public=arguments.public)
+            print(f"wrote {path}")
+            return 0
+    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 1

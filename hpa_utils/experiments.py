@@ -1,0 +1,241 @@
+"""A training stage's common steps: its data and split, its model, its evaluation and its files."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hpa_utils import cache, dataset, files, folds, labels, metrics, stages
+
+WEIGHTS_FILE = "model.h5"  # legacy HDF5: the next stage loads it by layer name
+SPLIT_FILE = "validation_split.csv"
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """The training set of a stage: label table, cached uint8 images, multi-hot targets, validation flags."""
+
+    data_dir: Path
+    table: pd.DataFrame
+    images: np.ndarray
+    targets: np.ndarray
+    is_validation: np.ndarray
+
+    @property
+    def train_indices(self) -> np.ndarray:
+        return np.flatnonzero(~self.is_validation)
+
+    @property
+    def validation_indices(self) -> np.ndarray:
+        return np.flatnonzero(self.is_validation)
+
+    def describe(self) -> str:
+        return (f"{len(self.table)} images ({len(self.train_indices)} training, {len(self.validation_indices)} "
+                f"validation), cached as {self.images.shape} uint8")
+
+
+def load_training_data(data_dir, image_size: int, channels: str, stage_dir, validation_fraction: float = 0.2,
+                       seed: int = 0, split_from=None) -> TrainingData:
+    """Read train.csv, cache the images and fix the validation split, saved as stage_dir/validation_split.csv.
+
+    split_from: a stage folder whose validation_split.csv to reuse (so 01, 02 and 03 score the same
+    images); without one the split is made (multilabel-stratified, seeded).
+    """
+    table = dataset.read_train_labels(data_dir)
+    targets = labels.to_multi_hot(table["labels"], dtype=np.float32)
+    upstream_split = Path(split_from) / SPLIT_FILE if split_from else None
+    if upstream_split is not None and upstream_split.is_file():
+        is_validation = folds.read_split(upstream_split, expected_ids=table["Id"])["is_validation"].to_numpy()
+    else:
+        is_validation = folds.validation_split(targets.astype(np.uint8), validation_fraction, seed)
+    folds.write_split(Path(stage_dir) / SPLIT_FILE, table["Id"], is_validation)
+    images = cache.build_cache(data_dir, "train", table["Id"], image_size, channels)
+    return TrainingData(Path(data_dir), table, images, targets, is_validation)
+
+
+def evaluate(probabilities, targets, train_targets, min_positives: int = 5) -> dict:
+    """Validation scores: macro F1 at 0.5, at the best global threshold, per-class F1, the prior baseline."""
+    report = metrics.threshold_report(targets, probabilities, min_positives)
+    best = metrics.apply_thresholds(probabilities, report["best_global_threshold"], at_least_one=False)
+    return {
+        "val_f1_at_0.5": report["f1_at_0.5"],
+        "val_f1_at_best_global": report["f1_at_best_global"],
+        "best_global_threshold": report["best_global_threshold"],
+        "per_class_f1": [round(float(value), 4) for value in metrics.per_class_f1(targets, best)],
+        "prior_baseline_f1": metrics.prior_baseline_f1(train_targets, targets),
+    }
+
+
+def save_stage(stage_dir, model, history: pd.DataFrame, scores: dict, **details) -> dict:
+    """Write the stage's weights (legacy .h5), history.csv and, last, metrics.json; return the metrics."""
+    from hpa_utils import models
+
+    stage_dir = Path(stage_dir)
+    models.save_weights(model, stage_dir / WEIGHTS_FILE)
+    with files.atomic_write(stage_dir / "history.csv") as temporary:
+        history.to_csv(temporary, index=False)
+    result = {**scores, "epochs": int(len(history)), **details, "weights": WEIGHTS_FILE}
+    stages.write_metrics(stage_dir, result)
+    return result
+
+
+def model_from_stage(stage_path, image_size: int | None = None):
+    """Rebuild a finished stage's model and load its weights; at a larger image_size, the upscale model.
+
+    The architecture (backbone, channels, sizes) comes from the stage's metrics.json. At another
+    image_size an ``upscale_adapter`` is inserted and every other layer loads by name.
+    """
+    from hpa_utils import models
+
+    stage_path = Path(stage_path)
+    info = stages.read_metrics(stage_path)
+    source_size = info["image_size"]
+    image_size = image_size or source_size
+    build_from = info.get("source_image_size") if image_size == source_size else source_size
+    model = models.build_model(info["backbone"], image_size, info["channels"], weights="none",
+                               source_image_size=build_from)
+    matched = models.transfer_weights(model, stage_path / info.get("weights", WEIGHTS_FILE))
+    print(f"loaded {len(matched)} layers by name from {stage_path.name}: {', '.join(matched)}")
+    return model
+
+
+def per_class_by_stage(output_dir: str = "", upstream_dir: str = "") -> dict:
+    """{stage: per-class validation F1} for every finished training stage, for plots.per_class_f1."""
+    result = {}
+    for stage in stages.STAGES[1:]:
+        path = stages.optional_stage(stage, output_dir, upstream_dir)
+        if path is not None and "per_class_f1" in stages.read_metrics(path):
+            result[stage] = stages.read_metrics(path)["per_class_f1"]
+    return result
+
+
+def load_folds(stage_dir, ids, targets, n_folds: int, seed: int = 0) -> np.ndarray:
+    """The fold of each image: stage_dir/folds.csv when it exists (runs that add folds agree), else made now."""
+    path = Path(stage_dir) / "folds.csv"
+    if path.is_file():
+        fold_of = folds.read_folds(path, expected_ids=ids)["fold"].to_numpy()
+        if fold_of.max() + 1 != n_folds:
+            raise ValueError(f"{path} has {fold_of.max() + 1} folds but N_FOLDS = {n_folds}; "
+                             "use the same N_FOLDS, or a new OUTPUT_DIR")
+        return fold_of
+    fold_of = folds.make_folds(np.asarray(targets, dtype=np.uint8), n_folds, seed)
+    folds.write_folds(path, ids, fold_of)
+    return fold_of
+
+
+def folds_to_train(requested: list, n_folds: int) -> list[int]:
+    """FOLDS as given ([] means all), checked against N_FOLDS."""
+    chosen = list(requested) or list(range(n_folds))
+    wrong = [fold for fold in chosen if not isinstance(fold, int) or not 0 <= fold < n_folds]
+    if wrong:
+        raise ValueError(f"FOLDS {wrong}: each fold must be an integer 0..{n_folds - 1} (N_FOLDS = {n_folds})")
+    return chosen
+
+
+def start_model(start_stage, image_size: int, backbone: str, channels: str, weights: str):
+    """The model a fold starts from: a finished stage's weights (START_FROM), else a new model."""
+    from hpa_utils import models
+
+    if start_stage is None:
+        return models.build_model(backbone, image_size, channels, weights)
+    info = stages.read_metrics(start_stage)
+    if (info["backbone"], info["channels"]) != (backbone, channels):
+        raise ValueError(f"START_FROM {Path(start_stage).name} was trained as {info['backbone']}/{info['channels']}, "
+                         f"but BACKBONE/CHANNELS are {backbone}/{channels}: make them agree")
+    return model_from_stage(start_stage, image_size)
+
+
+def save_fold(fold_dir, model, history, images, is_fold, test_images, views: int, batch_size: int) -> dict:
+    """Predict the fold's held-out images (out-of-fold) and the test set with TTA; write them and the weights."""
+    from hpa_utils import predict
+
+    fold_dir = Path(fold_dir)
+    oof = predict.predict_tta(model, images[np.flatnonzero(is_fold)], views=views, batch_size=batch_size)
+    test_prediction = predict.predict_tta(model, test_images, views=views, batch_size=batch_size)
+    save_array(fold_dir / "oof.npy", oof)
+    save_array(fold_dir / "test_pred.npy", test_prediction)
+    return save_stage(fold_dir, model, history, {"rows": int(is_fold.sum())}, views=views)
+
+
+def merge_folds(stage_dir, fold_of: np.ndarray, n_test: int):
+    """Combine whatever folds are finished in stage_dir: (oof (N, 28) with NaN rows for missing folds,
+    mean test prediction, finished folds). Each training image gets exactly its own fold's prediction."""
+    stage_dir = Path(stage_dir)
+    oof = np.full((len(fold_of), labels.NUM_CLASSES), np.nan, dtype=np.float32)
+    test_predictions, finished = [], []
+    for fold in range(int(fold_of.max()) + 1):
+        fold_dir = stage_dir / f"fold_{fold}"
+        if not (fold_dir / "metrics.json").is_file():
+            continue
+        rows = np.flatnonzero(fold_of == fold)
+        fold_oof, fold_test = np.load(fold_dir / "oof.npy"), np.load(fold_dir / "test_pred.npy")
+        if fold_oof.shape != (len(rows), labels.NUM_CLASSES) or fold_test.shape != (n_test, labels.NUM_CLASSES):
+            raise ValueError(f"{fold_dir}: predictions of shape {fold_oof.shape} / {fold_test.shape} do not fit "
+                             f"fold {fold} ({len(rows)} images) and {n_test} test images; was folds.csv changed?")
+        oof[rows] = fold_oof
+        test_predictions.append(fold_test)
+        finished.append(fold)
+    test_prediction = np.mean(test_predictions, axis=0) if test_predictions else None
+    return oof, test_prediction, finished
+
+
+def save_array(path, array) -> Path:
+    """np.save, atomically."""
+    with files.atomic_write(path) as temporary:
+        np.save(temporary, array)
+    return Path(path)
+
+
+def fold_datasets(images, targets, is_fold, batch_size: int, augmentation: str, seed: int):
+    """(training, validation) tf.data pipelines for one fold: every other fold trains, this one validates."""
+    from hpa_utils import inputs
+
+    train_data = inputs.make_dataset(images, targets, batch_size, shuffle=True, augmentation=augmentation, seed=seed,
+                                     indices=np.flatnonzero(~is_fold))
+    validation_data = inputs.make_dataset(images, targets, batch_size, indices=np.flatnonzero(is_fold))
+    return train_data, validation_data
+
+
+def save_thresholds(stage_dir, report: dict) -> Path:
+    """thresholds.json: the global and the 28 per-class thresholds, by class number and name."""
+    return files.write_json(Path(stage_dir) / "thresholds.json", {
+        "global": report["best_global_threshold"],
+        "per_class": report["per_class_thresholds"],
+        "classes": {f"{index} {name}": threshold
+                    for index, (name, threshold) in enumerate(zip(labels.CLASS_NAMES, report["per_class_thresholds"]))},
+    })
+
+
+def score_if_labelled(data_dir, submission: pd.DataFrame) -> float | None:
+    """The submission's macro F1 against test_labels.csv, as the leaderboard scores it; None without labels."""
+    from hpa_utils import predict
+
+    test_labels = dataset.read_test_labels(data_dir)
+    if test_labels is None:
+        print("no test_labels.csv: the leaderboard scores this submission")
+        return None
+    score = predict.score_submission(submission, test_labels)
+    print(f"test macro F1 of submission.csv: {score:.4f}")
+    return score
+
+
+def save_kfold_metrics(stage_dir, report: dict, targets, oof, test_f1, **details) -> dict:
+    """metrics.json of the k-fold stage: OOF macro F1 at 0.5 / best global / per-class thresholds, test F1."""
+    chosen = metrics.apply_thresholds(oof, report["per_class_thresholds"], at_least_one=True)
+    result = {
+        "val_f1_at_0.5": report["f1_at_0.5"],
+        "val_f1_at_best_global": report["f1_at_best_global"],
+        "oof_f1_at_0.5": report["f1_at_0.5"],
+        "oof_f1_at_best_global": report["f1_at_best_global"],
+        "oof_f1_at_per_class": report["f1_at_per_class"],
+        "test_f1": test_f1,
+        "best_global_threshold": report["best_global_threshold"],
+        "per_class_f1": [round(float(value), 4) for value in metrics.per_class_f1(targets, chosen)],
+        "prior_baseline_f1": metrics.prior_baseline_f1(targets, targets),
+        **details,
+    }
+    stages.write_metrics(stage_dir, result)
+    return result

@@ -1,0 +1,46 @@
+"""Files a run keeps: atomic writes (temporary file, then rename) and small JSON helpers."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_write(path):
+    """Yield a temporary Path beside ``path``; rename it over ``path`` only if the block succeeds.
+
+    A reader never sees a half-written file, and an error or a kill leaves the old file as it was.
+    The temporary name keeps the suffix of ``path`` (libraries such as Keras and NumPy check it).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{''.join(path.suffixes)}", dir=path.parent)
+    os.close(handle)
+    temporary = Path(temporary)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_json(path, value) -> Path:
+    """Write ``value`` as indented JSON, atomically."""
+    with atomic_write(path) as temporary:
+        temporary.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n")
+    return Path(path)
+
+
+def read_json(path):
+    """Read a JSON file, naming the file in the error when it is missing or broken."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None

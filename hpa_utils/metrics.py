@@ -1,0 +1,141 @@
+"""The competition metric (macro F1 over the 28 classes) and the thresholds that turn probabilities into labels."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import f1_score, precision_recall_curve
+
+from hpa_utils.labels import NUM_CLASSES
+
+GLOBAL_THRESHOLD_CANDIDATES = np.linspace(0.05, 0.95, 91)
+ALL_CLASSES = list(range(NUM_CLASSES))
+
+
+def _as_matrix(values, name: str, dtype=None) -> np.ndarray:
+    """``values`` as an (N, 28) array; ValueError naming ``name`` and its shape otherwise."""
+    array = np.asarray(values, dtype=dtype)
+    if array.ndim != 2 or array.shape[1] != NUM_CLASSES:
+        raise ValueError(f"{name} has shape {array.shape}, expected (N, {NUM_CLASSES})")
+    return array
+
+
+def _check_pair(y_true, other, other_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a multi-hot ``y_true`` and a second (N, 28) array of the same shape."""
+    y_true = _as_matrix(y_true, "y_true")
+    other = _as_matrix(other, other_name)
+    if y_true.shape != other.shape:
+        raise ValueError(f"y_true has shape {y_true.shape} but {other_name} has shape {other.shape}")
+    if not np.isin(y_true, (0, 1)).all():
+        raise ValueError("y_true must be multi-hot (only 0 and 1)")
+    if not np.isfinite(other).all():
+        raise ValueError(f"{other_name} contains NaN or infinite values")
+    return y_true.astype(np.uint8), other
+
+
+def macro_f1(y_true, y_pred) -> float:
+    """Macro F1 over all 28 classes, as the leaderboard computes it (a class never true nor predicted scores 0).
+
+    Both arguments are (N, 28) multi-hot arrays; raises ValueError naming both shapes when they differ.
+    """
+    y_true, y_pred = _check_pair(y_true, y_pred, "y_pred")
+    if not np.isin(y_pred, (0, 1)).all():
+        raise ValueError("y_pred must be multi-hot (only 0 and 1); use apply_thresholds on probabilities")
+    return float(f1_score(y_true, y_pred.astype(np.uint8), average="macro", labels=ALL_CLASSES, zero_division=0))
+
+
+def per_class_f1(y_true, y_pred) -> np.ndarray:
+    """F1 of each of the 28 classes, shape (28,)."""
+    y_true, y_pred = _check_pair(y_true, y_pred, "y_pred")
+    if not np.isin(y_pred, (0, 1)).all():
+        raise ValueError("y_pred must be multi-hot (only 0 and 1); use apply_thresholds on probabilities")
+    return f1_score(y_true, y_pred.astype(np.uint8), average=None, labels=ALL_CLASSES, zero_division=0)
+
+
+def apply_thresholds(probabilities, thresholds, at_least_one: bool = True) -> np.ndarray:
+    """Multi-hot uint8 labels: class c is on where probability >= threshold[c].
+
+    ``thresholds`` is one number or a (28,) array. With ``at_least_one`` every row keeps at least its
+    most probable class (Kaggle scores an empty prediction as no labels at all).
+    """
+    probabilities = _as_matrix(probabilities, "probabilities", dtype=np.float64)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    if thresholds.ndim != 0 and thresholds.shape != (NUM_CLASSES,):
+        raise ValueError(f"thresholds has shape {thresholds.shape}, expected a number or ({NUM_CLASSES},)")
+    predicted = (probabilities >= thresholds).astype(np.uint8)
+    if at_least_one and len(predicted):
+        empty_rows = np.flatnonzero(predicted.sum(axis=1) == 0)
+        predicted[empty_rows, probabilities[empty_rows].argmax(axis=1)] = 1
+    return predicted
+
+
+def best_global_threshold(y_true, probabilities, candidates=GLOBAL_THRESHOLD_CANDIDATES,
+                          at_least_one: bool = False) -> tuple[float, float]:
+    """The one threshold for all classes (among ``candidates``) with the best macro F1: (threshold, f1).
+
+    Ties go to the lowest candidate.
+    """
+    y_true, probabilities = _check_pair(y_true, probabilities, "probabilities")
+    candidates = np.asarray(candidates, dtype=np.float64).ravel()
+    if candidates.size == 0:
+        raise ValueError("candidates is empty")
+    scores = [macro_f1(y_true, apply_thresholds(probabilities, threshold, at_least_one)) for threshold in candidates]
+    best = int(np.argmax(scores))
+    return float(candidates[best]), float(scores[best])
+
+
+def per_class_thresholds(y_true, probabilities, min_positives: int = 5, fallback=None) -> np.ndarray:
+    """Per-class thresholds (28,) that maximise each class's F1 on the precision-recall curve.
+
+    A class with fewer than ``min_positives`` positives in ``y_true`` gets ``fallback`` instead (default:
+    the best global threshold), because a threshold tuned on a handful of images is noise.
+    """
+    y_true, probabilities = _check_pair(y_true, probabilities, "probabilities")
+    if min_positives < 1:
+        raise ValueError(f"min_positives must be at least 1, got {min_positives}")
+    if fallback is None:
+        fallback, _ = best_global_threshold(y_true, probabilities)
+    thresholds = np.full(NUM_CLASSES, float(fallback))
+    positives = y_true.sum(axis=0)
+    for label in range(NUM_CLASSES):
+        if positives[label] < min_positives:
+            continue
+        precision, recall, candidates = precision_recall_curve(y_true[:, label], probabilities[:, label])
+        # The last (precision 1, recall 0) point has no threshold.
+        precision, recall = precision[:-1], recall[:-1]
+        denominator = precision + recall
+        scores = np.divide(2 * precision * recall, denominator, out=np.zeros_like(denominator), where=denominator > 0)
+        thresholds[label] = candidates[int(np.argmax(scores))]
+    return thresholds
+
+
+def threshold_report(y_true, probabilities, min_positives: int = 5) -> dict:
+    """Macro F1 at 0.5, at the best global threshold and at per-class thresholds (JSON-ready dict).
+
+    "f1_at_0.5" and "f1_at_best_global" threshold plainly; "f1_at_per_class" keeps at least one label per row,
+    as a submission does.
+    """
+    y_true, probabilities = _check_pair(y_true, probabilities, "probabilities")
+    global_threshold, global_f1 = best_global_threshold(y_true, probabilities)
+    class_thresholds = per_class_thresholds(y_true, probabilities, min_positives, fallback=global_threshold)
+    return {
+        "f1_at_0.5": macro_f1(y_true, apply_thresholds(probabilities, 0.5, at_least_one=False)),
+        "best_global_threshold": global_threshold,
+        "f1_at_best_global": global_f1,
+        "per_class_thresholds": [float(value) for value in class_thresholds],
+        "f1_at_per_class": macro_f1(y_true, apply_thresholds(probabilities, class_thresholds, at_least_one=True)),
+    }
+
+
+def prior_baseline_f1(train_targets, y_true) -> float:
+    """Macro F1 of predicting the training class frequencies as probabilities for every image.
+
+    The score each stage must beat: every image gets the same labels (best global threshold, at least one).
+    """
+    train_targets = _as_matrix(train_targets, "train_targets")
+    if len(train_targets) == 0:
+        raise ValueError("train_targets is empty")
+    y_true = _as_matrix(y_true, "y_true")
+    frequencies = train_targets.mean(axis=0)
+    probabilities = np.broadcast_to(frequencies, y_true.shape)
+    _, score = best_global_threshold(y_true, probabilities, at_least_one=True)
+    return score

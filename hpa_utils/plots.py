@@ -1,0 +1,197 @@
+"""Plots the notebooks show: label statistics, sample montages, intensities, training curves."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from hpa_utils import dataset, labels
+
+CHANNEL_TITLES = {"red": "red: microtubules", "green": "green: protein (the label)",
+                  "blue": "blue: nucleus", "yellow": "yellow: endoplasmic reticulum"}
+
+
+def label_counts(label_lists, title="Images per class"):
+    """Horizontal bars of how many images carry each class, log scale, named."""
+    counts = labels.to_multi_hot(label_lists).sum(axis=0)
+    names = [f"{index} {name}" for index, name in enumerate(labels.CLASS_NAMES)]
+    figure, axis = plt.subplots(figsize=(8, 8))
+    axis.barh(names[::-1], counts[::-1], color="tab:green")
+    axis.set_xscale("log")
+    axis.set_xlabel("images (log scale)")
+    axis.set_title(title)
+    for position, count in enumerate(counts[::-1]):
+        axis.text(count, position, f" {count}", va="center", fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def labels_per_image(label_lists):
+    """Bar chart of the share of images with 1, 2, 3, ... labels."""
+    sizes = pd.Series([len(labels_of_image) for labels_of_image in label_lists]).value_counts(normalize=True)
+    figure, axis = plt.subplots(figsize=(5, 3))
+    axis.bar(sizes.index.astype(str), sizes.values * 100)
+    axis.set_xlabel("labels per image")
+    axis.set_ylabel("% of images")
+    figure.tight_layout()
+    return figure
+
+
+def cooccurrence_heatmap(label_lists):
+    """Heatmap of P(column class | row class): how often classes appear together."""
+    import seaborn
+
+    multi_hot = labels.to_multi_hot(label_lists).astype(np.float64)
+    together = multi_hot.T @ multi_hot
+    conditional = together / np.maximum(np.diag(together)[:, None], 1)
+    np.fill_diagonal(conditional, np.nan)
+    names = [f"{index} {name}" for index, name in enumerate(labels.CLASS_NAMES)]
+    figure, axis = plt.subplots(figsize=(11, 9))
+    seaborn.heatmap(pd.DataFrame(conditional, index=names, columns=names), cmap="viridis", ax=axis,
+                    cbar_kws={"label": "P(column | row)"})
+    axis.set_title("Class co-occurrence")
+    figure.tight_layout()
+    return figure
+
+
+def composite(image: np.ndarray) -> np.ndarray:
+    """An RGBY (or RGB) uint8 image as an RGB float picture; yellow adds to red and green."""
+    picture = image[..., :3].astype(np.float32) / 255
+    if image.shape[-1] == 4:
+        yellow = image[..., 3].astype(np.float32) / 255
+        picture[..., 0] += yellow / 2
+        picture[..., 1] += yellow / 2
+    return np.clip(picture / max(picture.max(), 1e-6), 0, 1)
+
+
+def montage(data_dir, train_df, count=4, image_size=256):
+    """One row per sample: the four channels and the colour composite, titled with the labels."""
+    rows = train_df.head(count)
+    figure, axes = plt.subplots(len(rows), 5, figsize=(15, 3.2 * len(rows)), squeeze=False)
+    for row_axes, (_, row) in zip(axes, rows.iterrows()):
+        image = dataset.load_sample(data_dir, "train", row["Id"], "rgby", image_size)
+        for channel, (axis, color) in enumerate(zip(row_axes, dataset.COLORS)):
+            axis.imshow(image[..., channel], cmap="gray")
+            axis.set_title(CHANNEL_TITLES[color], fontsize=9)
+        row_axes[4].imshow(composite(image))
+        names = ", ".join(labels.CLASS_NAMES[label] for label in row["labels"])
+        row_axes[4].set_title(names[:45], fontsize=9)
+        for axis in row_axes:
+            axis.axis("off")
+    figure.tight_layout()
+    return figure
+
+
+def class_gallery(data_dir, train_df, image_size=128):
+    """The green channel of one single-label image per class (where the dataset has one)."""
+    figure, axes = plt.subplots(4, 7, figsize=(16, 10))
+    for label, axis in zip(range(labels.NUM_CLASSES), axes.ravel()):
+        matches = train_df[train_df["labels"].map(lambda found: found == [label])]
+        if matches.empty:
+            matches = train_df[train_df["labels"].map(lambda found: label in found)]
+        if not matches.empty:
+            image = dataset.load_sample(data_dir, "train", matches.iloc[0]["Id"], "rgby", image_size)
+            axis.imshow(image[..., 1], cmap="Greens_r")
+        axis.set_title(f"{label} {labels.CLASS_NAMES[label]}", fontsize=8)
+        axis.axis("off")
+    figure.tight_layout()
+    return figure
+
+
+def intensity_statistics(data_dir, ids, image_size=256) -> pd.DataFrame:
+    """Per channel: mean, standard deviation and 99th percentile of pixel/255 over the given images."""
+    images = np.stack([dataset.load_sample(data_dir, "train", image_id, "rgby", image_size) for image_id in ids])
+    values = images.reshape(-1, 4).astype(np.float32) / 255
+    return pd.DataFrame({"mean": values.mean(axis=0), "std": values.std(axis=0),
+                         "p99": np.percentile(values, 99, axis=0)}, index=list(dataset.COLORS))
+
+
+def intensity_histograms(data_dir, ids, image_size=256):
+    """Histogram of pixel values per channel (log counts): how dark the images are."""
+    images = np.stack([dataset.load_sample(data_dir, "train", image_id, "rgby", image_size) for image_id in ids])
+    figure, axis = plt.subplots(figsize=(7, 3.5))
+    for channel, color in enumerate(dataset.COLORS):
+        axis.hist(images[..., channel].ravel(), bins=64, range=(0, 255), histtype="step", log=True,
+                  color={"yellow": "goldenrod"}.get(color, color), label=color)
+    axis.set_xlabel("pixel value")
+    axis.set_ylabel("pixels (log)")
+    axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def per_class_f1(per_class: dict):
+    """A grouped bar chart of per-class F1 for each stage ({stage: 28 values})."""
+    figure, axis = plt.subplots(figsize=(14, 5))
+    width = 0.8 / max(1, len(per_class))
+    positions = np.arange(labels.NUM_CLASSES)
+    for offset, (stage, values) in enumerate(per_class.items()):
+        axis.bar(positions + offset * width, values, width=width, label=stage)
+    axis.set_xticks(positions + 0.4 - width / 2, [f"{i} {name}" for i, name in enumerate(labels.CLASS_NAMES)],
+                    rotation=75, ha="right", fontsize=8)
+    axis.set_ylabel("validation F1")
+    axis.set_ylim(0, 1)
+    axis.legend()
+    axis.set_title("Per-class F1 by stage")
+    figure.tight_layout()
+    return figure
+
+
+def augmentation_examples(image: np.ndarray, augmenter, draws: int = 8):
+    """One image (as a colour composite) and ``draws`` augmented versions of it."""
+    from hpa_utils import augment
+
+    batch = np.repeat(image[None], draws, axis=0)
+    augmented = batch if augmenter is None else augment.augment_batch(batch, augmenter, seed=0)
+    figure, axes = plt.subplots(1, draws + 1, figsize=(2 * (draws + 1), 2.3))
+    for axis, picture, title in zip(axes, [image, *augmented], ["original"] + [f"draw {i + 1}" for i in range(draws)]):
+        axis.imshow(composite(picture))
+        axis.set_title(title, fontsize=9)
+        axis.axis("off")
+    figure.tight_layout()
+    return figure
+
+
+def fold_class_counts(targets, fold_of):
+    """Heatmap of how many images of each class every fold holds."""
+    import seaborn
+
+    counts = pd.DataFrame({f"fold {fold}": np.asarray(targets)[fold_of == fold].sum(axis=0)
+                           for fold in range(int(fold_of.max()) + 1)},
+                          index=[f"{index} {name}" for index, name in enumerate(labels.CLASS_NAMES)])
+    figure, axis = plt.subplots(figsize=(2 + 1.2 * counts.shape[1], 8))
+    seaborn.heatmap(counts, annot=True, fmt=".0f", cmap="Blues", cbar=False, ax=axis)
+    axis.set_title("Images per class and fold")
+    figure.tight_layout()
+    return figure
+
+
+def thresholds(per_class_thresholds, global_threshold):
+    """Per-class thresholds as bars, the global threshold as a line."""
+    figure, axis = plt.subplots(figsize=(12, 3.5))
+    axis.bar([f"{index} {name}" for index, name in enumerate(labels.CLASS_NAMES)], per_class_thresholds)
+    axis.axhline(global_threshold, color="black", linestyle="--", label=f"global {global_threshold:.2f}")
+    axis.tick_params(axis="x", rotation=80, labelsize=8)
+    axis.set_ylabel("threshold")
+    axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def training_curves(history: pd.DataFrame, title="Training"):
+    """Loss and macro F1 per epoch, training and validation; a dashed line where fine-tuning starts."""
+    figure, (loss_axis, f1_axis) = plt.subplots(1, 2, figsize=(11, 3.8))
+    epochs = np.arange(1, len(history) + 1)
+    for axis, metric in ((loss_axis, "loss"), (f1_axis, "f1")):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            if prefix + metric in history:
+                axis.plot(epochs, history[prefix + metric], style, marker="o", label=(prefix or "train_") + metric)
+        if "phase" in history and history["phase"].nunique() > 1:
+            start = int(np.argmax(history["phase"].to_numpy() != history["phase"].iloc[0])) + 0.5
+            axis.axvline(start, color="grey", linestyle=":", label="fine-tune starts")
+        axis.set_xlabel("epoch")
+        axis.set_title(f"{title}: {metric}")
+        axis.legend()
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,230 @@
+"""Prediction: test-time augmentation over the dihedral group, ensembling, and the submission file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from hpa_utils import labels, metrics
+from hpa_utils.augment import DIHEDRAL_VIEWS
+from hpa_utils.files import atomic_write
+
+SHOWN_IDS = 5  # how many culprit Ids an error message lists
+
+
+class SubmissionError(ValueError):
+    """A submission that Kaggle would reject or mis-score; ``problems`` lists every problem found."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__("invalid submission:\n" + "\n".join(f"- {problem}" for problem in self.problems))
+
+
+def dihedral_tf(batch, index: int) -> tf.Tensor:
+    """View ``index`` (0..7) of an NHWC (or HWC) batch: rotate 90 degrees counter-clockwise ``index % 4``
+    times, then mirror left-right when ``index >= 4``. Same views as ``augment.dihedral``, in TensorFlow.
+    """
+    if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)) or not 0 <= index < DIHEDRAL_VIEWS:
+        raise ValueError(f"dihedral index must be an integer in 0..{DIHEDRAL_VIEWS - 1}, got {index!r}")
+    batch = tf.convert_to_tensor(batch)
+    if batch.shape.rank not in (3, 4):
+        raise ValueError(f"expected an HWC image or an NHWC batch, got shape {tuple(batch.shape)}")
+    view = tf.image.rot90(batch, k=int(index) % 4)
+    if index >= 4:
+        view = tf.image.flip_left_right(view)
+    return view
+
+
+def _model_input_dtype(model) -> str:
+    try:
+        return str(model.inputs[0].dtype)
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return "float32"
+
+
+def _image_batches(images, batch_size: int):
+    for start in range(0, len(images), batch_size):
+        yield np.ascontiguousarray(images[start:start + batch_size])
+
+
+def predict_tta(model, images, views: int = DIHEDRAL_VIEWS, batch_size: int = 32, progress: bool = True) -> np.ndarray:
+    """Mean model output (N, classes) float32 over the first ``views`` dihedral views of each image.
+
+    ``images`` is an NHWC array or memmap (uint8 as the models take it); it is read once, batch by batch.
+    Each step stacks all views of ``batch_size`` images into one model call (``batch_size * views``
+    images), so the transforms and the model run together on the device. ``views=1`` is plain prediction.
+    Raises ValueError for views outside 1..8, a non-4-D array, or non-square images with views > 1.
+    """
+    if isinstance(views, bool) or not isinstance(views, (int, np.integer)) or not 1 <= views <= DIHEDRAL_VIEWS:
+        raise ValueError(f"views must be an integer in 1..{DIHEDRAL_VIEWS}, got {views!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if getattr(images, "ndim", None) != 4:
+        raise ValueError(f"images must be an NHWC array, got shape {getattr(images, 'shape', None)}")
+    count, height, width, channels = images.shape
+    if views > 1 and height != width:
+        raise ValueError(f"rotated views need square images, got {height}x{width}; use views=1")
+    input_dtype = _model_input_dtype(model)
+    views = int(views)
+    batch_spec = tf.TensorSpec((None, height, width, channels), tf.as_dtype(images.dtype))
+
+    @tf.function(input_signature=[batch_spec])  # traced once, whatever the size of the last batch
+    def predict_views(batch):
+        stacked = tf.concat([dihedral_tf(batch, index) for index in range(views)], axis=0)
+        outputs = tf.cast(model(tf.cast(stacked, input_dtype), training=False), tf.float32)
+        outputs = tf.reshape(outputs, [views, tf.shape(batch)[0], -1])
+        return tf.reduce_mean(outputs, axis=0)
+
+    dataset = tf.data.Dataset.from_generator(
+        lambda: _image_batches(images, batch_size),
+        output_signature=batch_spec,
+    ).prefetch(2)
+    results = []
+    with tqdm(total=count, desc=f"predict x{views} views", unit="image", disable=not progress) as bar:
+        for batch in dataset:
+            results.append(predict_views(batch).numpy())
+            bar.update(int(batch.shape[0]))
+    if not results:
+        return np.zeros((0, int(model.outputs[0].shape[-1]) if getattr(model, "outputs", None) else 0), np.float32)
+    return np.concatenate(results).astype(np.float32, copy=False)
+
+
+def ensemble(predictions) -> np.ndarray:
+    """Mean of several (N, classes) probability arrays (folds, models) as float32."""
+    predictions = [np.asarray(prediction, dtype=np.float32) for prediction in predictions]
+    if not predictions:
+        raise ValueError("ensemble needs at least one prediction array")
+    shapes = {prediction.shape for prediction in predictions}
+    if len(shapes) != 1:
+        raise ValueError(f"prediction arrays differ in shape: {[prediction.shape for prediction in predictions]}")
+    return np.mean(predictions, axis=0, dtype=np.float32)
+
+
+def _show(ids) -> str:
+    ids = list(ids)
+    shown = ", ".join(str(image_id) for image_id in ids[:SHOWN_IDS])
+    return f"{len(ids)} ({shown}{', ...' if len(ids) > SHOWN_IDS else ''})"
+
+
+def _duplicates(ids) -> list:
+    index = pd.Index(ids)
+    return list(index[index.duplicated()].unique())
+
+
+def make_submission(sample_submission_df, ids, multi_hot) -> pd.DataFrame:
+    """DataFrame[Id, Predicted] in the sample submission's Id order; ``multi_hot`` (N, 28) row i belongs to ``ids[i]``.
+
+    Raises ValueError when ``ids`` has duplicates, misses or adds Ids, or a row has no label
+    (threshold with ``metrics.apply_thresholds(..., at_least_one=True)``).
+    """
+    ids = [str(image_id) for image_id in ids]
+    multi_hot = np.asarray(multi_hot)
+    if multi_hot.shape != (len(ids), labels.NUM_CLASSES):
+        raise ValueError(f"multi_hot has shape {multi_hot.shape}, expected ({len(ids)}, {labels.NUM_CLASSES}) for {len(ids)} ids")
+    sample_ids = sample_submission_df["Id"].astype(str).tolist()
+    problems = []
+    if duplicates := _duplicates(ids):
+        problems.append(f"duplicate Ids in ids: {_show(duplicates)}")
+    known = set(ids)
+    if missing := [image_id for image_id in sample_ids if image_id not in known]:
+        problems.append(f"no prediction for sample submission Ids: {_show(missing)}")
+    expected = set(sample_ids)
+    if extra := [image_id for image_id in ids if image_id not in expected]:
+        problems.append(f"Ids not in the sample submission: {_show(extra)}")
+    if problems:
+        raise SubmissionError(problems)
+    row_of = {image_id: row for row, image_id in enumerate(ids)}
+    ordered = multi_hot[[row_of[image_id] for image_id in sample_ids]]
+    predicted = [labels.format_target(np.flatnonzero(row)) for row in ordered]
+    submission = pd.DataFrame({"Id": sample_ids, "Predicted": predicted})
+    validate_submission(submission, sample_submission_df)
+    return submission
+
+
+def _as_text(value) -> str:
+    """A Predicted / Target cell as text: pandas reads a column of single labels as integers, blanks as NaN."""
+    if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)):
+        return ""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    return str(value)
+
+
+def _prediction_problem(value) -> tuple[str, str] | None:
+    """What is wrong with one Predicted value, as (kind, detail), or None."""
+    text = _as_text(value)
+    if not text.strip():
+        return "empty prediction", ""
+    for token in text.split():
+        try:
+            label = int(token)
+        except ValueError:
+            return "non-integer label", f" ({token!r})"
+        if not 0 <= label < labels.NUM_CLASSES:
+            return f"label outside 0..{labels.NUM_CLASSES - 1}", f" ({label})"
+    return None
+
+
+def validate_submission(df, sample_submission_df) -> None:
+    """Check a submission against the sample submission; raise SubmissionError (a ValueError) naming every problem:
+    missing columns, duplicate / missing / extra Ids, Ids in the wrong order, labels outside 0..27, empty predictions.
+    """
+    missing_columns = [name for name in ("Id", "Predicted") if name not in df.columns]
+    if missing_columns:
+        raise SubmissionError([f"missing column(s) {missing_columns}, found {list(df.columns)}"])
+    ids = df["Id"].astype(str).tolist()
+    sample_ids = sample_submission_df["Id"].astype(str).tolist()
+    problems = []
+    if duplicates := _duplicates(ids):
+        problems.append(f"duplicate Ids: {_show(duplicates)}")
+    present = set(ids)
+    if missing := [image_id for image_id in sample_ids if image_id not in present]:
+        problems.append(f"missing Ids (in the sample submission, not in this one): {_show(missing)}")
+    expected = set(sample_ids)
+    if extra := [image_id for image_id in ids if image_id not in expected]:
+        problems.append(f"extra Ids (not in the sample submission): {_show(extra)}")
+    if not problems and ids != sample_ids:
+        row = next(row for row, (image_id, sample_id) in enumerate(zip(ids, sample_ids)) if image_id != sample_id)
+        problems.append(f"wrong order: row {row} has Id {ids[row]}, the sample submission has {sample_ids[row]}")
+    culprits_by_kind = {}
+    for image_id, text in zip(ids, df["Predicted"].tolist()):
+        if (problem := _prediction_problem(text)) is not None:
+            kind, detail = problem
+            culprits_by_kind.setdefault(kind, []).append(f"{image_id}{detail}")
+    for kind, culprits in culprits_by_kind.items():
+        problems.append(f"{kind} for Ids: {_show(culprits)}")
+    if problems:
+        raise SubmissionError(problems)
+
+
+def write_submission(path, df, sample_submission_df) -> Path:
+    """Validate ``df`` and write it as CSV atomically; on a problem the existing file is left untouched."""
+    validate_submission(df, sample_submission_df)
+    with atomic_write(path) as temporary:
+        df[["Id", "Predicted"]].to_csv(temporary, index=False)
+    return Path(path)
+
+
+def score_submission(submission_df, test_labels_df) -> float:
+    """Macro F1 of a submission (Id, Predicted) against test labels (Id, Target), as the leaderboard computes it.
+
+    Scores the Ids of ``test_labels_df``; raises ValueError when the submission misses some or repeats one.
+    """
+    submission_ids = submission_df["Id"].astype(str)
+    if duplicates := _duplicates(submission_ids):
+        raise SubmissionError([f"duplicate Ids: {_show(duplicates)}"])
+    predicted_of = dict(zip(submission_ids, submission_df["Predicted"].tolist()))
+    test_ids = test_labels_df["Id"].astype(str).tolist()
+    if missing := [image_id for image_id in test_ids if image_id not in predicted_of]:
+        raise SubmissionError([f"missing Ids (in the test labels, not in the submission): {_show(missing)}"])
+    true_labels = [labels.parse_target(_as_text(target), where=f"test labels Id {image_id}")
+                   for image_id, target in zip(test_ids, test_labels_df["Target"].tolist())]
+    predicted_labels = []
+    for image_id in test_ids:
+        text = _as_text(predicted_of[image_id])
+        predicted_labels.append(labels.parse_target(text, where=f"submission Id {image_id}") if text.strip() else [])
+    return metrics.macro_f1(labels.to_multi_hot(true_labels), labels.to_multi_hot(predicted_labels))

@@ -1,0 +1,94 @@
+"""Stage folders of a run: where a notebook writes, how it finds an upstream stage, its metrics.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from hpa_utils import dataset, files
+
+STAGES = ("00_eda", "01_baseline", "02_warmup_finetune", "03_upscale", "04_kfold")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+KAGGLE_WORKING = Path("/kaggle/working")
+KAGGLE_INPUT = Path("/kaggle/input")
+
+
+class StageMissingError(FileNotFoundError):
+    """An upstream stage has not run (or not finished) yet."""
+
+
+def output_root(output_dir: str = "") -> Path:
+    """The run folder: ``output_dir``, else /kaggle/working on Kaggle, else runs/interactive."""
+    if output_dir:
+        return Path(output_dir).expanduser().resolve()
+    if dataset.is_kaggle():
+        return KAGGLE_WORKING
+    return REPO_ROOT / "runs" / "interactive"
+
+
+def stage_dir(output_dir: str, stage: str) -> Path:
+    """Create and return OUTPUT_DIR/<stage>/, the only place a notebook writes."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+    path = output_root(output_dir) / stage
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def find_stage(stage: str, output_dir: str = "", upstream_dir: str = "", required: str = "metrics.json") -> Path:
+    """The folder of a finished ``stage``: in UPSTREAM_DIR, in the run, or (on Kaggle) in a mounted kernel output.
+
+    Raises StageMissingError naming the notebook to run first.
+    """
+    candidates = [Path(upstream_dir).expanduser() / stage] if upstream_dir else []
+    candidates.append(output_root(output_dir) / stage)
+    if dataset.is_kaggle():
+        candidates += sorted(KAGGLE_INPUT.glob(f"*/{stage}"))
+    for candidate in candidates:
+        if (candidate / required).is_file():
+            return candidate.resolve()
+    looked = ", ".join(str(candidate / required) for candidate in candidates)
+    raise StageMissingError(
+        f"stage {stage} has not finished: no {looked}. Run notebooks/{stage}.ipynb first "
+        f"(or `python -m hpa_utils run --only {stage}`), or point UPSTREAM_DIR at a run that has it."
+    )
+
+
+def optional_stage(stage: str, output_dir: str = "", upstream_dir: str = "") -> Path | None:
+    """The folder of a finished ``stage``, or None when it has not run (for comparisons, not for inputs)."""
+    try:
+        return find_stage(stage, output_dir, upstream_dir)
+    except StageMissingError:
+        return None
+
+
+def write_metrics(stage_path, metrics: dict) -> Path:
+    """Write stage_path/metrics.json atomically; the runner treats a stage with it as finished."""
+    return files.write_json(Path(stage_path) / "metrics.json", metrics)
+
+
+def read_metrics(stage_path) -> dict:
+    return files.read_json(Path(stage_path) / "metrics.json")
+
+
+def comparison_table(output_dir: str = "", upstream_dir: str = "") -> pd.DataFrame:
+    """One row per finished training stage: its validation macro F1 (and OOF/test scores where it has them)."""
+    rows = []
+    for stage in STAGES[1:]:
+        try:
+            metrics = read_metrics(find_stage(stage, output_dir, upstream_dir))
+        except StageMissingError:
+            continue
+        rows.append({
+            "stage": stage,
+            "validation macro F1 @0.5": metrics.get("val_f1_at_0.5"),
+            "validation macro F1 @best threshold": metrics.get("val_f1_at_best_global"),
+            "OOF macro F1 (per-class thresholds)": metrics.get("oof_f1_at_per_class"),
+            "test macro F1": metrics.get("test_f1"),
+            "prior baseline F1": metrics.get("prior_baseline_f1"),
+            "image size": metrics.get("image_size"),
+            "epochs": metrics.get("epochs"),
+            "seconds": metrics.get("seconds"),
+        })
+    return pd.DataFrame(rows).dropna(axis=1, how="all")

@@ -1,0 +1,120 @@
+"""The uint8 image cache: exact pixels, reuse without decoding, keys, atomic builds."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from hpa_utils import cache, dataset
+
+NATIVE_SIZE = 40
+
+
+def write_kaggle_folder(root, count=6, seed=0):
+    """A tiny Kaggle-layout folder: train.csv and train/<Id>_<color>.png, 8-bit grayscale."""
+    rng = np.random.default_rng(seed)
+    (root / "train").mkdir(parents=True)
+    ids = [f"{index:08x}-sample-{index}" for index in range(count)]
+    for image_id in ids:
+        for color in dataset.COLORS:
+            pixels = rng.integers(0, 256, (NATIVE_SIZE, NATIVE_SIZE), dtype=np.uint8)
+            assert cv2.imwrite(str(root / "train" / f"{image_id}_{color}.png"), pixels)
+    (root / "train.csv").write_text("Id,Target\n" + "".join(f"{image_id},{index % 28}\n" for index, image_id in enumerate(ids)))
+    return ids
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    data_dir = tmp_path / "data"
+    ids = write_kaggle_folder(data_dir)
+    return data_dir, ids, tmp_path / "cache"
+
+
+@pytest.mark.parametrize("channels", ["rgby", "rgb"])
+def test_cache_holds_exactly_the_decoded_pixels(folder, channels):
+    data_dir, ids, cache_dir = folder
+    ids = ids[::-1]  # the cache follows the order of ids, not the folder's
+    images = cache.build_cache(data_dir, "train", ids, 32, channels, cache_dir=cache_dir, workers=2, progress=False)
+    assert isinstance(images, np.memmap)
+    assert images.shape == (len(ids), 32, 32, len(channels)) and images.dtype == np.uint8
+    for index, image_id in enumerate(ids):
+        expected = dataset.load_sample(data_dir, "train", image_id, channels=channels, image_size=32)
+        np.testing.assert_array_equal(images[index], expected)
+    with pytest.raises(ValueError, match="read-only"):
+        images[0, 0, 0, 0] = 1
+    path = cache.cache_path(data_dir, "train", ids, 32, channels, cache_dir)
+    assert path.name.startswith(f"train-32px-{channels}-") and path.suffix == ".u8"
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["shape"] == list(images.shape) and sidecar["dtype"] == "uint8" and sidecar["count"] == len(ids)
+
+
+def test_second_call_reuses_the_cache_without_decoding(folder):
+    data_dir, ids, cache_dir = folder
+    first = np.array(cache.build_cache(data_dir, "train", ids, 24, cache_dir=cache_dir, progress=False))
+    for png in (data_dir / "train").glob("*.png"):
+        png.unlink()  # any decoding would now fail
+    second = cache.build_cache(data_dir, "train", ids, 24, cache_dir=cache_dir, progress=False)
+    np.testing.assert_array_equal(second, first)
+    assert len(list(cache_dir.glob("*.u8"))) == 1
+
+
+def test_size_channels_ids_and_dataset_change_the_file(folder):
+    data_dir, ids, cache_dir = folder
+    paths = {
+        cache.cache_path(data_dir, "train", ids, 24, "rgby", cache_dir),
+        cache.cache_path(data_dir, "train", ids, 32, "rgby", cache_dir),
+        cache.cache_path(data_dir, "train", ids, 24, "rgb", cache_dir),
+        cache.cache_path(data_dir, "train", ids[:-1], 24, "rgby", cache_dir),
+        cache.cache_path(data_dir, "train", ids[::-1], 24, "rgby", cache_dir),
+    }
+    assert len(paths) == 5
+    for image_size, channels, subset in ((24, "rgby", ids), (32, "rgby", ids), (24, "rgb", ids), (24, "rgby", ids[:3])):
+        cache.build_cache(data_dir, "train", subset, image_size, channels, cache_dir=cache_dir, progress=False)
+    assert len(list(cache_dir.glob("*.u8"))) == 4
+    before = cache.cache_path(data_dir, "train", ids, 24, "rgby", cache_dir)
+    with open(data_dir / "train.csv", "a") as file:  # a replaced dataset: the label file changed
+        file.write(f"{ids[0]}-extra,0\n")
+    assert cache.cache_path(data_dir, "train", ids, 24, "rgby", cache_dir) != before
+
+
+def test_failed_build_leaves_no_cache_and_names_the_id(folder):
+    data_dir, ids, cache_dir = folder
+    broken = ids[len(ids) // 2]
+    (data_dir / "train" / f"{broken}_green.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    with pytest.raises(ValueError) as raised:
+        cache.build_cache(data_dir, "train", ids, 24, cache_dir=cache_dir, workers=2, progress=False)
+    message = str(raised.value) + " ".join(getattr(raised.value, "__notes__", []))
+    assert f"{broken}_green.png" in message and f"sample {broken}" in message
+    assert list(cache_dir.iterdir()) == []  # no final file, no sidecar, no temporary file
+    (data_dir / "train" / f"{broken}_green.png").unlink()
+    cv2.imwrite(str(data_dir / "train" / f"{broken}_green.png"), np.zeros((NATIVE_SIZE, NATIVE_SIZE), np.uint8))
+    images = cache.build_cache(data_dir, "train", ids, 24, cache_dir=cache_dir, progress=False)
+    assert images.shape[0] == len(ids)
+
+
+def test_cache_without_sidecar_is_rebuilt(folder):
+    data_dir, ids, cache_dir = folder
+    path = cache.cache_path(data_dir, "train", ids, 24, "rgby", cache_dir)
+    cache_dir.mkdir()
+    path.write_bytes(b"\0" * (len(ids) * 24 * 24 * 4))  # the size is right, but no sidecar: not trusted
+    images = cache.build_cache(data_dir, "train", ids, 24, cache_dir=cache_dir, progress=False)
+    expected = dataset.load_sample(data_dir, "train", ids[0], image_size=24)
+    np.testing.assert_array_equal(images[0], expected)
+
+
+def test_bad_arguments_raise_clear_errors(folder):
+    data_dir, ids, cache_dir = folder
+    with pytest.raises(ValueError, match="image_size"):
+        cache.build_cache(data_dir, "train", ids, 0, cache_dir=cache_dir)
+    with pytest.raises(ValueError, match="channels"):
+        cache.build_cache(data_dir, "train", ids, 24, "rg", cache_dir=cache_dir)
+    with pytest.raises(ValueError, match="no ids"):
+        cache.build_cache(data_dir, "train", [], 24, cache_dir=cache_dir)
+
+
+def test_default_cache_dir_is_in_the_repo_locally_and_in_tmp_on_kaggle(monkeypatch):
+    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
+    assert cache.default_cache_dir() == cache.REPO_ROOT / "data" / "cache"
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
+    assert str(cache.default_cache_dir()) == "/tmp/hpa_cache"

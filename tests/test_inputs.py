@@ -1,0 +1,156 @@
+"""tf.data pipelines over uint8 arrays: dtypes, shapes, image/target pairing, epochs, augmentation, fit()."""
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+import keras  # noqa: E402
+
+from hpa_utils import inputs  # noqa: E402
+
+IMAGE_SIZE = 16
+
+
+def indexed_samples(count, channels=4):
+    """Images whose pixels all equal their index (mod 256) and targets whose first columns encode it too."""
+    images = np.broadcast_to(
+        (np.arange(count) % 256).astype(np.uint8)[:, None, None, None], (count, IMAGE_SIZE, IMAGE_SIZE, channels)
+    ).copy()
+    targets = np.zeros((count, 28), np.float32)
+    targets[:, 0] = np.arange(count)
+    targets[np.arange(count), 1 + np.arange(count) % 27] = 1.0
+    return images, targets
+
+
+def collect(dataset):
+    return [tuple(np.asarray(part) for part in element) for element in dataset]
+
+
+def test_steps():
+    assert inputs.steps(10, 4) == 3
+    assert inputs.steps(10, 4, drop_remainder=True) == 2
+    assert inputs.steps(8, 4) == 2
+
+
+def test_batches_without_shuffle_equal_the_source_arrays():
+    images, targets = indexed_samples(10)
+    batches = collect(inputs.make_dataset(images, targets, batch_size=4))
+    assert [len(batch_images) for batch_images, _ in batches] == [4, 4, 2]
+    for batch_images, batch_targets in batches:
+        assert batch_images.dtype == np.uint8 and batch_images.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE, 4)
+        assert batch_targets.dtype == np.float32 and batch_targets.shape[1:] == (28,)
+    np.testing.assert_array_equal(np.concatenate([batch for batch, _ in batches]), images)
+    np.testing.assert_array_equal(np.concatenate([batch for _, batch in batches]), targets)
+
+
+def test_static_shapes_are_known():
+    images, targets = indexed_samples(10)
+    image_spec, target_spec = inputs.make_dataset(images, targets, batch_size=4, drop_remainder=True).element_spec
+    assert image_spec.shape.as_list() == [4, IMAGE_SIZE, IMAGE_SIZE, 4] and image_spec.dtype == tf.uint8
+    assert target_spec.shape.as_list() == [4, 28] and target_spec.dtype == tf.float32
+    only_images = inputs.make_dataset(images, batch_size=4, augmentation="dihedral").element_spec
+    assert only_images.shape.as_list() == [None, IMAGE_SIZE, IMAGE_SIZE, 4]
+
+
+@pytest.mark.parametrize("augmentation", ["none", "dihedral"])
+def test_cardinality_equals_steps(augmentation):
+    images, targets = indexed_samples(10)
+    for drop_remainder in (False, True):
+        dataset = inputs.make_dataset(images, targets, batch_size=4, augmentation=augmentation, drop_remainder=drop_remainder)
+        assert int(dataset.cardinality()) == inputs.steps(10, 4, drop_remainder) == len(list(dataset))
+
+
+@pytest.mark.parametrize("augmentation", ["none", "strong"])
+def test_shuffle_keeps_pairs_and_visits_every_sample_once_per_epoch(augmentation):
+    images, targets = indexed_samples(23)
+    dataset = inputs.make_dataset(images, targets, batch_size=5, shuffle=True, augmentation=augmentation, seed=3)
+    orders = []
+    for _ in range(2):  # two epochs
+        order = []
+        for batch_images, batch_targets in collect(dataset):
+            indices = batch_targets[:, 0].astype(int)
+            np.testing.assert_array_equal(batch_targets, targets[indices])
+            if augmentation == "none":
+                np.testing.assert_array_equal(batch_images, images[indices])
+            order += indices.tolist()
+        assert sorted(order) == list(range(23))
+        orders.append(order)
+    assert orders[0] != list(range(23)) and orders[0] != orders[1]  # shuffled, and again next epoch
+    again = inputs.make_dataset(images, targets, batch_size=5, shuffle=True, augmentation=augmentation, seed=3)
+    assert [batch[:, 0].astype(int).tolist() for _, batch in collect(again)] == [
+        orders[0][start : start + 5] for start in range(0, 23, 5)
+    ]  # the same seed gives the same first epoch
+
+
+def test_dihedral_augmentation_keeps_shape_dtype_and_pixel_content():
+    images = np.random.default_rng(0).integers(0, 256, (9, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+    batches = [np.asarray(batch) for batch in inputs.make_dataset(images, batch_size=4, augmentation="dihedral")]
+    augmented = np.concatenate(batches)
+    assert augmented.shape == images.shape and augmented.dtype == np.uint8
+    for original, result in zip(images, augmented):  # a rotation/flip moves pixels, it doesn't change them
+        np.testing.assert_array_equal(np.sort(original, axis=None), np.sort(result, axis=None))
+    assert not np.array_equal(augmented, images)
+
+
+def test_augmentation_is_reproducible_per_seed_and_differs_between_epochs():
+    images = np.random.default_rng(1).integers(0, 256, (6, IMAGE_SIZE, IMAGE_SIZE, 4), dtype=np.uint8)
+
+    def epochs(seed):
+        dataset = inputs.make_dataset(images, batch_size=3, augmentation="strong", seed=seed)
+        return [np.concatenate([np.asarray(batch) for batch in dataset]) for _ in range(2)]
+
+    first_run, second_run, other_seed = epochs(5), epochs(5), epochs(6)
+    np.testing.assert_array_equal(first_run[0], second_run[0])
+    np.testing.assert_array_equal(first_run[1], second_run[1])
+    assert not np.array_equal(first_run[0], first_run[1])
+    assert not np.array_equal(first_run[0], other_seed[0])
+
+
+def test_images_only_and_memmap_source(tmp_path):
+    images, _ = indexed_samples(7, channels=3)
+    path = tmp_path / "images.u8"
+    images.tofile(path)
+    mapped = np.memmap(path, dtype=np.uint8, mode="r", shape=images.shape)
+    batches = [np.asarray(batch) for batch in inputs.make_dataset(mapped, batch_size=3)]
+    np.testing.assert_array_equal(np.concatenate(batches), images)
+
+
+def test_bad_inputs_raise_value_errors():
+    images, targets = indexed_samples(4)
+    with pytest.raises(ValueError, match="uint8"):
+        inputs.make_dataset(images.astype(np.float32))
+    with pytest.raises(ValueError, match="targets"):
+        inputs.make_dataset(images, targets[:3])
+    with pytest.raises(ValueError, match="none, dihedral, strong"):
+        inputs.make_dataset(images, augmentation="flips")
+
+
+def test_keras_model_fits_on_the_dataset():
+    images, targets = indexed_samples(8)
+    targets = (targets > 0).astype(np.float32)
+    model = keras.Sequential(
+        [
+            keras.Input((IMAGE_SIZE, IMAGE_SIZE, 4), dtype="uint8"),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(4, 3, strides=2, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(28, activation="sigmoid"),
+        ]
+    )
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    dataset = inputs.make_dataset(images, targets, batch_size=4, shuffle=True, augmentation="strong")
+    history = model.fit(dataset, epochs=1, steps_per_epoch=1, shuffle=False, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_indices_select_rows_without_copying_and_keep_pairs():
+    images = np.arange(10, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 3), np.uint8)
+    targets = np.eye(10, 28, dtype=np.float32)
+    chosen = np.array([7, 2, 5])
+    batches = list(inputs.make_dataset(images, targets, batch_size=2, indices=chosen).as_numpy_iterator())
+    seen_images = np.concatenate([batch[0] for batch in batches])
+    seen_targets = np.concatenate([batch[1] for batch in batches])
+    assert seen_images[:, 0, 0, 0].tolist() == [7, 2, 5]
+    np.testing.assert_array_equal(seen_targets, targets[chosen])
+    with pytest.raises(ValueError, match="indices must be"):
+        inputs.make_dataset(images, targets, indices=[10])

@@ -1,0 +1,248 @@
+"""Tests of hpa_utils.models with real, tiny Keras models (random weights, 32-128 px)."""
+
+import keras
+import numpy as np
+import pytest
+
+from hpa_utils import models
+
+LAYER_NAMES = [
+    "image", "input_scale", "input_bn", "backbone", "head_conv",
+    "head_flatten", "head_dropout_1", "head_dense", "head_dropout_2", "predictions",
+]
+
+
+def random_images(count, size, channels=3, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (count, size, size, channels), dtype=np.uint8)
+
+
+def randomize_weights(model, seed=0):
+    """Give every weight distinctive random values (positive, so BN variances stay valid)."""
+    rng = np.random.default_rng(seed)
+    for layer in models._walk_layers(model):
+        if isinstance(layer, keras.Model) or not layer.weights:
+            continue
+        layer.set_weights([(0.5 + rng.random(w.shape) * 0.1).astype("float32") for w in layer.get_weights()])
+
+
+def layer_weights(model, name):
+    return model.get_layer(name).get_weights()
+
+
+def same_weights(first, second):
+    return len(first) == len(second) and all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
+def test_build_model_names_shapes_and_input_scaling():
+    model = models.build_model("resnet50", image_size=32)
+    assert [layer.name for layer in model.layers] == LAYER_NAMES
+    assert model.input.shape == (None, 32, 32, 3)
+    assert model.output.shape == (None, 28)
+    assert model.get_layer("head_conv").filters == 32
+    assert model.get_layer("head_dense").units == 1024
+    assert model.get_layer("head_dropout_1").rate == 0.5
+    images = random_images(2, 32)
+    from_uint8 = model.predict(images, verbose=0)
+    from_float = model.predict(images.astype("float32"), verbose=0)
+    assert from_uint8.shape == (2, 28)
+    assert np.all((from_uint8 >= 0) & (from_uint8 <= 1))
+    np.testing.assert_allclose(from_uint8, from_float, rtol=0, atol=1e-6)
+    # 0..255 becomes 0..1 inside the model
+    scaled = model.get_layer("input_scale")(np.full((1, 2, 2, 3), 255, np.uint8))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(scaled), 1.0)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(backbone="vgg16"), "backbone='vgg16' is not supported"),
+        (dict(channels="rgbx"), "channels='rgbx' is not supported"),
+        (dict(backbone="inceptionv3", image_size=64), "inceptionv3 needs images of at least 75x75"),
+        (dict(image_size=16), "resnet50 needs images of at least 32x32"),
+        (dict(image_size="224"), "image_size='224' must be an int"),
+        (dict(image_size=32, weights="imagenet21k"), "no such file"),
+        (dict(image_size=32, weights=3), "expected 'imagenet', 'none' or the path"),
+        (dict(image_size=32, dropout=1.5), "dropout=1.5"),
+        (dict(image_size=64, source_image_size=128), "the adapter only shrinks"),
+    ],
+)
+def test_build_model_rejects_bad_arguments(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        models.build_model(**arguments)
+
+
+def test_backbone_weights_from_file_and_rgby_first_convolution(tmp_path):
+    # A stand-in for Kaggle's resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 (same format).
+    source = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
+    randomize_weights(source, seed=1)
+    path = models.save_weights(source, tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+
+    rgb = models.build_model("resnet50", 32, weights=str(path))
+    assert same_weights(rgb.get_layer("backbone").get_weights(), source.get_weights())
+
+    rgby = models.build_model("resnet50", 32, channels="rgby", weights=str(path))
+    assert rgby.input.shape == (None, 32, 32, 4)
+    assert [layer.name for layer in rgby.layers] == LAYER_NAMES
+    kernel = rgby.get_layer("backbone").get_layer("conv1_conv").kernel.numpy()
+    original = source.get_layer("conv1_conv").kernel.numpy()
+    assert kernel.shape == (7, 7, 4, 64)
+    np.testing.assert_array_equal(kernel[:, :, :3], original)
+    np.testing.assert_array_equal(kernel[:, :, 3], original[:, :, 0])  # yellow copies red
+    rest_new = [w for layer in rgby.get_layer("backbone").layers if layer.name != "conv1_conv" for w in layer.get_weights()]
+    rest_old = [w for layer in source.layers if layer.name != "conv1_conv" for w in layer.get_weights()]
+    assert len(rest_old) > 300
+    assert same_weights(rest_new, rest_old)
+
+    with pytest.raises(models.WeightsError, match="could not load as densenet121"):
+        models.build_model("densenet121", 32, weights=str(path))
+
+
+def test_rgby_model_with_zero_yellow_matches_rgb_model():
+    rgb = models.build_model("resnet50", 32)
+    rgby = models.rgby_from_rgb(rgb)
+    assert [layer.name for layer in rgby.layers] == LAYER_NAMES
+    images = random_images(3, 32)
+    zero_yellow = np.concatenate([images, np.zeros_like(images[..., :1])], axis=-1)
+    expected = rgb.predict(images, verbose=0)
+    np.testing.assert_allclose(rgby.predict(zero_yellow, verbose=0), expected, rtol=0, atol=1e-5)
+    bright_yellow = zero_yellow.copy()
+    bright_yellow[..., 3] = 255
+    assert np.abs(rgby.predict(bright_yellow, verbose=0) - expected).max() > 1e-4
+    np.testing.assert_array_equal(rgby.get_layer("head_dense").kernel.numpy(), rgb.get_layer("head_dense").kernel.numpy())
+    assert rgby.get_layer("input_bn").gamma.shape == (4,)
+
+
+@pytest.mark.parametrize("source_grid", range(1, 40))
+def test_adapter_kernel_and_stride_gives_exactly_the_small_grid(source_grid):
+    for target_grid in range(1, source_grid + 1):
+        kernel, stride = models.adapter_kernel_and_stride(source_grid, target_grid)
+        assert (source_grid - kernel) // stride + 1 == target_grid
+        assert kernel >= stride >= 1  # every position of the large grid is covered
+
+
+def test_adapter_rejects_a_larger_target_grid():
+    with pytest.raises(ValueError, match="cannot map 7x7 to the larger 16x16"):
+        models.adapter_kernel_and_stride(7, 16)
+
+
+def test_feature_grid_and_adapter_for_small_sizes():
+    assert [models.feature_grid("resnet50", size) for size in (32, 64, 128)] == [1, 2, 4]
+    assert models.upscale_adapter_shape("resnet50", 32, 64) == (2, 2)  # 2 -> 1
+    assert models.upscale_adapter_shape("resnet50", 64, 128) == (2, 2)  # 4 -> 2
+    model = models.build_model("resnet50", 128, source_image_size=64)
+    names = [layer.name for layer in model.layers]
+    assert names == LAYER_NAMES[:5] + ["upscale_adapter"] + LAYER_NAMES[5:]
+    assert model.get_layer("upscale_adapter").output.shape[1:3] == (2, 2)
+    assert model.get_layer("head_dense").kernel.shape == (2 * 2 * 32, 1024)
+
+
+@pytest.mark.parametrize(
+    "backbone, small_size, large_size, small_grid, large_grid",
+    [
+        ("resnet50", 224, 512, 7, 16),
+        ("inceptionv3", 299, 512, 8, 14),
+        ("densenet121", 224, 512, 7, 16),
+    ],
+)
+def test_adapter_for_real_sizes(backbone, small_size, large_size, small_grid, large_grid):
+    assert models.feature_grid(backbone, small_size) == small_grid
+    assert models.feature_grid(backbone, large_size) == large_grid
+    kernel, stride = models.upscale_adapter_shape(backbone, small_size, large_size)
+    assert (large_grid - kernel) // stride + 1 == small_grid
+    if backbone == "resnet50":
+        assert (kernel, stride) == (4, 2)  # the method's 16 -> 7
+        model = models.build_model(backbone, large_size, source_image_size=small_size)
+        assert model.get_layer("upscale_adapter").output.shape[1:3] == (7, 7)
+        assert model.get_layer("head_dense").kernel.shape == (7 * 7 * 32, 1024)
+
+
+def test_upscale_model_loads_every_layer_but_the_adapter(tmp_path):
+    source = models.build_model("resnet50", 64)
+    randomize_weights(source, seed=2)
+    models.set_backbone_trainable(source, False)  # saved right after a warm-up: frozen backbone
+    path = models.save_weights(source, tmp_path / "stage_02" / "model.h5")
+    assert not source.get_layer("backbone").trainable  # saving leaves the trainable flags as they were
+
+    upscaled = models.build_model("resnet50", 128, source_image_size=64)
+    adapter_before = layer_weights(upscaled, "upscale_adapter")
+    matched = models.transfer_weights(upscaled, path)
+    assert matched == ["input_bn", "backbone", "head_conv", "head_dense", "predictions"]
+    for name in matched:
+        assert same_weights(layer_weights(upscaled, name), layer_weights(source, name)), name
+    np.testing.assert_array_equal(upscaled.get_layer("head_dense").kernel.numpy(), source.get_layer("head_dense").kernel.numpy())
+    assert same_weights(layer_weights(upscaled, "upscale_adapter"), adapter_before)
+
+    # The file also works with Keras' own legacy by-name loading, into a freshly built model.
+    plain = models.build_model("resnet50", 128, source_image_size=64)
+    plain.load_weights(path, by_name=True, skip_mismatch=True)
+    for name in matched:
+        assert same_weights(layer_weights(plain, name), layer_weights(source, name)), name
+
+
+def test_transfer_weights_raises_when_names_do_not_match(tmp_path):
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, name="stem")(inputs)
+    x = keras.layers.Flatten(name="flat")(x)
+    other = keras.Model(inputs, keras.layers.Dense(28, name="scores")(x))
+    path = models.save_weights(other, tmp_path / "other.h5")
+    target = models.build_model("resnet50", 32)
+    with pytest.raises(models.WeightsError, match=r"other.h5: layers \['input_bn', 'backbone'.*got no weights"):
+        models.transfer_weights(target, path)
+    with pytest.raises(models.WeightsError, match="only 0 layer"):
+        models.transfer_weights(target, path, min_matched=1)
+
+    # the same architecture with other layer names: Keras alone would load nothing, silently
+    renamed = models.build_model("resnet50", 32)
+    for layer in renamed.layers:
+        layer.name = "renamed_" + layer.name
+    renamed_path = models.save_weights(renamed, tmp_path / "renamed.h5")
+    with pytest.raises(models.WeightsError, match="got no weights"):
+        models.transfer_weights(target, renamed_path)
+
+
+def test_weights_file_problems_are_clear(tmp_path):
+    model = models.build_model("resnet50", 32)
+    with pytest.raises(models.WeightsError, match="missing.h5: weights file not found"):
+        models.transfer_weights(model, tmp_path / "missing.h5")
+    with pytest.raises(models.WeightsError, match="must end in .h5 or .hdf5 but not .weights.h5"):
+        models.save_weights(model, tmp_path / "model.weights.h5")
+    model.save_weights(tmp_path / "keras3.weights.h5")
+    (tmp_path / "keras3.h5").write_bytes((tmp_path / "keras3.weights.h5").read_bytes())
+    with pytest.raises(models.WeightsError, match="not a legacy Keras .h5 weights file"):
+        models.transfer_weights(model, tmp_path / "keras3.h5")
+    (tmp_path / "broken.h5").write_text("not hdf5")
+    with pytest.raises(models.WeightsError, match="broken.h5: cannot read as HDF5"):
+        models.transfer_weights(model, tmp_path / "broken.h5")
+
+
+def test_load_weights_reloads_the_same_architecture(tmp_path):
+    source = models.build_model("resnet50", 32)
+    randomize_weights(source, seed=3)
+    images = random_images(2, 32)
+    expected = source.predict(images, verbose=0)
+    source.save_weights(tmp_path / "best.weights.h5")
+    models.save_weights(source, tmp_path / "model.h5")
+    for name in ("best.weights.h5", "model.h5"):
+        model = models.build_model("resnet50", 32)
+        loaded = models.load_weights(model, tmp_path / name)
+        assert loaded == ["input_bn", "backbone", "head_conv", "head_dense", "predictions"]
+        np.testing.assert_allclose(model.predict(images, verbose=0), expected, rtol=0, atol=1e-6)
+    bigger = models.build_model("resnet50", 64)
+    with pytest.raises(models.WeightsError, match="head_dense"):
+        models.load_weights(bigger, tmp_path / "model.h5")
+
+
+def test_set_backbone_trainable_keeps_backbone_batch_norm_frozen():
+    model = models.build_model("resnet50", 32)
+    backbone = model.get_layer("backbone")
+    batch_norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert batch_norms and not any(layer.trainable for layer in batch_norms)
+    models.set_backbone_trainable(model, False)
+    assert backbone.trainable_weights == []
+    assert model.get_layer("input_bn").trainable and model.get_layer("head_dense").trainable
+    models.set_backbone_trainable(model, True)
+    assert backbone.trainable
+    trainable_paths = {variable.path for variable in backbone.trainable_weights}
+    assert "conv1_conv/kernel" in trainable_paths
+    assert not any(layer.trainable for layer in batch_norms)
+    assert not any("_bn/" in path for path in trainable_paths)

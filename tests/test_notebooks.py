@@ -1,0 +1,76 @@
+"""Notebook contract: one literals-only parameters cell, no outputs committed, short code cells."""
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from hpa_utils import runner, stages
+
+NOTEBOOKS = sorted((stages.REPO_ROOT / "notebooks").glob("*.ipynb"))
+SHARED_NAMES = ("DATA_DIR", "OUTPUT_DIR", "SEED", "BACKBONE", "CHANNELS", "WEIGHTS", "IMAGE_SIZE", "BATCH_SIZE")
+
+
+def cells(path):
+    return json.loads(Path(path).read_text())["cells"]
+
+
+def parameter_cells(path):
+    return [cell for cell in cells(path) if "parameters" in cell.get("metadata", {}).get("tags", [])]
+
+
+def test_every_stage_has_its_notebook():
+    assert [path.stem for path in NOTEBOOKS] == list(stages.STAGES)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_no_outputs_committed(path):
+    for cell in cells(path):
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None, f"{path.name}: strip outputs"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_one_literals_only_parameters_cell(path):
+    found = parameter_cells(path)
+    assert len(found) == 1, f"{path.name}: {len(found)} cells tagged parameters"
+    source = "".join(found[0]["source"])
+    for statement in ast.parse(source).body:
+        assert isinstance(statement, ast.AnnAssign), f"{path.name}: {ast.unparse(statement)} is not `NAME: type = literal`"
+        ast.literal_eval(statement.value)  # raises on anything but a literal
+    for line in source.splitlines():
+        assert "#" in line, f"{path.name}: parameter line without a comment: {line}"
+    names = [statement.target.id for statement in ast.parse(source).body]
+    assert all(name.isupper() for name in names)
+    assert sorted(runner.declared_parameters(path.stem)) == sorted(names), "papermill must see every parameter"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_code_cells_are_short_and_notebook_reads_as_a_story(path):
+    all_cells = cells(path)
+    assert all_cells[0]["cell_type"] == "markdown" and "".join(all_cells[0]["source"]).startswith("# ")
+    for cell in all_cells:
+        if cell["cell_type"] == "code" and "parameters" not in cell["metadata"].get("tags", []):
+            lines = [line for line in "".join(cell["source"]).splitlines() if line.strip()]
+            assert len(lines) <= 8, f"{path.name}: a code cell of {len(lines)} lines belongs in hpa_utils"
+    assert any("What we learned" in "".join(cell["source"]) for cell in all_cells if cell["cell_type"] == "markdown")
+
+
+def test_shared_parameter_names_mean_the_same_everywhere():
+    types = {}
+    for path in NOTEBOOKS:
+        for name, (type_name, default) in runner.declared_parameters(path.stem).items():
+            if name in SHARED_NAMES:
+                types.setdefault(name, set()).add(type_name)
+        assert {"DATA_DIR", "OUTPUT_DIR"} <= set(runner.declared_parameters(path.stem)), path.name
+    assert all(len(found) == 1 for found in types.values()), types
+
+
+def test_presets_only_set_declared_parameters_with_the_right_types():
+    for preset_path in sorted((stages.REPO_ROOT / "presets").glob("*.yaml")):
+        preset = runner.load_preset(preset_path.stem)
+        runner.check_names(preset, {}, preset["notebooks"])
+        for stage in preset["notebooks"]:
+            parameters = runner.stage_parameters(preset, {}, stage, Path("/tmp/run"), None)
+            assert parameters["OUTPUT_DIR"] == "/tmp/run"

@@ -1,0 +1,78 @@
+"""The runner's fast parts: presets, parameter checks, stage selection, the run folder."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from hpa_utils import cli, runner
+
+
+def test_every_preset_loads():
+    for name in ("smoke", "demo", "full"):
+        preset = runner.load_preset(name)
+        assert preset["name"] == name and preset["parameters"]
+
+
+def test_unknown_preset_names_the_available_ones():
+    with pytest.raises(ValueError, match=r"preset 'nope' not found.*available presets: demo, full, smoke"):
+        runner.load_preset("nope")
+
+
+def test_preset_file_with_a_typo_is_refused(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("parameters:\n  IMAGE_SIZ: 64\n")
+    with pytest.raises(ValueError, match="IMAGE_SIZ, which no notebook declares"):
+        runner.check_names(runner.load_preset(str(path)), {}, ["00_eda", "01_baseline"])
+    path.write_text("parameters: [1, 2]\n")
+    with pytest.raises(ValueError, match="mine.yaml: expected a mapping"):
+        runner.load_preset(str(path))
+
+
+def test_parameter_of_the_wrong_type_names_parameter_stage_and_source():
+    preset = runner.load_preset("smoke")
+    with pytest.raises(ValueError, match=r"parameter SYNTHETIC_TRAIN of 00_eda expects int, got 'many' \(str\) "
+                                         r"from the command line"):
+        runner.stage_parameters(preset, {"SYNTHETIC_TRAIN": "many"}, "00_eda", Path("/tmp/x"), None)
+    with pytest.raises(ValueError, match="expects int, got True"):
+        runner.stage_parameters(preset, {"SYNTHETIC_TRAIN": True}, "00_eda", Path("/tmp/x"), None)
+
+
+def test_overrides_are_read_as_yaml():
+    assert runner.parse_overrides(["FOLDS=[0, 1]", "EPOCHS=2", "NAME=abc", "RATE=0.5"]) == {
+        "FOLDS": [0, 1], "EPOCHS": 2, "NAME": "abc", "RATE": 0.5}
+    with pytest.raises(ValueError, match="expected NAME=VALUE"):
+        runner.parse_overrides(["EPOCHS"])
+
+
+def test_only_accepts_numbers_and_names_in_pipeline_order():
+    notebooks = ["00_eda", "01_baseline", "02_warmup_finetune", "03_upscale", "04_kfold"]
+    assert runner.select_stages(notebooks, ["04", "01_baseline"]) == ["01_baseline", "04_kfold"]
+    with pytest.raises(ValueError, match="--only 07: no such stage"):
+        runner.select_stages(notebooks, ["07"])
+
+
+def test_existing_out_is_refused_and_left_untouched(tmp_path):
+    (tmp_path / "keep.txt").write_text("precious")
+    with pytest.raises(FileExistsError, match="already exists and is not empty; nothing was touched"):
+        runner.new_run_dir(str(tmp_path), "demo")
+    assert (tmp_path / "keep.txt").read_text() == "precious"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_out_is_refused(tmp_path):
+    tmp_path.chmod(0o500)
+    with pytest.raises(PermissionError, match="cannot write there"):
+        runner.new_run_dir(str(tmp_path / "run"), "demo")
+
+
+def test_unwritable_out_under_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(PermissionError, match="cannot write there"):
+        runner.new_run_dir(str(tmp_path / "file" / "run"), "demo")
+
+
+def test_cli_reports_bad_preset_without_traceback(capsys):
+    assert cli.main(["run", "--preset", "nope", "--out", "/tmp/never-made"]) == 2
+    assert "error: preset 'nope' not found" in capsys.readouterr().err
+    assert not Path("/tmp/never-made").exists()
