@@ -95,8 +95,9 @@ def model_from_stage(stage_path, image_size: int | None = None):
     source_size = info["image_size"]
     image_size = image_size or source_size
     build_from = info.get("source_image_size") if image_size == source_size else source_size
+    pretrained = info.get("backbone_weights", "none") != "none"
     model = models.build_model(info["backbone"], image_size, info["channels"], weights="none",
-                               source_image_size=build_from)
+                               source_image_size=build_from, freeze_batch_norm=pretrained)
     matched = models.transfer_weights(model, stage_path / info.get("weights", WEIGHTS_FILE))
     print(f"loaded {len(matched)} layers by name from {stage_path.name}: {', '.join(matched)}")
     return model

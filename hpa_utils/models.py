@@ -218,7 +218,9 @@ def rgby_backbone(backbone: keras.Model) -> keras.Model:
         new.trainable = old.trainable
     if len(widened) != 1:
         raise ValueError(f"rgby_backbone: expected exactly one first convolution to widen, found {widened}")
-    return keras.Model(expanded.input, expanded.output, name=backbone.name)
+    result = keras.Model(expanded.input, expanded.output, name=backbone.name)
+    result.freeze_batch_norm = getattr(backbone, "freeze_batch_norm", True)
+    return result
 
 
 def rgby_from_rgb(model: keras.Model) -> keras.Model:
@@ -261,6 +263,7 @@ def build_model(
     head_filters: int = 32,
     dense_units: int = 1024,
     source_image_size: int | None = None,
+    freeze_batch_norm: bool | None = None,
 ) -> keras.Model:
     """The kernel's classifier: input scaling and BatchNormalization, a backbone, the 1x1-conv head.
 
@@ -272,6 +275,9 @@ def build_model(
         different from image_size, an ``upscale_adapter`` Conv2D maps the larger feature grid back
         to the source grid, so that ``head_dense`` keeps its shape. It starts as a per-channel
         average over its window (the head first sees a pooled version of the larger map).
+    freeze_batch_norm: keep the backbone's BatchNormalization layers in inference mode (their moving
+        statistics fixed); default: when the weights are pretrained. A backbone trained from scratch
+        (weights "none") needs them to learn, so they train with it.
     The input takes uint8 or float images with values 0..255 (cast and scaled inside).
     Raises ValueError (WeightsError for weights) naming the bad argument.
     """
@@ -285,8 +291,12 @@ def build_model(
         raise ValueError(f"dropout={dropout!r} must be in [0, 1)")
 
     pretrained = _pretrained_backbone(backbone, image_size, weights)
-    _freeze_batch_norm(pretrained)
+    if freeze_batch_norm is None:
+        freeze_batch_norm = weights not in (None, "none")
+    if freeze_batch_norm:
+        _freeze_batch_norm(pretrained)
     backbone_model = keras.Model(pretrained.input, pretrained.output, name="backbone")
+    backbone_model.freeze_batch_norm = bool(freeze_batch_norm)
 
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = keras.layers.Rescaling(1.0 / 255.0, name="input_scale")(inputs)
@@ -314,7 +324,8 @@ def build_model(
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
     """Freeze (False) or unfreeze (True) the "backbone" layer; the caller must recompile afterwards.
 
-    The backbone's BatchNormalization layers stay non-trainable either way, so they keep running in
+    Where the backbone's weights are pretrained (``build_model(freeze_batch_norm=...)``), its
+    BatchNormalization layers stay non-trainable either way, so they keep running in
     inference mode with their pretrained moving statistics: fine-tuning batches are small (noisy
     statistics would replace ImageNet's), and switching BatchNormalization to training mode when
     unfreezing would shift every activation the head has just learned from and undo the warm-up.
@@ -322,7 +333,8 @@ def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
     """
     backbone = model.get_layer("backbone")
     backbone.trainable = bool(trainable)
-    _freeze_batch_norm(backbone)
+    if getattr(backbone, "freeze_batch_norm", True):
+        _freeze_batch_norm(backbone)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,6 +412,10 @@ def _read_legacy_weights(path: Path) -> dict[str, list[np.ndarray]]:
         raise WeightsError(f"{path}: cannot read as HDF5 ({error})") from None
 
 
+def _stored_names(stored: dict) -> list[str]:
+    return sorted(name for name, arrays in stored.items() if arrays)
+
+
 def _weighted_layer_names(model: keras.Model) -> list[str]:
     return [layer.name for layer in model.layers if layer.weights]
 
@@ -435,14 +451,14 @@ def transfer_weights(model: keras.Model, path, min_matched=None) -> list[str]:
         if len(matched) < min_matched:
             raise WeightsError(
                 f"{path}: only {len(matched)} layer(s) of {model.name} got weights from the file "
-                f"({matched}), at least {min_matched} required; the file has layers {sorted(stored)}"
+                f"({matched}), at least {min_matched} required; the file has weights for {_stored_names(stored)}"
             )
     else:
         missing = [name for name in min_matched if name not in matched]
         if missing:
             raise WeightsError(
                 f"{path}: layers {missing} of {model.name} got no weights from the file (names or "
-                f"shapes differ); the file has layers {sorted(stored)}, matched {matched}"
+                f"shapes differ); the file has weights for {_stored_names(stored)}, matched {matched}"
             )
     return matched
 

@@ -150,6 +150,7 @@ def execute_stage(stage: str, run_dir: Path, parameters: dict) -> float:
     started = time.time()
     environment = os.environ.copy()
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(stages.REPO_ROOT), os.environ.get("PYTHONPATH")]))
     try:
         papermill.execute_notebook(str(NOTEBOOKS_DIR / f"{stage}.ipynb"), str(output), parameters=parameters,

@@ -1,0 +1,129 @@
+"""The smoke pipeline through papermill: real notebooks, real (tiny) models, the files each stage promises."""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hpa_utils import runner, stages
+
+pytestmark = pytest.mark.slow
+REPO = stages.REPO_ROOT
+
+
+def run_cli(*arguments, timeout=900):
+    return subprocess.run([sys.executable, "-m", "hpa_utils", "run", *arguments], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def fingerprint(folder: Path) -> dict:
+    """{relative path: (size, mtime_ns, sha1)} of every file below folder."""
+    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns,
+                                            hashlib.sha1(path.read_bytes()).hexdigest())
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("smoke") / "run"
+    result = run_cli("--preset", "smoke", "--out", str(run_dir))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return run_dir, result.stdout
+
+
+def test_smoke_run_writes_every_stage(smoke_run):
+    run_dir, output = smoke_run
+    for stage in stages.STAGES:
+        assert (run_dir / f"{stage}.ipynb").is_file() and (run_dir / f"{stage}.html").is_file()
+        assert (run_dir / stage / "metrics.json").is_file()
+    eda_html = (run_dir / "00_eda.html").read_text()
+    assert eda_html.count("image/png") >= 6, "the EDA plots are in the HTML copy"
+    for stage in ("01_baseline", "02_warmup_finetune", "03_upscale"):
+        metrics = json.loads((run_dir / stage / "metrics.json").read_text())
+        assert 0 <= metrics["val_f1_at_0.5"] <= 1 and len(metrics["per_class_f1"]) == 28
+        assert (run_dir / stage / "model.h5").is_file()
+    assert "stage" in output and "report:" in output  # the one-screen summary
+
+
+def test_stages_share_one_validation_split(smoke_run):
+    run_dir, _ = smoke_run
+    splits = [pd.read_csv(run_dir / stage / "validation_split.csv")
+              for stage in ("01_baseline", "02_warmup_finetune", "03_upscale")]
+    assert all(split.equals(splits[0]) for split in splits)
+
+
+def test_submission_keeps_sample_submission_ids_and_order(smoke_run):
+    run_dir, _ = smoke_run
+    data_dir = Path(json.loads((run_dir / "00_eda" / "metrics.json").read_text())["data_dir"])
+    submission = pd.read_csv(run_dir / "04_kfold" / "submission.csv", dtype=str, keep_default_na=False)
+    sample = pd.read_csv(data_dir / "sample_submission.csv", dtype=str, keep_default_na=False)
+    assert submission["Id"].tolist() == sample["Id"].tolist()
+    assert all(label and 0 <= int(label) <= 27 for text in submission["Predicted"] for label in text.split())
+    thresholds = json.loads((run_dir / "04_kfold" / "thresholds.json").read_text())
+    assert len(thresholds["per_class"]) == 28
+    metrics = json.loads((run_dir / "04_kfold" / "metrics.json").read_text())
+    assert {"oof_f1_at_0.5", "oof_f1_at_best_global", "oof_f1_at_per_class", "test_f1"} <= set(metrics)
+    report = (run_dir / "report.html").read_text()
+    assert "04_kfold" in report and 'href="02_warmup_finetune.html"' in report
+
+
+def test_folds_trained_in_separate_runs_merge_like_one_run(smoke_run, tmp_path):
+    run_dir, _ = smoke_run
+    split_run = tmp_path / "split"
+    shutil.copytree(run_dir, split_run, ignore=shutil.ignore_patterns("04_kfold*"))
+    for fold in (0, 1):
+        result = run_cli("--resume", str(split_run), "--only", "04", "-p", f"FOLDS=[{fold}]")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert (split_run / "04_kfold" / "metrics.json").is_file() == (fold == 1)
+    oof = np.load(split_run / "04_kfold" / "oof.npy")
+    whole = np.load(run_dir / "04_kfold" / "oof.npy")
+    assert oof.shape == whole.shape and not np.isnan(oof).any(), "every training image predicted exactly once"
+    folds = pd.read_csv(split_run / "04_kfold" / "folds.csv")
+    assert folds.equals(pd.read_csv(run_dir / "04_kfold" / "folds.csv"))
+    assert (split_run / "04_kfold" / "submission.csv").is_file()
+    test_predictions = [np.load(split_run / "04_kfold" / f"fold_{fold}" / "test_pred.npy") for fold in (0, 1)]
+    np.testing.assert_allclose(np.load(split_run / "04_kfold" / "test_pred.npy"), np.mean(test_predictions, axis=0))
+
+
+def test_killed_run_resumes_without_touching_finished_stages(smoke_run, tmp_path):
+    run_dir, _ = smoke_run
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run_dir, resumed, ignore=shutil.ignore_patterns("02_*", "03_*", "04_*", "report.html"))
+    before = {stage: fingerprint(resumed / stage) for stage in ("00_eda", "01_baseline")}
+    notebooks_before = {stage: fingerprint(resumed)[f"{stage}.ipynb"] for stage in ("00_eda", "01_baseline")}
+    process = subprocess.Popen([sys.executable, "-m", "hpa_utils", "run", "--resume", str(resumed)], cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not (resumed / "02_warmup_finetune" / "history.csv").is_file() and time.time() < deadline:
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)  # the runner and its kernel, mid-training
+    process.wait()
+    assert not (resumed / "02_warmup_finetune" / "metrics.json").is_file()
+    result = run_cli("--resume", str(resumed))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert {stage: fingerprint(resumed / stage) for stage in before} == before
+    assert {stage: fingerprint(resumed)[f"{stage}.ipynb"] for stage in before} == notebooks_before
+    for stage in stages.STAGES:
+        assert (resumed / stage / "metrics.json").is_file()
+    leftovers = [path for path in resumed.rglob("*") if ".tmp" in path.name]
+    assert leftovers == [], "no half-written file survives"
+    assert "kept" in result.stdout
+
+
+def test_failing_cell_names_notebook_cell_and_executed_copy(tmp_path):
+    run_dir = tmp_path / "bad"
+    result = run_cli("--preset", "smoke", "--out", str(run_dir), "--only", "03", timeout=600)
+    assert result.returncode == 1
+    assert "03_upscale failed in cell" in result.stderr and "StageMissingError" in result.stderr
+    assert "Run notebooks/02_warmup_finetune.ipynb first" in result.stderr
+    assert str(run_dir / "03_upscale.ipynb") in result.stderr and (run_dir / "03_upscale.html").is_file()
+    assert "Traceback" not in result.stderr.split("error:")[-1]
