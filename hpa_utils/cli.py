@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--user", required=True, help="your Kaggle user name")
     export.add_argument("--out", default="kaggle_export")
     export.add_argument("--public", action="store_true", help="make the kernels public (default private)")
+    export.add_argument("--preset", default="full", help="whose parameters become the kernels' defaults (default full)")
+    export.add_argument("--weights-dataset", help="a Kaggle dataset of pretrained weights to attach (owner/slug)")
     return parser
 
 
@@ -62,7 +64,8 @@ def main(argv=None) -> int:
         if arguments.command == "kaggle-export":
             from hpa_utils import kaggle
 
-            path = kaggle.export(arguments.user, arguments.out, public=arguments.public)
+            path = kaggle.export(arguments.user, arguments.out, public=arguments.public, preset=arguments.preset,
+                                 weights_dataset=arguments.weights_dataset)
             print(f"wrote {path}")
             return 0
     except (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError) as error:

@@ -29,9 +29,14 @@ def atomic_write(path):
 
 
 def write_json(path, value) -> Path:
-    """Write ``value`` as indented JSON, atomically."""
+    """Write ``value`` as indented JSON, atomically. A value JSON cannot hold raises TypeError/ValueError naming
+    the file (and the old file stays as it was)."""
+    try:
+        text = json.dumps(value, indent=2, sort_keys=False) + "\n"
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{path}: cannot write this value as JSON ({error})") from None
     with atomic_write(path) as temporary:
-        temporary.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n")
+        temporary.write_text(text, encoding="utf-8")
     return Path(path)
 
 
@@ -39,8 +44,8 @@ def read_json(path):
     """Read a JSON file, naming the file in the error when it is missing or broken."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: file not found") from None
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from None

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from hpa_utils import labels, metrics
 from hpa_utils.augment import DIHEDRAL_VIEWS

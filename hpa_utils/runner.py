@@ -70,8 +70,8 @@ def check_type(stage: str, name: str, type_name: str, value, source: str) -> Non
                          f"({type(value).__name__}) from {source}")
 
 
-def stage_parameters(preset: dict, overrides: dict, stage: str, run_dir: Path, data_dir: str | None) -> dict:
-    """What papermill injects into ``stage``: only the names the notebook declares, type-checked."""
+def checked_values(preset: dict, overrides: dict, stage: str) -> dict:
+    """The preset and -p values that ``stage`` declares, type-checked (ValueError naming parameter, stage, source)."""
     declared = declared_parameters(stage)
     values = {}
     for source, mapping in ((f"preset {preset['name']}", preset["parameters"]),
@@ -81,6 +81,13 @@ def stage_parameters(preset: dict, overrides: dict, stage: str, run_dir: Path, d
             if name in declared:
                 check_type(stage, name, declared[name][0], value, source)
                 values[name] = value
+    return values
+
+
+def stage_parameters(preset: dict, overrides: dict, stage: str, run_dir: Path, data_dir: str | None) -> dict:
+    """What papermill injects into ``stage``: only the names the notebook declares, type-checked."""
+    declared = declared_parameters(stage)
+    values = checked_values(preset, overrides, stage)
     if "OUTPUT_DIR" in declared:
         values["OUTPUT_DIR"] = str(run_dir)
     if data_dir and "DATA_DIR" in declared:
@@ -105,8 +112,23 @@ def parse_overrides(items: list[str]) -> dict:
         name, separator, text = item.partition("=")
         if not separator or not name.isidentifier():
             raise ValueError(f"-p {item!r}: expected NAME=VALUE")
-        result[name] = yaml.safe_load(text) if text else ""
+        try:
+            value = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError as error:
+            raise ValueError(f"-p {item!r}: the value is not valid YAML ({str(error).splitlines()[0]}); "
+                             f"quote text, write lists as [0, 1]") from None
+        result[name] = _as_number(value)
     return result
+
+
+def _as_number(value):
+    """YAML 1.1 reads 1e-4 as text; a value that Python reads as a float is a float."""
+    if isinstance(value, str):
+        try:
+            return float(value) if any(mark in value.lower() for mark in ".e") else value
+        except ValueError:
+            return value
+    return value
 
 
 def select_stages(notebooks: list[str], only: list[str] | None) -> list[str]:
@@ -122,6 +144,23 @@ def select_stages(notebooks: list[str], only: list[str] | None) -> list[str]:
     return [stage for stage in stages.STAGES if stage in chosen]
 
 
+def check_data_dir(data_dir) -> None:
+    """Refuse a --data-dir that is missing or whose label files or image files are broken, before a run starts.
+
+    Runs ``dataset.validate`` without decoding images (that takes minutes on the real data; the
+    notebooks report undecodable files by name). Raises ValueError listing every problem.
+    """
+    from hpa_utils import dataset
+
+    path = Path(data_dir).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"--data-dir {data_dir}: folder not found")
+    problems = dataset.validate(path, check_images=False, progress=False)
+    if problems:
+        raise ValueError(f"--data-dir {data_dir} has {len(problems)} problem{'s' if len(problems) != 1 else ''} "
+                         f"(see `python -m hpa_utils validate {data_dir}`):\n" + str(dataset.DatasetError(problems)))
+
+
 def new_run_dir(out: str | None, preset_name: str) -> Path:
     """Create the run folder; refuse one that already holds files (use --resume for that)."""
     if out:
@@ -129,7 +168,9 @@ def new_run_dir(out: str | None, preset_name: str) -> Path:
     else:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = stages.REPO_ROOT / "runs" / f"{stamp}-{preset_name}"
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsError(f"--out {run_dir} is a file, not a folder; nothing was touched. Choose another --out.")
+    if run_dir.exists() and any(run_dir.iterdir()):
         raise FileExistsError(f"--out {run_dir} already exists and is not empty; nothing was touched. "
                               f"Continue it with --resume {run_dir}, or choose another --out.")
     try:
@@ -201,7 +242,11 @@ def summary(run_dir: Path, statuses: dict) -> str:
 
 def run(preset: str | None = None, data_dir: str | None = None, out: str | None = None, only=None,
         overrides: dict | None = None, resume: str | None = None) -> Path:
-    """Run (or resume) the pipeline and return the run folder. Raises RunError at the first failing stage."""
+    """Run (or resume) the pipeline and return the run folder. Raises RunError at the first failing stage.
+
+    A wrong preset, parameter name or type, stage, --data-dir or --out raises ValueError, FileExistsError or
+    PermissionError before the run folder is created and before any notebook starts.
+    """
     overrides = dict(overrides or {})
     if resume:
         run_dir = Path(resume).expanduser().resolve()
@@ -213,12 +258,18 @@ def run(preset: str | None = None, data_dir: str | None = None, out: str | None 
         data_dir = data_dir or record.get("data_dir")
     else:
         preset_record = load_preset(preset or "demo")
-        check_names(preset_record, overrides, preset_record["notebooks"])
+    # Every check before anything is created or runs: a typo must not cost a stage's minutes.
+    check_names(preset_record, overrides, preset_record["notebooks"])
+    chosen = select_stages(preset_record["notebooks"], only)
+    for stage in chosen:
+        checked_values(preset_record, overrides, stage)
+    if data_dir:
+        check_data_dir(data_dir)
+    if not resume:
         run_dir = new_run_dir(out, preset_record["name"])
         record = {"preset": preset_record, "overrides": overrides, "data_dir": data_dir,
                   "created": dt.datetime.now().isoformat(timespec="seconds"), "stages": {}}
         files.write_json(run_dir / RUN_FILE, record)
-    chosen = select_stages(preset_record["notebooks"], only)
     print(f"run {run_dir}: preset {preset_record['name']}, stages {', '.join(chosen)}", flush=True)
     statuses = {}
     try:

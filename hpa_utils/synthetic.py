@@ -1175,7 +1175,7 @@ def _worker_start():
 
 
 def _run_tasks(tasks, workers, progress, total):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     with tqdm(total=total, desc="synthetic images", unit="image", disable=not progress) as bar:
         if workers == 1 or len(tasks) == 1:

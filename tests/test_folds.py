@@ -8,21 +8,15 @@ import pytest
 
 from hpa_utils import folds, labels
 
-SHARED_LABELS_DIR = Path("/work/shared/hpa")
+REAL_LABELS = Path(__file__).parent / "data"  # the competition's real label files
 
 
-def real_label_file(name: str) -> Path:
-    """tests/data/<name> when present, else the shared copy of the competition's file; skip when neither exists."""
-    for candidate in (Path(__file__).parent / "data" / name, SHARED_LABELS_DIR / name):
-        if candidate.is_file():
-            return candidate
-    pytest.skip(f"{name} of the competition is not available")
 
 
 @pytest.fixture(scope="module")
 def real_train():
     """Ids and (31072, 28) multi-hot targets of the competition's train.csv."""
-    path = real_label_file("train.csv")
+    path = REAL_LABELS / "train.csv"
     frame = pd.read_csv(path, dtype=str)
     targets = [labels.parse_target(text, where=f"{path} row {row + 2}") for row, text in enumerate(frame["Target"])]
     return frame["Id"].tolist(), labels.to_multi_hot(targets)

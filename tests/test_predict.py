@@ -9,21 +9,15 @@ import pytest
 
 from hpa_utils import augment, labels, metrics, predict
 
-SHARED_LABELS_DIR = Path("/work/shared/hpa")
+REAL_LABELS = Path(__file__).parent / "data"  # the competition's real label files
 
 
-def real_label_file(name: str) -> Path:
-    """tests/data/<name> when present, else the shared copy of the competition's file; skip when neither exists."""
-    for candidate in (Path(__file__).parent / "data" / name, SHARED_LABELS_DIR / name):
-        if candidate.is_file():
-            return candidate
-    pytest.skip(f"{name} of the competition is not available")
 
 
 @pytest.fixture(scope="module")
 def sample_submission():
     """The competition's sample_submission.csv (11,702 test Ids)."""
-    return pd.read_csv(real_label_file("sample_submission.csv"), dtype=str)
+    return pd.read_csv(REAL_LABELS / "sample_submission.csv", dtype=str)
 
 
 def numpy_dihedral(images, index):
@@ -160,7 +154,7 @@ def test_validate_submission_names_the_culprit(ids, predicted, message):
 
 def test_validation_accepts_integer_columns_as_pandas_reads_them(sample_submission, tmp_path):
     # The real sample submission read without dtype=str has an integer Predicted column ("0" everywhere).
-    path = real_label_file("sample_submission.csv")
+    path = REAL_LABELS / "sample_submission.csv"
     as_read = pd.read_csv(path)
     predict.validate_submission(as_read, sample_submission)
 

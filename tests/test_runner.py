@@ -39,8 +39,8 @@ def test_parameter_of_the_wrong_type_names_parameter_stage_and_source():
 
 
 def test_overrides_are_read_as_yaml():
-    assert runner.parse_overrides(["FOLDS=[0, 1]", "EPOCHS=2", "NAME=abc", "RATE=0.5"]) == {
-        "FOLDS": [0, 1], "EPOCHS": 2, "NAME": "abc", "RATE": 0.5}
+    assert runner.parse_overrides(["FOLDS=[0, 1]", "EPOCHS=2", "NAME=abc", "RATE=0.5", "SMALL=1e-4", "W=none"]) == {
+        "FOLDS": [0, 1], "EPOCHS": 2, "NAME": "abc", "RATE": 0.5, "SMALL": 0.0001, "W": "none"}
     with pytest.raises(ValueError, match="expected NAME=VALUE"):
         runner.parse_overrides(["EPOCHS"])
 

@@ -1,0 +1,66 @@
+"""A stage's common steps without training: splits, folds, merging fold predictions, thresholds, metrics."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hpa_utils import experiments, labels
+
+
+def test_folds_to_train_defaults_to_all_and_rejects_bad_folds():
+    assert experiments.folds_to_train([], 3) == [0, 1, 2]
+    assert experiments.folds_to_train([2], 3) == [2]
+    with pytest.raises(ValueError, match=r"FOLDS \[3\]: each fold must be an integer 0..2"):
+        experiments.folds_to_train([3], 3)
+
+
+def test_folds_are_written_once_and_reused(tmp_path):
+    ids = [f"id{i}" for i in range(40)]
+    targets = labels.to_multi_hot([[i % 3] for i in range(40)])
+    first = experiments.load_folds(tmp_path, ids, targets, 4, seed=1)
+    again = experiments.load_folds(tmp_path, ids, targets, 4, seed=99)  # the file wins over the seed
+    np.testing.assert_array_equal(first, again)
+    with pytest.raises(ValueError, match="has 4 folds but N_FOLDS = 5"):
+        experiments.load_folds(tmp_path, ids, targets, 5)
+
+
+def write_fold(stage_dir, fold, rows, n_test, value):
+    fold_dir = stage_dir / f"fold_{fold}"
+    experiments.save_array(fold_dir / "oof.npy", np.full((rows, 28), value, np.float32))
+    experiments.save_array(fold_dir / "test_pred.npy", np.full((n_test, 28), value, np.float32))
+    (fold_dir / "metrics.json").write_text("{}")
+
+
+def test_merge_covers_each_image_once_from_whatever_folds_exist(tmp_path):
+    fold_of = np.array([0, 1, 0, 1, 1])
+    write_fold(tmp_path, 0, 2, 3, 0.25)
+    oof, test_prediction, finished = experiments.merge_folds(tmp_path, fold_of, 3)
+    assert finished == [0]
+    assert np.isnan(oof[fold_of == 1]).all() and (oof[fold_of == 0] == 0.25).all()
+    write_fold(tmp_path, 1, 3, 3, 0.75)
+    oof, test_prediction, finished = experiments.merge_folds(tmp_path, fold_of, 3)
+    assert finished == [0, 1] and not np.isnan(oof).any()
+    np.testing.assert_allclose(test_prediction, 0.5)
+
+
+def test_merge_refuses_predictions_that_do_not_fit_the_folds(tmp_path):
+    write_fold(tmp_path, 0, 3, 3, 0.5)
+    with pytest.raises(ValueError, match="fold_0: predictions of shape .* do not fit fold 0 \\(2 images\\)"):
+        experiments.merge_folds(tmp_path, np.array([0, 1, 0]), 3)
+
+
+def test_thresholds_file_has_28_named_thresholds(tmp_path):
+    report = {"best_global_threshold": 0.3, "per_class_thresholds": [0.1 * (i % 9) for i in range(28)]}
+    experiments.save_thresholds(tmp_path, report)
+    saved = json.loads((tmp_path / "thresholds.json").read_text())
+    assert saved["global"] == 0.3 and len(saved["per_class"]) == 28
+    assert list(saved["classes"])[27] == "27 Rods & rings"
+
+
+def test_evaluate_scores_a_perfect_and_a_prior_prediction():
+    rng = np.random.default_rng(0)
+    targets = (rng.random((60, 28)) < 0.2).astype(np.float32)
+    scores = experiments.evaluate(targets * 0.9 + 0.05, targets, targets)
+    assert scores["val_f1_at_0.5"] == pytest.approx(1.0) and len(scores["per_class_f1"]) == 28
+    assert scores["prior_baseline_f1"] < 0.5
