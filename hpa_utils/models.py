@@ -118,6 +118,17 @@ def _freeze_batch_norm(model: keras.Model) -> None:
             layer.trainable = False
 
 
+def _quicken_batch_norm(model: keras.Model, momentum: float = 0.9) -> None:
+    """Let the moving statistics of a backbone trained from scratch follow its batches within tens of steps.
+
+    With Keras' default momentum (0.99) they need hundreds of steps to leave their initial values, and
+    until then the model in inference mode (validation, prediction) gives the same output for every image.
+    """
+    for layer in _walk_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+
+
 def _walk_layers(layer):
     """``layer`` and all layers nested in it, parents before children."""
     yield layer
@@ -295,6 +306,8 @@ def build_model(
         freeze_batch_norm = weights not in (None, "none")
     if freeze_batch_norm:
         _freeze_batch_norm(pretrained)
+    else:
+        _quicken_batch_norm(pretrained)
     backbone_model = keras.Model(pretrained.input, pretrained.output, name="backbone")
     backbone_model.freeze_batch_norm = bool(freeze_batch_norm)
 

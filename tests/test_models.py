@@ -172,8 +172,9 @@ def test_upscale_model_loads_every_layer_but_the_adapter(tmp_path):
     np.testing.assert_array_equal(upscaled.get_layer("head_dense").kernel.numpy(), source.get_layer("head_dense").kernel.numpy())
     assert same_weights(layer_weights(upscaled, "upscale_adapter"), adapter_before)
 
-    # The file also works with Keras' own legacy by-name loading, into a freshly built model.
-    plain = models.build_model("resnet50", 128, source_image_size=64)
+    # The file also works with Keras' own legacy by-name loading, into a model in the canonical state
+    # (backbone BatchNormalization frozen, as a freshly built pretrained model is).
+    plain = models.build_model("resnet50", 128, source_image_size=64, freeze_batch_norm=True)
     plain.load_weights(path, by_name=True, skip_mismatch=True)
     for name in matched:
         assert same_weights(layer_weights(plain, name), layer_weights(source, name)), name
@@ -232,8 +233,8 @@ def test_load_weights_reloads_the_same_architecture(tmp_path):
         models.load_weights(bigger, tmp_path / "model.h5")
 
 
-def test_set_backbone_trainable_keeps_backbone_batch_norm_frozen():
-    model = models.build_model("resnet50", 32)
+def test_set_backbone_trainable_keeps_pretrained_backbone_batch_norm_frozen():
+    model = models.build_model("resnet50", 32, freeze_batch_norm=True)  # as with pretrained weights
     backbone = model.get_layer("backbone")
     batch_norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert batch_norms and not any(layer.trainable for layer in batch_norms)
@@ -246,3 +247,17 @@ def test_set_backbone_trainable_keeps_backbone_batch_norm_frozen():
     assert "conv1_conv/kernel" in trainable_paths
     assert not any(layer.trainable for layer in batch_norms)
     assert not any("_bn/" in path for path in trainable_paths)
+
+
+def test_backbone_from_scratch_trains_its_batch_norm_quickly_and_pretrained_keeps_it_frozen(tmp_path):
+    scratch = models.build_model("resnet50", 32, "rgby", "none")
+    batch_norms = [layer for layer in scratch.get_layer("backbone").layers
+                   if isinstance(layer, keras.layers.BatchNormalization)]
+    assert batch_norms and all(layer.trainable and layer.momentum == 0.9 for layer in batch_norms)
+    models.set_backbone_trainable(scratch, False)
+    models.set_backbone_trainable(scratch, True)
+    assert all(layer.trainable for layer in batch_norms)
+    frozen = models.build_model("resnet50", 32, "rgb", "none", freeze_batch_norm=True)
+    models.set_backbone_trainable(frozen, True)
+    assert not any(layer.trainable for layer in frozen.get_layer("backbone").layers
+                   if isinstance(layer, keras.layers.BatchNormalization))

@@ -121,7 +121,7 @@ def changed(before, after, name):
 @pytest.mark.slow
 def test_warmup_freezes_the_backbone_and_finetune_trains_it(tmp_path):
     training.set_seed(0)
-    model = models.build_model("resnet50", 32)
+    model = models.build_model("resnet50", 32, freeze_batch_norm=True)  # as with pretrained weights
     images, targets = tiny_data()
     snapshots = WeightSnapshots()
     callbacks = training.make_callbacks(tmp_path) + [snapshots]

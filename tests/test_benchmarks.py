@@ -1,0 +1,106 @@
+"""The benchmarks run end to end (tiny --quick runs) and print every row and target line; the table helpers."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks import run
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NUMBER = r"-?[0-9]+(?:\.[0-9]+)?"
+TARGET_LINE = re.compile(rf"^target (?P<name>.+?): (?P<measured>{NUMBER})(?: %|x) \(goal (?:>=|<) {NUMBER}(?: %|x)\) (?P<verdict>PASS|MISS)$")
+
+
+def run_module(module: str, data_root: Path) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--quick", "--data-root", str(data_root)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, f"{module} failed:\n{result.stdout}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def assert_rows(output: str, names) -> None:
+    for name in names:
+        match = re.search(rf"^{re.escape(name)}\s+({NUMBER})\s+\S", output, flags=re.MULTILINE)
+        assert match, f"row {name!r} missing or without a number in:\n{output}"
+
+
+def target_lines(output: str) -> dict[str, str]:
+    lines = [line for line in output.splitlines() if line.startswith("target ")]
+    verdicts = {}
+    for line in lines:
+        match = TARGET_LINE.match(line)
+        assert match, f"malformed target line: {line!r}"
+        verdicts[match["name"]] = match["verdict"]
+    return verdicts
+
+
+def test_target_line_and_numbers():
+    assert run.target_line("first pass", 2.5, "x", 2, at_least=True) == "target first pass: 2.50x (goal >= 2.00x) PASS"
+    assert run.target_line("overhead", 5.0, " %", 5, at_least=False).endswith("(goal < 5.00 %) MISS")
+    assert [run.format_number(value) for value in (1234.4, 56.78, 1.234, 0.01234)] == ["1234", "56.8", "1.23", "0.012"]
+
+
+def test_best_times_rotates_the_order_and_keeps_the_minimum():
+    calls = []
+    times = {"a": iter([3.0, 1.0, 2.0]), "b": iter([5.0, 6.0, 4.0])}
+
+    def variant(name):
+        def measure():
+            calls.append(name)
+            return next(times[name])
+        return measure
+
+    best = run.best_times({"a": variant("a"), "b": variant("b")}, repeats=3)
+    assert best == {"a": 1.0, "b": 4.0}
+    assert calls == ["a", "b", "b", "a", "a", "b"]
+
+
+def test_png_idat_is_the_zlib_stream_of_the_pixels():
+    import zlib
+
+    image = np.arange(40 * 30, dtype=np.uint8).reshape(30, 40)
+    ok, encoded = cv2.imencode(".png", image)
+    assert ok
+    data = encoded.tobytes()
+    raw = zlib.decompress(run.png_idat(data))
+    assert len(raw) == 30 * (40 + 1)  # one filter byte per row
+    assert run.png_header(data) == (40, 30, 8, 0)
+    with pytest.raises(ValueError, match="not a PNG"):
+        run.png_idat(b"GIF89a" + data)
+
+
+def test_halve_then_resize_is_inter_area_for_a_halving():
+    image = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+    expected = cv2.resize(image, (32, 32), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(run.halve_then_resize(image, 32), expected)
+    assert run.halve_then_resize(image, 20).shape == (20, 20)
+
+
+@pytest.mark.slow
+def test_run_quick_prints_every_row_and_target(tmp_path):
+    output = run_module("benchmarks.run", tmp_path)
+    assert re.search(r"^machine: .*os\.cpu_count\(\) = \d+.*load average at start", output, flags=re.MULTILINE)
+    assert re.search(r"^versions: python .*opencv .*tensorflow ", output, flags=re.MULTILINE)
+    assert re.search(r"^data: 8 train samples, 64 px PNG", output, flags=re.MULTILINE)
+    assert "load average at end" in output
+    assert_rows(output, run.ROW_NAMES)
+    assert list(target_lines(output)) == list(run.TARGET_NAMES)
+    assert not list(tmp_path.glob("work-*")), "the temporary caches were left behind"
+
+
+@pytest.mark.slow
+def test_gpu_quick_prints_every_row_and_target(tmp_path):
+    from benchmarks import gpu
+
+    output = run_module("benchmarks.gpu", tmp_path)
+    settings = gpu.Settings.tiny(tmp_path)
+    assert re.search(r"^machine: .*devices: ", output, flags=re.MULTILINE)
+    assert_rows(output, gpu.row_names(settings))
+    assert list(target_lines(output)) == [f"input pipeline overhead at {size} px" for size in settings.image_sizes]
