@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from hpa_utils import dataset, files
 
-CACHE_VERSION = 1  # bump when the cached pixels would change for the same key (e.g. another resize)
+CACHE_VERSION = 2  # bump when the cached pixels would change for the same key (e.g. another resize)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KAGGLE_CACHE_DIR = Path("/tmp/hpa_cache")  # /kaggle/working is the kernel's output: keep caches out of it
 

@@ -51,6 +51,27 @@ def _image_batches(images, batch_size: int):
         yield np.ascontiguousarray(images[start:start + batch_size])
 
 
+_traced = {}  # the last model's traced prediction function: tracing costs seconds, a call on 100 images less
+
+
+def _prediction_function(model, views: int, batch_spec, input_dtype):
+    """A tf.function running ``views`` dihedral views of a batch through ``model``, traced once per model."""
+    key = (id(model), views, batch_spec, input_dtype)
+    if key in _traced and _traced[key][0] is model:
+        return _traced[key][1]
+
+    @tf.function(input_signature=[batch_spec])  # traced once, whatever the size of the last batch
+    def predict_views(batch):
+        stacked = tf.concat([dihedral_tf(batch, index) for index in range(views)], axis=0)
+        outputs = tf.cast(model(tf.cast(stacked, input_dtype), training=False), tf.float32)
+        outputs = tf.reshape(outputs, [views, tf.shape(batch)[0], -1])
+        return tf.reduce_mean(outputs, axis=0)
+
+    _traced.clear()  # one entry: the cache keeps its model alive until another model predicts
+    _traced[key] = (model, predict_views)
+    return predict_views
+
+
 def predict_tta(model, images, views: int = DIHEDRAL_VIEWS, batch_size: int = 32, progress: bool = True) -> np.ndarray:
     """Mean model output (N, classes) float32 over the first ``views`` dihedral views of each image.
 
@@ -72,13 +93,7 @@ def predict_tta(model, images, views: int = DIHEDRAL_VIEWS, batch_size: int = 32
     views = int(views)
     batch_spec = tf.TensorSpec((None, height, width, channels), tf.as_dtype(images.dtype))
 
-    @tf.function(input_signature=[batch_spec])  # traced once, whatever the size of the last batch
-    def predict_views(batch):
-        stacked = tf.concat([dihedral_tf(batch, index) for index in range(views)], axis=0)
-        outputs = tf.cast(model(tf.cast(stacked, input_dtype), training=False), tf.float32)
-        outputs = tf.reshape(outputs, [views, tf.shape(batch)[0], -1])
-        return tf.reduce_mean(outputs, axis=0)
-
+    predict_views = _prediction_function(model, views, batch_spec, input_dtype)
     dataset = tf.data.Dataset.from_generator(
         lambda: _image_batches(images, batch_size),
         output_signature=batch_spec,

@@ -197,3 +197,17 @@ def test_score_submission_equals_macro_f1(sample_submission):
     assert predict.score_submission(submission, test_labels) == pytest.approx(expected)
     with pytest.raises(ValueError, match=r"missing Ids .*1 \("):
         predict.score_submission(submission.iloc[1:], test_labels)
+
+
+def test_prediction_reuses_its_traced_function_and_sees_new_weights():
+    model = tiny_model()
+    images = np.random.default_rng(3).integers(0, 256, (5, 8, 8, 4), dtype=np.uint8)
+    first = predict.predict_tta(model, images, views=2, progress=False)
+    function = predict._traced[next(iter(predict._traced))][1]
+    model.set_weights([weight * 0.5 for weight in model.get_weights()])  # e.g. the next epoch's weights
+    second = predict.predict_tta(model, images, views=2, progress=False)
+    assert predict._traced[next(iter(predict._traced))][1] is function  # not traced again
+    expected = np.mean([model.predict(augment.dihedral(images, index).astype("float32"), verbose=0)
+                        for index in range(2)], axis=0)
+    np.testing.assert_allclose(second, expected, atol=1e-5)
+    assert not np.allclose(first, second)
