@@ -191,6 +191,7 @@ def training_curves(history: pd.DataFrame, title="Training"):
             start = int(np.argmax(history["phase"].to_numpy() != history["phase"].iloc[0])) + 0.5
             axis.axvline(start, color="grey", linestyle=":", label="fine-tune starts")
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         axis.set_title(f"{title}: {metric}")
         axis.legend()
     figure.tight_layout()
