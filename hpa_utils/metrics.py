@@ -7,7 +7,7 @@ from sklearn.metrics import f1_score, precision_recall_curve
 
 from hpa_utils.labels import NUM_CLASSES
 
-GLOBAL_THRESHOLD_CANDIDATES = np.linspace(0.05, 0.95, 91)
+GLOBAL_THRESHOLD_CANDIDATES = np.linspace(0.01, 0.99, 99)  # a young model is unsure: its best may be low
 ALL_CLASSES = list(range(NUM_CLASSES))
 
 

@@ -91,8 +91,8 @@ def compile_model(model: keras.Model, learning_rate: float, loss: str = "bce", f
 class StopOnDivergence(keras.callbacks.Callback):
     """Stop when the loss becomes NaN or infinite, then raise TrainingDivergedError after clean-up.
 
-    The error is raised in ``on_train_end``, so list this callback last: the CSV log is closed and
-    EarlyStopping has restored the best weights before the notebook stops with the message.
+    The error is raised in ``on_train_end``, so list this callback last: the CSV log is closed
+    before the notebook stops with the message.
     """
 
     def __init__(self):
@@ -131,13 +131,17 @@ def make_callbacks(
     min_learning_rate: float = 1e-6,
     checkpoint_path=None,
     log_path=None,
+    stopping_monitor: str = "val_loss",
 ) -> list[keras.callbacks.Callback]:
     """The callbacks every stage uses, writing under ``stage_dir``.
 
-    ModelCheckpoint of the best weights by ``monitor`` (default stage_dir/best.weights.h5, Keras 3
-    format: reload with ``models.load_weights``), ReduceLROnPlateau, EarlyStopping with
-    restore_best_weights, CSVLogger appending to stage_dir/history.csv, TerminateOnNaN, and
-    StopOnDivergence (raises TrainingDivergedError when the loss became NaN).
+    ModelCheckpoint of the best weights by ``monitor`` (validation macro F1; default
+    stage_dir/best.weights.h5, Keras 3 format: reload with ``models.load_weights``), saved only once
+    the score rises above 0; ReduceLROnPlateau and EarlyStopping on ``stopping_monitor`` (validation
+    loss: it moves every epoch, while the F1 at 0.5 of a young model sits at 0 for several epochs and
+    would stop training or cut the learning rate before anything was learned); CSVLogger appending to
+    stage_dir/history.csv, TerminateOnNaN, and StopOnDivergence (raises TrainingDivergedError when the
+    loss became NaN). A checkpoint left by an earlier, interrupted run is removed.
     """
     stage_dir = Path(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
@@ -145,17 +149,18 @@ def make_callbacks(
     log_path = Path(log_path) if log_path else stage_dir / "history.csv"
     if not checkpoint_path.name.endswith(".weights.h5"):
         raise ValueError(f"checkpoint_path={str(checkpoint_path)!r} must end in .weights.h5 (Keras weights format)")
+    checkpoint_path.unlink(missing_ok=True)
+    stopping_mode = "min" if "loss" in stopping_monitor else mode
     return [
         keras.callbacks.ModelCheckpoint(
-            checkpoint_path, monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True
+            checkpoint_path, monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True,
+            initial_value_threshold=0.0 if mode == "max" else None,
         ),
         keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, mode=mode, factor=reduce_lr_factor, patience=reduce_lr_patience,
+            monitor=stopping_monitor, mode=stopping_mode, factor=reduce_lr_factor, patience=reduce_lr_patience,
             min_lr=min_learning_rate, verbose=1,
         ),
-        keras.callbacks.EarlyStopping(
-            monitor=monitor, mode=mode, patience=patience, restore_best_weights=True, verbose=1
-        ),
+        keras.callbacks.EarlyStopping(monitor=stopping_monitor, mode=stopping_mode, patience=patience, verbose=1),
         keras.callbacks.CSVLogger(log_path, append=True),
         keras.callbacks.TerminateOnNaN(),
         StopOnDivergence(),
@@ -238,8 +243,9 @@ def warmup_then_finetune(
     pretrained backbone. warmup_epochs=0 skips it: the whole model trains from the first step at
     learning_rate (finetune_learning_rate is then unused); that is how ``01_baseline`` trains, so
     that ``02_warmup_finetune`` shows what the warm-up adds. Epoch numbers run on across phases;
-    the callbacks are shared, so the checkpoint keeps the best epoch of both phases, and at the end
-    the model holds the weights of that epoch. Returns both phases' history with a "phase" column.
+    the callbacks are shared, so the checkpoint keeps the best epoch of both phases by validation
+    macro F1, and at the end the model holds the weights of that epoch (the last epoch's when the F1
+    never rose above 0). Returns both phases' history with a "phase" column.
     """
     if warmup_epochs < 0 or finetune_epochs < 0 or warmup_epochs + finetune_epochs == 0:
         raise ValueError(
@@ -264,9 +270,8 @@ def warmup_then_finetune(
             fit(model, epochs=epochs_done + finetune_epochs, initial_epoch=epochs_done, phase=FINETUNE, **common)
         )
     checkpoint = _checkpoint(callbacks)
-    if warmup_epochs and finetune_epochs and checkpoint is not None and np.isfinite(checkpoint.best):
-        # EarlyStopping restored the best fine-tuning epoch; the best of both phases is on disk.
-        models.load_weights(model, checkpoint.filepath)
+    if checkpoint is not None and Path(checkpoint.filepath).is_file():
+        models.load_weights(model, checkpoint.filepath)  # the best epoch of both phases by validation macro F1
         if verbose:
             print(f"Restored the weights of the best epoch of both phases ({monitor}={checkpoint.best:.4f}).")
     return pd.concat(frames, ignore_index=True)

@@ -142,7 +142,7 @@ def test_prior_baseline_predicts_the_same_labels_for_every_image():
     observed = train_targets.mean(axis=0)
     # By hand: each candidate predicts one fixed label set (the top class when none passes).
     scores = []
-    for threshold in np.linspace(0.05, 0.95, 91):
+    for threshold in metrics.GLOBAL_THRESHOLD_CANDIDATES:
         label_set = np.flatnonzero(observed >= threshold)
         if label_set.size == 0:
             label_set = [int(np.argmax(observed))]

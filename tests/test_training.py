@@ -54,9 +54,14 @@ def test_make_callbacks(tmp_path):
         keras.callbacks.ModelCheckpoint, keras.callbacks.ReduceLROnPlateau, keras.callbacks.EarlyStopping,
         keras.callbacks.CSVLogger, keras.callbacks.TerminateOnNaN, training.StopOnDivergence,
     ]
-    checkpoint, _, early_stopping, logger = callbacks[:4]
+    checkpoint, reduce_learning_rate, early_stopping, logger = callbacks[:4]
     assert checkpoint.filepath == str(tmp_path / "stage" / "best.weights.h5")
-    assert checkpoint.monitor == "val_f1" and early_stopping.restore_best_weights
+    assert checkpoint.monitor == "val_f1" and checkpoint.best == 0.0  # saved once the F1 rises above 0
+    assert early_stopping.monitor == reduce_learning_rate.monitor == "val_loss"
+    stale = tmp_path / "stage" / "best.weights.h5"
+    stale.write_text("left by an interrupted run")
+    training.make_callbacks(tmp_path / "stage")
+    assert not stale.exists()
     assert logger.append
     with pytest.raises(ValueError, match="must end in .weights.h5"):
         training.make_callbacks(tmp_path, checkpoint_path=tmp_path / "best.h5")
