@@ -103,16 +103,6 @@ def model_from_stage(stage_path, image_size: int | None = None):
     return model
 
 
-def per_class_by_stage(output_dir: str = "", upstream_dir: str = "") -> dict:
-    """{stage: per-class validation F1} for every finished training stage, for plots.per_class_f1."""
-    result = {}
-    for stage in stages.STAGES[1:]:
-        path = stages.optional_stage(stage, output_dir, upstream_dir)
-        if path is not None and "per_class_f1" in stages.read_metrics(path):
-            result[stage] = stages.read_metrics(path)["per_class_f1"]
-    return result
-
-
 def load_folds(stage_dir, ids, targets, n_folds: int, seed: int = 0) -> np.ndarray:
     """The fold of each image: stage_dir/folds.csv when it exists (runs that add folds agree), else made now."""
     path = Path(stage_dir) / "folds.csv"
@@ -190,13 +180,14 @@ def save_array(path, array) -> Path:
     return Path(path)
 
 
-def fold_datasets(images, targets, is_fold, batch_size: int, augmentation: str, seed: int):
-    """(training, validation) tf.data pipelines for one fold: every other fold trains, this one validates."""
+def datasets(images, targets, is_validation, batch_size: int, augmentation: str = "none", seed: int = 0):
+    """(training, validation) tf.data pipelines over one image array: shuffled and augmented for training,
+    plain for the held-out rows (``is_validation``: the validation split, or one fold)."""
     from hpa_utils import inputs
 
     train_data = inputs.make_dataset(images, targets, batch_size, shuffle=True, augmentation=augmentation, seed=seed,
-                                     indices=np.flatnonzero(~is_fold))
-    validation_data = inputs.make_dataset(images, targets, batch_size, indices=np.flatnonzero(is_fold))
+                                     indices=np.flatnonzero(~is_validation))
+    validation_data = inputs.make_dataset(images, targets, batch_size, indices=np.flatnonzero(is_validation))
     return train_data, validation_data
 
 

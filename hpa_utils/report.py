@@ -7,7 +7,7 @@ import html
 import io
 from pathlib import Path
 
-from hpa_utils import files, labels, plots, stages
+from hpa_utils import files, plots, stages
 
 
 def _figure_tag(figure) -> str:
@@ -22,13 +22,7 @@ def write_report(run_dir) -> Path:
     """Write RUN_DIR/report.html from what the run's stages left (works on partial runs too)."""
     run_dir = Path(run_dir)
     table = stages.comparison_table(str(run_dir))
-    per_class = {}
-    for stage in stages.STAGES[1:]:
-        metrics_path = run_dir / stage / "metrics.json"
-        if metrics_path.is_file():
-            values = files.read_json(metrics_path).get("per_class_f1")
-            if values and len(values) == labels.NUM_CLASSES:
-                per_class[stage] = values
+    per_class = stages.per_class_by_stage(str(run_dir))
     links = []
     for stage in stages.STAGES:
         notebook = run_dir / f"{stage}.ipynb"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hpa_utils import dataset, files
+from hpa_utils import dataset, files, labels
 
 STAGES = ("00_eda", "01_baseline", "02_warmup_finetune", "03_upscale", "04_kfold")
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +70,17 @@ def write_metrics(stage_path, metrics: dict) -> Path:
 
 def read_metrics(stage_path) -> dict:
     return files.read_json(Path(stage_path) / "metrics.json")
+
+
+def per_class_by_stage(output_dir: str = "", upstream_dir: str = "") -> dict:
+    """{stage: per-class validation F1} for every finished training stage (for plots.per_class_f1)."""
+    result = {}
+    for stage in STAGES[1:]:
+        path = optional_stage(stage, output_dir, upstream_dir)
+        metrics = read_metrics(path) if path is not None else {}
+        if len(metrics.get("per_class_f1") or []) == labels.NUM_CLASSES:
+            result[stage] = metrics["per_class_f1"]
+    return result
 
 
 def comparison_table(output_dir: str = "", upstream_dir: str = "") -> pd.DataFrame:

@@ -64,3 +64,12 @@ def test_evaluate_scores_a_perfect_and_a_prior_prediction():
     scores = experiments.evaluate(targets * 0.9 + 0.05, targets, targets)
     assert scores["val_f1_at_0.5"] == pytest.approx(1.0) and len(scores["per_class_f1"]) == 28
     assert scores["prior_baseline_f1"] < 0.5
+
+
+def test_per_class_by_stage_collects_finished_training_stages(tmp_path):
+    from hpa_utils import stages
+
+    stages.write_metrics(stages.stage_dir(str(tmp_path), "01_baseline"), {"per_class_f1": [0.5] * 28})
+    stages.write_metrics(stages.stage_dir(str(tmp_path), "03_upscale"), {"per_class_f1": [0.25] * 28})
+    stages.stage_dir(str(tmp_path), "02_warmup_finetune")  # started, not finished
+    assert stages.per_class_by_stage(str(tmp_path)) == {"01_baseline": [0.5] * 28, "03_upscale": [0.25] * 28}
