@@ -85,7 +85,7 @@ def save_stage(stage_dir, model, history: pd.DataFrame, scores: dict, **details)
 def model_from_stage(stage_path, image_size: int | None = None):
     """Rebuild a finished stage's model and load its weights; at a larger image_size, the upscale model.
 
-    The architecture (backbone, channels, sizes) comes from the stage's metrics.json. At another
+    The architecture (backbone, channels, sizes, dropout) comes from the stage's metrics.json. At another
     image_size an ``upscale_adapter`` is inserted and every other layer loads by name.
     """
     from hpa_utils import models
@@ -97,7 +97,8 @@ def model_from_stage(stage_path, image_size: int | None = None):
     build_from = info.get("source_image_size") if image_size == source_size else source_size
     pretrained = info.get("backbone_weights", "none") != "none"
     model = models.build_model(info["backbone"], image_size, info["channels"], weights="none",
-                               source_image_size=build_from, freeze_batch_norm=pretrained)
+                               dropout=info.get("dropout", 0.5), source_image_size=build_from,
+                               freeze_batch_norm=pretrained)
     matched = models.transfer_weights(model, stage_path / info.get("weights", WEIGHTS_FILE))
     print(f"loaded {len(matched)} layers by name from {stage_path.name}: {', '.join(matched)}")
     return model

@@ -39,7 +39,10 @@ BACKBONES: dict[str, tuple[str, int, str]] = {
     "resnet50": ("ResNet50", 32, "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     "inceptionv3": ("InceptionV3", 75, "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     "densenet121": ("DenseNet121", 32, "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "small": ("SmallCNN", 16, "a file saved by save_weights from a 'small' backbone"),
 }
+# The CPU demo's backbone: no ImageNet weights exist for it; it learns from scratch in minutes.
+SMALL_FILTERS = (32, 64, 128, 256)
 CHANNELS = {"rgb": 3, "rgby": 4}
 ADAPTER_NAME = "upscale_adapter"
 
@@ -74,7 +77,34 @@ def _check_image_size(backbone: str, image_size, argument: str = "image_size") -
 # Backbones
 
 
+def small_cnn(include_top: bool = False, weights=None, input_shape=(64, 64, 3)) -> keras.Model:
+    """A plain CNN for CPU demos: 4 blocks of (3x3 conv, BN, ReLU) x 2 and a 2x2 max-pool (grid = side / 16).
+
+    Same call as a keras.applications constructor (without a top). A ResNet50 trained from scratch
+    learns little in the few minutes a CPU stage has; this backbone learns the embedded dataset in them.
+    weights: None (random) or the path of a file saved from a "small" backbone.
+    """
+    if include_top:
+        raise ValueError("small_cnn has no classification top; the head is build_model's")
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for block, filters in enumerate(SMALL_FILTERS, start=1):
+        for step in (1, 2):
+            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{block}_conv{step}")(x)
+            x = keras.layers.BatchNormalization(name=f"block{block}_bn{step}")(x)
+            x = keras.layers.ReLU(name=f"block{block}_relu{step}")(x)
+        x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+    model = keras.Model(inputs, x, name="small_cnn")
+    if weights == "imagenet":
+        raise ValueError("no ImageNet weights exist for the small backbone")
+    if weights is not None:
+        model.load_weights(weights)
+    return model
+
+
 def _application(backbone: str):
+    if backbone == "small":
+        return small_cnn
     return getattr(keras.applications, BACKBONES[backbone][0])
 
 
@@ -86,6 +116,8 @@ def _pretrained_backbone(backbone: str, image_size: int, weights) -> keras.Model
     if weights is None or weights == "none":
         return constructor(include_top=False, weights=None, input_shape=shape)
     if weights == "imagenet":
+        if backbone == "small":
+            raise WeightsError("weights='imagenet': the small backbone has none; use 'none' (random) or a weights file")
         try:
             return constructor(include_top=False, weights="imagenet", input_shape=shape)
         except Exception as error:  # Keras raises a bare Exception when the download fails
@@ -278,7 +310,8 @@ def build_model(
 ) -> keras.Model:
     """The kernel's classifier: input scaling and BatchNormalization, a backbone, the 1x1-conv head.
 
-    backbone: "resnet50", "inceptionv3" or "densenet121" (keras.applications, include_top=False).
+    backbone: "resnet50", "inceptionv3" or "densenet121" (keras.applications, include_top=False),
+        or "small" (``small_cnn``, for CPU demos).
     channels: "rgb" (3 input channels) or "rgby" (4; see ``rgby_backbone`` for the yellow rule).
     weights: "imagenet" (downloaded by Keras), "none" (random) or the path of the backbone's
         ImageNet "notop" weights file, e.g. resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5.
@@ -313,7 +346,9 @@ def build_model(
 
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = keras.layers.Rescaling(1.0 / 255.0, name="input_scale")(inputs)
-    x = keras.layers.BatchNormalization(name="input_bn")(x)
+    # Moving statistics: set from the data by set_input_statistics; momentum 0.9, not 0.99, so that without
+    # that they still reach dark images' values (far from the initial 0 and 1) within ~100 steps, not ~1000.
+    x = keras.layers.BatchNormalization(momentum=0.9, name="input_bn")(x)
     x = backbone_model(x, training=False)
     x = keras.layers.Conv2D(head_filters, 1, activation="relu", name="head_conv")(x)
     if adapter is not None:
@@ -332,6 +367,35 @@ def build_model(
     outputs = keras.layers.Dense(NUM_CLASSES, activation="sigmoid", name="predictions")(x)
     model = keras.Model(inputs, outputs, name=f"{backbone}_{image_size}_rgb")
     return rgby_from_rgb(model) if channels == "rgby" else model
+
+
+def set_input_statistics(model: keras.Model, images, indices=None, max_images: int = 1000) -> np.ndarray:
+    """Start ``input_bn``'s moving mean and variance at the images' per-channel values (of pixels / 255).
+
+    Without this they start at (0, 1), far from dark microscope channels (mean ~0.06, variance
+    ~0.005), and a model validated before they catch up sees images scaled ~10x too weakly.
+    images: uint8 (n, side, side, channels), e.g. the cache; indices: which rows (default all), of which
+    at most max_images, evenly spaced, are read. Returns the (mean, variance) rows that were set.
+    """
+    rows = np.arange(len(images)) if indices is None else np.asarray(indices)
+    if len(rows) == 0:
+        raise ValueError("set_input_statistics needs at least one image")
+    rows = rows[np.linspace(0, len(rows) - 1, min(len(rows), max_images)).astype(int)]
+    layer = model.get_layer("input_bn")
+    total = total_squares = 0.0
+    for start in range(0, len(rows), 64):
+        chunk = np.asarray(images[np.sort(rows[start:start + 64])], dtype=np.float64) / 255.0
+        flat = chunk.reshape(-1, chunk.shape[-1])
+        total = total + flat.sum(axis=0)
+        total_squares = total_squares + np.square(flat).sum(axis=0)
+    count = len(rows) * np.prod(np.shape(images)[1:3])
+    mean = total / count
+    variance = np.maximum(total_squares / count - np.square(mean), 0.0)
+    if mean.shape != tuple(layer.moving_mean.shape):
+        raise ValueError(f"images have {mean.shape[0]} channels but the model takes {layer.moving_mean.shape[0]}")
+    gamma, beta, _, _ = layer.get_weights()
+    layer.set_weights([gamma, beta, mean.astype("float32"), variance.astype("float32")])
+    return np.stack([mean, variance])
 
 
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:

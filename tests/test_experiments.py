@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hpa_utils import experiments, labels
@@ -73,3 +74,24 @@ def test_per_class_by_stage_collects_finished_training_stages(tmp_path):
     stages.write_metrics(stages.stage_dir(str(tmp_path), "03_upscale"), {"per_class_f1": [0.25] * 28})
     stages.stage_dir(str(tmp_path), "02_warmup_finetune")  # started, not finished
     assert stages.per_class_by_stage(str(tmp_path)) == {"01_baseline": [0.5] * 28, "03_upscale": [0.25] * 28}
+
+
+def test_model_from_stage_rebuilds_architecture_and_dropout_and_loads_by_name(tmp_path):
+    from hpa_utils import models
+
+    source = models.build_model("small", 32, "rgby", dropout=0.2)
+    stage = tmp_path / "02_warmup_finetune"
+    stage.mkdir()
+    history = pd.DataFrame({"epoch": [0], "loss": [0.5]})
+    experiments.save_stage(stage, source, history, {"val_f1_at_0.5": 0.0}, backbone="small", channels="rgby",
+                           backbone_weights="none", image_size=32, dropout=0.2)
+
+    upscaled = experiments.model_from_stage(stage, 48)
+    assert upscaled.input.shape == (None, 48, 48, 4)
+    assert upscaled.get_layer("upscale_adapter").output.shape[1:3] == (2, 2)
+    assert upscaled.get_layer("head_dropout_1").rate == 0.2
+    np.testing.assert_array_equal(upscaled.get_layer("head_dense").kernel.numpy(),
+                                  source.get_layer("head_dense").kernel.numpy())
+    assert experiments.start_model(stage, 48, "small", "rgby", "none").get_layer("head_dropout_2").rate == 0.2
+    with pytest.raises(ValueError, match="trained as small/rgby, but BACKBONE/CHANNELS are resnet50/rgby"):
+        experiments.start_model(stage, 48, "resnet50", "rgby", "none")

@@ -261,3 +261,62 @@ def test_backbone_from_scratch_trains_its_batch_norm_quickly_and_pretrained_keep
     models.set_backbone_trainable(frozen, True)
     assert not any(layer.trainable for layer in frozen.get_layer("backbone").layers
                    if isinstance(layer, keras.layers.BatchNormalization))
+
+
+@pytest.mark.parametrize("preset", ["smoke", "demo", "full"])
+def test_adapter_gives_the_small_grid_for_each_preset(preset):
+    from hpa_utils import runner
+
+    loaded = runner.load_preset(preset)
+
+    def value(stage, name):
+        return loaded["stages"].get(stage, {}).get(name, loaded["parameters"].get(name))
+
+    backbone, small, large = value("02_warmup_finetune", "BACKBONE"), value("02_warmup_finetune", "IMAGE_SIZE"), value("03_upscale", "IMAGE_SIZE")
+    kernel, stride = models.upscale_adapter_shape(backbone, small, large)
+    small_grid, large_grid = models.feature_grid(backbone, small), models.feature_grid(backbone, large)
+    assert (large_grid - kernel) // stride + 1 == small_grid
+    if backbone == "small":
+        model = models.build_model(backbone, large, "rgby", source_image_size=small)
+        assert model.get_layer("upscale_adapter").output.shape[1:3] == (small_grid, small_grid)
+
+
+def test_small_backbone_has_the_same_head_rgby_rule_and_weights_file(tmp_path):
+    model = models.build_model("small", 64, "rgb")
+    assert [layer.name for layer in model.layers] == LAYER_NAMES
+    assert [models.feature_grid("small", size) for size in (32, 64, 96)] == [2, 4, 6]
+    assert model.get_layer("head_dense").kernel.shape == (4 * 4 * 32, 1024)
+    rgby = models.rgby_from_rgb(model)
+    images = random_images(2, 64)
+    zero_yellow = np.concatenate([images, np.zeros_like(images[..., :1])], axis=-1)
+    np.testing.assert_allclose(rgby.predict(zero_yellow, verbose=0), model.predict(images, verbose=0), rtol=0, atol=1e-5)
+
+    backbone = models.small_cnn(input_shape=(64, 64, 3))
+    randomize_weights(backbone, seed=3)
+    path = models.save_weights(backbone, tmp_path / "small_backbone.h5")
+    loaded = models.build_model("small", 64, "rgby", weights=str(path))
+    kernel = loaded.get_layer("backbone").get_layer("block1_conv1").kernel.numpy()
+    np.testing.assert_array_equal(kernel[:, :, :3], backbone.get_layer("block1_conv1").kernel.numpy())
+    np.testing.assert_array_equal(kernel[:, :, 3], kernel[:, :, 0])  # yellow copies red
+    with pytest.raises(models.WeightsError, match="the small backbone has none"):
+        models.build_model("small", 64, weights="imagenet")
+
+
+def test_input_statistics_come_from_the_images_and_stay_through_a_short_run():
+    # Real HPA channels average ~0.06 of full scale. input_bn's moving statistics start at (0, 1); set from
+    # the images, inference mode scales images as training mode does from the first step.
+    rng = np.random.default_rng(0)
+    images = np.clip(rng.normal(16, 10, (16 * 20, 32, 32, 3)), 0, 255).astype(np.uint8)
+    pixels = images.reshape(-1, 3) / 255.0
+    model = models.build_model("small", 32)
+    mean, variance = models.set_input_statistics(model, images, indices=np.arange(len(images)), max_images=10_000)
+    np.testing.assert_allclose(mean, pixels.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(variance, pixels.var(axis=0), rtol=1e-6)
+    input_bn = model.get_layer("input_bn")
+    np.testing.assert_allclose(input_bn.moving_variance.numpy(), pixels.var(axis=0), rtol=1e-5)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model.fit(images, rng.integers(0, 2, (len(images), 28)).astype("float32"), batch_size=16, epochs=1, verbose=0)
+    np.testing.assert_allclose(input_bn.moving_variance.numpy(), pixels.var(axis=0), rtol=0.1)
+    np.testing.assert_allclose(input_bn.moving_mean.numpy(), pixels.mean(axis=0), rtol=0.05)
+    with pytest.raises(ValueError, match="images have 3 channels but the model takes 4"):
+        models.set_input_statistics(models.build_model("small", 32, "rgby"), images)

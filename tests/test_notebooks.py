@@ -74,3 +74,13 @@ def test_presets_only_set_declared_parameters_with_the_right_types():
         for stage in preset["notebooks"]:
             parameters = runner.stage_parameters(preset, {}, stage, Path("/tmp/run"), None)
             assert parameters["OUTPUT_DIR"] == "/tmp/run"
+
+
+def test_notebook_defaults_are_the_demo_preset():
+    # A notebook opened in Jupyter runs the demo as it is (the README's promise).
+    preset = runner.load_preset("demo")
+    for stage in preset["notebooks"]:
+        defaults = {name: ast.literal_eval(default)
+                    for name, (_, default) in runner.declared_parameters(stage).items()}
+        for name, value in runner.checked_values(preset, {}, stage).items():
+            assert defaults[name] == value, f"{stage}: {name} defaults to {defaults[name]!r}, the demo sets {value!r}"
