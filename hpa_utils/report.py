@@ -7,7 +7,16 @@ import html
 import io
 from pathlib import Path
 
+import pandas as pd
+
 from hpa_utils import files, plots, stages
+
+
+def _cell(value) -> str:
+    """A table cell: blank where a stage has no value, scores to 4 decimals, counts as whole numbers."""
+    if pd.isna(value):
+        return ""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _figure_tag(figure) -> str:
@@ -37,7 +46,7 @@ def write_report(run_dir) -> Path:
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style>",
         f"<h1>Run {html.escape(run_dir.name)}</h1>",
         "<h2>Stages</h2>",
-        table.to_html(index=False, float_format=lambda value: f"{value:.4f}", na_rep="")
+        table.astype(object).map(_cell).to_html(index=False)
         if len(table) else "<p>No training stage has finished yet.</p>",
     ]
     if per_class:

@@ -102,4 +102,8 @@ def comparison_table(output_dir: str = "", upstream_dir: str = "") -> pd.DataFra
             "epochs": metrics.get("epochs"),
             "seconds": metrics.get("seconds"),
         })
-    return pd.DataFrame(rows).dropna(axis=1, how="all")
+    table = pd.DataFrame(rows).dropna(axis=1, how="all")
+    for column in ("image size", "epochs", "seconds"):  # whole numbers, even where a stage lacks one (04: epochs)
+        if column in table:
+            table[column] = table[column].astype("Int64")
+    return table

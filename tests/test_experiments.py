@@ -1,4 +1,4 @@
-"""A stage's common steps without training: splits, folds, merging fold predictions, thresholds, metrics."""
+"""A stage's common steps: splits, folds, merged fold predictions, thresholds, metrics, the stage table and report."""
 
 import json
 
@@ -76,6 +76,20 @@ def test_per_class_by_stage_collects_finished_training_stages(tmp_path):
     assert stages.per_class_by_stage(str(tmp_path)) == {"01_baseline": [0.5] * 28, "03_upscale": [0.25] * 28}
 
 
+def test_comparison_table_rows_per_finished_stage_with_whole_numbers(tmp_path):
+    from hpa_utils import stages
+
+    stages.write_metrics(stages.stage_dir(str(tmp_path), "01_baseline"),
+                         {"val_f1_at_0.5": 0.2, "val_f1_at_best_global": 0.3, "image_size": 64, "epochs": 10, "seconds": 100})
+    stages.write_metrics(stages.stage_dir(str(tmp_path), "04_kfold"),
+                         {"val_f1_at_0.5": 0.3, "oof_f1_at_per_class": 0.45, "test_f1": 0.36, "image_size": 96, "seconds": 160})
+    table = stages.comparison_table(str(tmp_path))
+    assert list(table["stage"]) == ["01_baseline", "04_kfold"]
+    assert table["epochs"].tolist()[0] == 10 and table["epochs"].isna().tolist() == [False, True]
+    assert str(table["epochs"].dtype) == "Int64" and str(table["image size"].dtype) == "Int64"
+    assert table["test macro F1"].isna().tolist() == [True, False]
+
+
 def test_model_from_stage_rebuilds_architecture_and_dropout_and_loads_by_name(tmp_path):
     from hpa_utils import models
 
@@ -95,3 +109,16 @@ def test_model_from_stage_rebuilds_architecture_and_dropout_and_loads_by_name(tm
     assert experiments.start_model(stage, 48, "small", "rgby", "none").get_layer("head_dropout_2").rate == 0.2
     with pytest.raises(ValueError, match="trained as small/rgby, but BACKBONE/CHANNELS are resnet50/rgby"):
         experiments.start_model(stage, 48, "resnet50", "rgby", "none")
+
+
+def test_report_table_leaves_missing_values_blank_and_counts_whole(tmp_path):
+    from hpa_utils import report, stages
+
+    stages.write_metrics(stages.stage_dir(str(tmp_path), "01_baseline"),
+                         {"val_f1_at_0.5": 0.2, "image_size": 64, "epochs": 10, "seconds": 100})
+    stages.write_metrics(stages.stage_dir(str(tmp_path), "04_kfold"),
+                         {"val_f1_at_0.5": 0.3, "test_f1": 0.36, "image_size": 96, "seconds": 160})
+    page = report.write_report(tmp_path).read_text()
+    table = page[page.index("<table"):page.index("</table>")]
+    assert "<td>0.2000</td>" in table and "<td>10</td>" in table and "<td>0.3600</td>" in table
+    assert "NaN" not in table and "NA" not in table and "10.0" not in table
