@@ -127,12 +127,17 @@ def folds_to_train(requested: list, n_folds: int) -> list[int]:
     return chosen
 
 
-def start_model(start_stage, image_size: int, backbone: str, channels: str, weights: str):
-    """The model a fold starts from: a finished stage's weights (START_FROM), else a new model."""
+def start_model(start_stage, image_size: int, backbone: str, channels: str, weights: str, images, is_held_out):
+    """The model a fold starts from: a finished stage's weights (START_FROM), else a new model.
+
+    A new model's input statistics come from ``images`` outside ``is_held_out`` (the fold's training rows).
+    """
     from hpa_utils import models
 
     if start_stage is None:
-        return models.build_model(backbone, image_size, channels, weights)
+        model = models.build_model(backbone, image_size, channels, weights)
+        models.set_input_statistics(model, images, np.flatnonzero(~np.asarray(is_held_out, bool)))
+        return model
     info = stages.read_metrics(start_stage)
     if (info["backbone"], info["channels"]) != (backbone, channels):
         raise ValueError(f"START_FROM {Path(start_stage).name} was trained as {info['backbone']}/{info['channels']}, "

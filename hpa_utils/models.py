@@ -33,16 +33,7 @@ from keras.src.legacy.saving import legacy_h5_format
 from hpa_utils.files import atomic_write
 from hpa_utils.labels import NUM_CLASSES
 
-# name -> (keras.applications constructor name, smallest input side it accepts,
-#          file name of its ImageNet "notop" weights as Keras and Kaggle datasets ship them)
-BACKBONES: dict[str, tuple[str, int, str]] = {
-    "resnet50": ("ResNet50", 32, "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-    "inceptionv3": ("InceptionV3", 75, "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-    "densenet121": ("DenseNet121", 32, "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-    "small": ("SmallCNN", 16, "a file saved by save_weights from a 'small' backbone"),
-}
-# The CPU demo's backbone: no ImageNet weights exist for it; it learns from scratch in minutes.
-SMALL_FILTERS = (32, 64, 128, 256)
+SMALL_FILTERS = (32, 64, 128, 256)  # small_cnn, the CPU demo's backbone
 CHANNELS = {"rgb": 3, "rgby": 4}
 ADAPTER_NAME = "upscale_adapter"
 
@@ -82,10 +73,12 @@ def small_cnn(include_top: bool = False, weights=None, input_shape=(64, 64, 3)) 
 
     Same call as a keras.applications constructor (without a top). A ResNet50 trained from scratch
     learns little in the few minutes a CPU stage has; this backbone learns the embedded dataset in them.
-    weights: None (random) or the path of a file saved from a "small" backbone.
+    weights: None (random) or the path of a file saved from a "small" backbone; no ImageNet weights exist.
     """
     if include_top:
         raise ValueError("small_cnn has no classification top; the head is build_model's")
+    if weights == "imagenet":
+        raise WeightsError("weights='imagenet': the small backbone has none; use 'none' (random) or a weights file")
     inputs = keras.Input(input_shape)
     x = inputs
     for block, filters in enumerate(SMALL_FILTERS, start=1):
@@ -95,31 +88,32 @@ def small_cnn(include_top: bool = False, weights=None, input_shape=(64, 64, 3)) 
             x = keras.layers.ReLU(name=f"block{block}_relu{step}")(x)
         x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
     model = keras.Model(inputs, x, name="small_cnn")
-    if weights == "imagenet":
-        raise ValueError("no ImageNet weights exist for the small backbone")
     if weights is not None:
         model.load_weights(weights)
     return model
 
 
-def _application(backbone: str):
-    if backbone == "small":
-        return small_cnn
-    return getattr(keras.applications, BACKBONES[backbone][0])
+# name -> (constructor, called as keras.applications' are; smallest input side it accepts;
+#          the weights file it loads: ImageNet "notop" weights as Keras and Kaggle datasets ship them)
+BACKBONES = {
+    "resnet50": (keras.applications.ResNet50, 32, "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "inceptionv3": (keras.applications.InceptionV3, 75, "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "densenet121": (keras.applications.DenseNet121, 32, "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "small": (small_cnn, 16, "a file saved by save_weights from a 'small' backbone"),
+}
 
 
 def _pretrained_backbone(backbone: str, image_size: int, weights) -> keras.Model:
-    """The 3-channel keras.applications model (include_top=False) with the requested weights."""
-    constructor = _application(backbone)
-    notop_file = BACKBONES[backbone][2]
+    """The 3-channel backbone (include_top=False) with the requested weights."""
+    constructor, _, notop_file = BACKBONES[backbone]
     shape = (image_size, image_size, 3)
     if weights is None or weights == "none":
         return constructor(include_top=False, weights=None, input_shape=shape)
     if weights == "imagenet":
-        if backbone == "small":
-            raise WeightsError("weights='imagenet': the small backbone has none; use 'none' (random) or a weights file")
         try:
             return constructor(include_top=False, weights="imagenet", input_shape=shape)
+        except WeightsError:  # a backbone that has no ImageNet weights says so itself
+            raise
         except Exception as error:  # Keras raises a bare Exception when the download fails
             raise WeightsError(
                 f"could not get the ImageNet weights of {backbone} ({error}). Without internet, pass "
@@ -177,7 +171,7 @@ def feature_grid(backbone: str, image_size: int) -> int:
     """
     _check_backbone(backbone)
     _check_image_size(backbone, image_size)
-    model = _application(backbone)(include_top=False, weights=None, input_shape=(image_size, image_size, 3))
+    model = BACKBONES[backbone][0](include_top=False, weights=None, input_shape=(image_size, image_size, 3))
     return int(model.output.shape[1])
 
 
@@ -384,7 +378,7 @@ def set_input_statistics(model: keras.Model, images, indices=None, max_images: i
     layer = model.get_layer("input_bn")
     total = total_squares = 0.0
     for start in range(0, len(rows), 64):
-        chunk = np.asarray(images[np.sort(rows[start:start + 64])], dtype=np.float64) / 255.0
+        chunk = np.asarray(images[rows[start:start + 64]], dtype=np.float64) / 255.0
         flat = chunk.reshape(-1, chunk.shape[-1])
         total = total + flat.sum(axis=0)
         total_squares = total_squares + np.square(flat).sum(axis=0)

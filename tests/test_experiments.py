@@ -90,7 +90,7 @@ def test_comparison_table_rows_per_finished_stage_with_whole_numbers(tmp_path):
     assert table["test macro F1"].isna().tolist() == [True, False]
 
 
-def test_model_from_stage_rebuilds_architecture_and_dropout_and_loads_by_name(tmp_path):
+def test_model_from_stage_and_start_model_keep_dropout_load_by_name_and_set_input_statistics(tmp_path):
     from hpa_utils import models
 
     source = models.build_model("small", 32, "rgby", dropout=0.2)
@@ -106,9 +106,16 @@ def test_model_from_stage_rebuilds_architecture_and_dropout_and_loads_by_name(tm
     assert upscaled.get_layer("head_dropout_1").rate == 0.2
     np.testing.assert_array_equal(upscaled.get_layer("head_dense").kernel.numpy(),
                                   source.get_layer("head_dense").kernel.numpy())
-    assert experiments.start_model(stage, 48, "small", "rgby", "none").get_layer("head_dropout_2").rate == 0.2
+    images = np.full((4, 48, 48, 4), 20, np.uint8)
+    images[:2] = 60  # held out: must not count
+    is_held_out = np.array([True, True, False, False])
+    assert experiments.start_model(stage, 48, "small", "rgby", "none", images, is_held_out).get_layer(
+        "head_dropout_2").rate == 0.2
     with pytest.raises(ValueError, match="trained as small/rgby, but BACKBONE/CHANNELS are resnet50/rgby"):
-        experiments.start_model(stage, 48, "resnet50", "rgby", "none")
+        experiments.start_model(stage, 48, "resnet50", "rgby", "none", images, is_held_out)
+    fresh = experiments.start_model(None, 48, "small", "rgby", "none", images, is_held_out)
+    np.testing.assert_allclose(fresh.get_layer("input_bn").moving_mean.numpy(), 20 / 255, rtol=1e-6)
+    np.testing.assert_allclose(fresh.get_layer("input_bn").moving_variance.numpy(), 0.0, atol=1e-9)
 
 
 def test_report_table_leaves_missing_values_blank_and_counts_whole(tmp_path):

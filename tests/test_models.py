@@ -268,11 +268,8 @@ def test_adapter_gives_the_small_grid_for_each_preset(preset):
     from hpa_utils import runner
 
     loaded = runner.load_preset(preset)
-
-    def value(stage, name):
-        return loaded["stages"].get(stage, {}).get(name, loaded["parameters"].get(name))
-
-    backbone, small, large = value("02_warmup_finetune", "BACKBONE"), value("02_warmup_finetune", "IMAGE_SIZE"), value("03_upscale", "IMAGE_SIZE")
+    source, upscale = (runner.checked_values(loaded, {}, stage) for stage in ("02_warmup_finetune", "03_upscale"))
+    backbone, small, large = source["BACKBONE"], source["IMAGE_SIZE"], upscale["IMAGE_SIZE"]
     kernel, stride = models.upscale_adapter_shape(backbone, small, large)
     small_grid, large_grid = models.feature_grid(backbone, small), models.feature_grid(backbone, large)
     assert (large_grid - kernel) // stride + 1 == small_grid
