@@ -28,7 +28,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from hpa_utils.environment import REPO_ROOT
+
 DEFAULT_DATA_ROOT = REPO_ROOT / "data" / "bench"
 COLORS = ("red", "green", "blue", "yellow")  # dataset.COLORS, the kernel's rgby order
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -9,13 +9,14 @@ DIHEDRAL_VIEWS = 8
 
 
 def _augmenters():
-    """``imgaug.augmenters``, imported after the NumPy 2 compatibility step (the one place it runs)."""
-    from hpa_utils import compat
+    """``imgaug.augmenters``, imported after the NumPy 2 compatibility step (the one place it runs).
+
+    Where imgaug is not installed (a Kaggle image without it) it comes from the hpa-utils dataset's wheel.
+    """
+    from hpa_utils import compat, wheels
 
     compat.patch_numpy_for_imgaug()
-    import imgaug.augmenters as iaa
-
-    return iaa
+    return wheels.import_module("imgaug.augmenters")
 
 
 def _dihedral_augmenter(iaa):

@@ -6,22 +6,23 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from hpa_utils import dataset, files
+from hpa_utils import dataset, environment, files
 
 CACHE_VERSION = 2  # bump when the cached pixels would change for the same key (e.g. another resize)
-REPO_ROOT = Path(__file__).resolve().parents[1]
-KAGGLE_CACHE_DIR = Path("/tmp/hpa_cache")  # /kaggle/working is the kernel's output: keep caches out of it
 
 
 def default_cache_dir() -> Path:
-    """``<repo>/data/cache`` locally, ``/tmp/hpa_cache`` on Kaggle."""
-    return KAGGLE_CACHE_DIR if dataset.is_kaggle() else REPO_ROOT / "data" / "cache"
+    """``<repo>/data/cache`` locally; on Kaggle ``<temporary folder>/hpa_cache``: /kaggle/working is the output."""
+    if environment.is_kaggle():
+        return Path(tempfile.gettempdir()) / "hpa_cache"
+    return environment.REPO_ROOT / "data" / "cache"
 
 
 def _dataset_fingerprint(data_dir: Path) -> list:

@@ -38,7 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", default="kaggle_export")
     export.add_argument("--public", action="store_true", help="make the kernels public (default private)")
     export.add_argument("--preset", default="full", help="whose parameters become the kernels' defaults (default full)")
-    export.add_argument("--weights-dataset", help="a Kaggle dataset of pretrained weights to attach (owner/slug)")
+    export.add_argument("--weights-dataset", metavar="OWNER/SLUG",
+                        help="offline kernels: take ImageNet weights from this Kaggle dataset of Keras notop files "
+                             "(default: kernels that need them get internet and Keras downloads them)")
+    export.add_argument("--wheel-dir", metavar="DIR",
+                        help="where the imgaug and iterative-stratification wheels are (default .whl/, filled "
+                             "by pip download when they are not there)")
     return parser
 
 
@@ -65,10 +70,11 @@ def main(argv=None) -> int:
             from hpa_utils import kaggle
 
             path = kaggle.export(arguments.user, arguments.out, public=arguments.public, preset=arguments.preset,
-                                 weights_dataset=arguments.weights_dataset)
-            print(f"wrote {path}")
+                                 weights_dataset=arguments.weights_dataset, wheel_dir=arguments.wheel_dir)
+            print(f"wrote {path}\n{kaggle.describe(path)}\nnext: {path / 'UPLOAD.md'} (what to push, in order)")
             return 0
-    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
+            RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 1

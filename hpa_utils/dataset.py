@@ -1,4 +1,4 @@
-"""The Kaggle data folder: train.csv, sample_submission.csv, channel images, and a validator for all of it."""
+"""The Kaggle-layout data folder: train.csv, sample_submission.csv, channel images, and a validator for all of it."""
 
 from __future__ import annotations
 
@@ -20,8 +20,6 @@ CHANNEL_MODES: dict[str, tuple[str, ...]] = {
     "rgby": COLORS,  # all four stains: microtubules, protein, nucleus, endoplasmic reticulum
     "rgb": COLORS[:3],  # what the public kernels fed ImageNet backbones
 }
-KAGGLE_COMPETITION = "human-protein-atlas-image-classification"
-KAGGLE_INPUT = Path("/kaggle/input")
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 TRAIN_CSV = "train.csv"
 SAMPLE_SUBMISSION_CSV = "sample_submission.csv"
@@ -55,11 +53,6 @@ class DatasetError(ValueError):
 
 class ImageError(ValueError):
     """A channel image that cannot be used: empty, not an image, truncated or corrupt. The message names the file."""
-
-
-def is_kaggle() -> bool:
-    """Whether this runs inside a Kaggle kernel (the project's one Kaggle switch)."""
-    return bool(os.environ.get("KAGGLE_KERNEL_RUN_TYPE"))
 
 
 # --- label files -------------------------------------------------------------------------------
@@ -498,48 +491,3 @@ def main_validate(data_dir, check_images: bool = True) -> int:
     checked = f" ({counts['files']} channel files decoded)" if check_images else " (images not decoded)"
     print(f"OK: {counts['train']} train, {counts['test']} test images checked{checked} in {data_dir}")
     return 0
-
-
-# --- where the data lives ------------------------------------------------------------------------
-
-
-def resolve_data_dir(
-    data_dir="",
-    synthetic_train: int = 600,
-    synthetic_test: int = 200,
-    synthetic_size: int = 512,
-    synthetic_seed: int = 0,
-    synthetic_min_per_class: int = 2,
-) -> Path:
-    """The data folder a notebook reads: ``DATA_DIR = ""`` means Kaggle's input, else the synthetic dataset.
-
-    A non-empty ``data_dir`` is used as given (FileNotFoundError when it is not a folder). On Kaggle
-    it is /kaggle/input/<competition> (FileNotFoundError when the competition data is not attached).
-    Elsewhere the embedded synthetic dataset under <repo>/data/ is generated on first use with the
-    ``synthetic_*`` arguments and reused afterwards.
-    """
-    if data_dir is not None and str(data_dir) != "":
-        path = Path(data_dir).expanduser()
-        if not path.is_dir():
-            raise FileNotFoundError(f"DATA_DIR {str(data_dir)!r}: folder not found")
-        return path
-    if is_kaggle():
-        path = KAGGLE_INPUT / KAGGLE_COMPETITION
-        if not path.is_dir():
-            raise FileNotFoundError(
-                f"{path}: not found; add the {KAGGLE_COMPETITION!r} competition data to this kernel, or set DATA_DIR"
-            )
-        return path
-    from hpa_utils import synthetic
-
-    root = Path(__file__).resolve().parents[1] / "data"
-    return Path(
-        synthetic.ensure_dataset(
-            root,
-            n_train=synthetic_train,
-            n_test=synthetic_test,
-            image_size=synthetic_size,
-            seed=synthetic_seed,
-            min_per_class=synthetic_min_per_class,
-        )
-    )

@@ -6,11 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from iterstrat.ml_stratifiers import MultilabelStratifiedKFold, MultilabelStratifiedShuffleSplit
 
+from hpa_utils import wheels
 from hpa_utils.files import atomic_write
 
 SHOWN_IDS = 5  # how many culprit Ids an error message lists
+
+
+def _stratifiers():
+    """iterative-stratification's ``ml_stratifiers`` (from the hpa-utils dataset's wheel where it is not installed)."""
+    return wheels.import_module("iterstrat.ml_stratifiers")
 
 
 def _as_multi_hot(multi_hot) -> np.ndarray:
@@ -29,7 +34,7 @@ def make_folds(multi_hot, n_folds: int = 5, seed: int = 0) -> np.ndarray:
         raise ValueError(f"n_folds must be at least 2, got {n_folds}")
     if len(multi_hot) < n_folds:
         raise ValueError(f"cannot make {n_folds} folds from {len(multi_hot)} samples")
-    splitter = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    splitter = _stratifiers().MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     folds = np.full(len(multi_hot), -1, dtype=np.int64)
     for fold, (_, validation_rows) in enumerate(splitter.split(np.zeros(len(multi_hot)), multi_hot)):
         folds[validation_rows] = fold
@@ -43,7 +48,7 @@ def validation_split(multi_hot, validation_fraction: float = 0.2, seed: int = 0)
         raise ValueError(f"validation_fraction must be between 0 and 1, got {validation_fraction}")
     if len(multi_hot) < 2:
         raise ValueError(f"cannot split {len(multi_hot)} samples into training and validation")
-    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=validation_fraction, random_state=seed)
+    splitter = _stratifiers().MultilabelStratifiedShuffleSplit(n_splits=1, test_size=validation_fraction, random_state=seed)
     _, validation_rows = next(splitter.split(np.zeros(len(multi_hot)), multi_hot))
     is_validation = np.zeros(len(multi_hot), dtype=bool)
     is_validation[validation_rows] = True

@@ -8,12 +8,11 @@ import math
 import re
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 
-from hpa_utils import dataset, files, runner, stages
+from hpa_utils import environment, files, runner, stages, wheels
 
-DATASET_SLUG = "hpa-utils"  # the notebooks look for the package in /kaggle/input/hpa-utils
+DATASET_SLUG = environment.PACKAGE_DATASET  # the notebooks find the package in it by its hpa_utils/__init__.py
 DATASET_LICENSE = "CC-BY-SA-3.0"
 MARKER = ".hpa-kaggle-export"  # marks a folder this module wrote, so a re-export may replace it
 METADATA_FILE = "kernel-metadata.json"
@@ -40,20 +39,9 @@ def _check_dataset_reference(reference: str) -> str:
     return reference
 
 
-def _check_stage(stage: str) -> str:
-    if stage not in stages.STAGES:
-        raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(stages.STAGES)}")
-    return stage
-
-
-def kernel_slug(stage: str) -> str:
-    """The kernel's slug on Kaggle: "01_baseline" -> "hpa-01-baseline"."""
-    return "hpa-" + _check_stage(stage).replace("_", "-")
-
-
 def kernel_title(stage: str) -> str:
-    """A title that Kaggle resolves to kernel_slug(stage) (lowercased, spaces -> dashes): "HPA 01 baseline"."""
-    return "HPA " + _check_stage(stage).replace("_", " ")
+    """A title that Kaggle resolves to stages.kernel_slug(stage) (lowercased, spaces -> dashes): "HPA 01 baseline"."""
+    return "HPA " + stages.check_stage(stage).replace("_", " ")
 
 
 def upstream_stages(stage: str) -> list[str]:
@@ -62,36 +50,43 @@ def upstream_stages(stage: str) -> list[str]:
     The direct upstream gives the chain (03_upscale loads 02's weights); the earlier training stages
     let stages.comparison_table show every score so far. 00_eda is only the direct upstream of 01.
     """
-    index = stages.STAGES.index(_check_stage(stage))
+    index = stages.STAGES.index(stages.check_stage(stage))
     wanted = set(stages.STAGES[1:index]) | ({stages.STAGES[index - 1]} if index else set())
     return [name for name in stages.STAGES if name in wanted]
 
 
-def kernel_metadata(user: str, stage: str, public: bool = False, weights_dataset: str | None = None) -> dict:
+def uses_imagenet(values: dict) -> bool:
+    """Whether a stage with these parameter values loads ImageNet weights (04 only when it starts afresh)."""
+    return values.get("WEIGHTS") == "imagenet" and not values.get("START_FROM")
+
+
+def kernel_metadata(user: str, stage: str, public: bool = False, weights_dataset: str | None = None,
+                    imagenet: bool = False) -> dict:
     """The kernel-metadata.json of ``stage`` for ``user``.
 
-    Internet is off: code competitions refuse submissions from kernels with internet on, and an offline
-    kernel is reproducible. Pretrained weights therefore come from a dataset: ``weights_dataset``
-    ("owner/slug", e.g. a dataset of Keras "notop" weight files) is attached to the training kernels.
+    ``imagenet``: the stage loads ImageNet weights. This competition takes submissions as CSV files,
+    so a kernel may have internet: Keras then downloads the weights, and internet is on. With a
+    ``weights_dataset`` ("owner/slug", a dataset of Keras "notop" weight files) that dataset is
+    attached instead and internet stays off, as it does for every kernel that needs no download.
     """
     check_user(user)
     sources = [f"{user}/{DATASET_SLUG}"]
     if weights_dataset is not None:
         _check_dataset_reference(weights_dataset)
-        if stage not in NO_GPU_STAGES:
+        if imagenet:
             sources.append(weights_dataset)
     return {
-        "id": f"{user}/{kernel_slug(stage)}",
+        "id": f"{user}/{stages.kernel_slug(stage)}",
         "title": kernel_title(stage),
-        "code_file": f"{kernel_slug(stage)}.ipynb",
+        "code_file": f"{stages.kernel_slug(stage)}.ipynb",
         "language": "python",
         "kernel_type": "notebook",
         "is_private": not public,
         "enable_gpu": stage not in NO_GPU_STAGES,
-        "enable_internet": False,
+        "enable_internet": imagenet and weights_dataset is None,
         "dataset_sources": sources,
-        "competition_sources": [dataset.KAGGLE_COMPETITION],
-        "kernel_sources": [f"{user}/{kernel_slug(upstream)}" for upstream in upstream_stages(stage)],
+        "competition_sources": [environment.COMPETITION],
+        "kernel_sources": [f"{user}/{stages.kernel_slug(upstream)}" for upstream in upstream_stages(stage)],
     }
 
 
@@ -225,20 +220,23 @@ def _write_kernel(folder: Path, path: Path, notebook, values: dict, metadata: di
     files.write_json(folder / METADATA_FILE, metadata)
 
 
-def _write_package_dataset(folder: Path, user: str) -> None:
-    """The hpa_utils package, presets and requirements, with dataset-metadata.json, as Kaggle's dataset upload wants."""
-    shutil.copytree(stages.REPO_ROOT / "hpa_utils", folder / "hpa_utils", ignore=_COPY_IGNORED)
-    presets = stages.REPO_ROOT / "presets"
-    if presets.is_dir():
-        shutil.copytree(presets, folder / "presets", ignore=_COPY_IGNORED)
+def _write_package_dataset(folder: Path, user: str, wheel_dir=None) -> None:
+    """The hpa_utils package, presets, requirements and offline wheels, with dataset-metadata.json, as Kaggle wants."""
+    root = environment.REPO_ROOT
+    shutil.copytree(root / "hpa_utils", folder / "hpa_utils", ignore=_COPY_IGNORED)
+    if (root / "presets").is_dir():
+        shutil.copytree(root / "presets", folder / "presets", ignore=_COPY_IGNORED)
     for name in DATASET_FILES:
-        if (stages.REPO_ROOT / name).is_file():
-            shutil.copy2(stages.REPO_ROOT / name, folder / name)
+        if (root / name).is_file():
+            shutil.copy2(root / name, folder / name)
+    carried = wheels.collect(folder / wheels.WHEELS_FOLDER, cache=wheel_dir)
     description = (
         "The `hpa_utils` package of the Human Protein Atlas notebook bundle (HPA 00 eda ... HPA 04 kfold). "
-        "Each kernel adds this dataset and puts /kaggle/input/hpa-utils on sys.path, so "
-        "`from hpa_utils import dataset, models` works offline. Holds hpa_utils/ (with its data/*.csv), "
-        "presets/ and the requirements files."
+        "Each kernel finds it under /kaggle/input by its hpa_utils/__init__.py, wherever Kaggle mounts the "
+        "dataset, and puts it on sys.path, so `from hpa_utils import dataset, models` works offline. Holds "
+        "hpa_utils/ (with its data/*.csv), presets/, the requirements files, and wheels/ ("
+        + ", ".join(path.name for path in carried)
+        + "), imported from there only where Kaggle's image lacks them."
     )
     (folder / "README.md").write_text(f"# hpa-utils\n\n{description}\n", encoding="utf-8")
     files.write_json(folder / DATASET_METADATA_FILE, {
@@ -250,15 +248,71 @@ def _write_package_dataset(folder: Path, user: str) -> None:
     })
 
 
-def _push_guide(user: str, notebooks: list[str]) -> str:
+def _weights_source(stage: str, values: dict, weights_dataset: str | None) -> str:
+    """Where a kernel's model weights come from, in words (for the export's table)."""
+    if values.get("START_FROM"):
+        return f"{values['START_FROM']}'s model (its kernel output)"
+    if "WEIGHTS" not in values:
+        upstream = upstream_stages(stage)
+        return f"{upstream[-1]}'s model (its kernel output)" if stage != "00_eda" else "no model"
+    if uses_imagenet(values):
+        return "ImageNet, downloaded by Keras"
+    if values["WEIGHTS"] == "none":
+        return "none (random initialisation)"
+    found_in = f" in {weights_dataset}" if weights_dataset else ""
+    return f"{values['WEIGHTS']}{found_in}"
+
+
+def _kernel_row(stage: str, metadata: dict, values: dict, weights_dataset: str | None) -> dict:
+    return {"stage": stage, "kernel": metadata["id"], "gpu": metadata["enable_gpu"],
+            "internet": metadata["enable_internet"], "weights": _weights_source(stage, values, weights_dataset)}
+
+
+def describe(out) -> str:
+    """The export's table: per kernel, GPU, internet and where its weights come from."""
+    rows = files.read_json(Path(out) / MARKER)["kernels"]
+    width = max(len(row["kernel"]) for row in rows)
+    lines = [f"{'kernel':<{width}}  GPU  internet  weights"]
+    for row in rows:
+        lines.append(f"{row['kernel']:<{width}}  {'on ' if row['gpu'] else 'off'}  {'on ' if row['internet'] else 'off'}"
+                     f"       {row['weights']}")
+    return "\n".join(lines)
+
+
+def _upload_guide(user: str, preset: str, notebooks: list[str], rows: list[dict]) -> str:
+    """UPLOAD.md: what to do, in order, with the commands for ``user``."""
     lines = [
-        "# Upload to Kaggle (in this order)", "",
-        f"kaggle datasets create -p {DATASET_SLUG} --dir-mode zip   # later: kaggle datasets version -p {DATASET_SLUG} "
-        "--dir-mode zip -m 'update'", "",
+        "# Upload to Kaggle, in this order", "",
+        f"Written by `python -m hpa_utils kaggle-export` for {user} (preset {preset}). You need the kaggle CLI",
+        "(`pip install kaggle`, your API token in `~/.kaggle/kaggle.json`), the competition's rules accepted on",
+        f"kaggle.com/c/{environment.COMPETITION}, and a phone-verified account (Kaggle lends GPUs and internet",
+        "only to those). Run the commands from this folder.", "",
+        "1. The package, as a dataset (once; after a change: "
+        f"`kaggle datasets version -p {DATASET_SLUG} --dir-mode zip -m 'update'`):", "",
+        f"       kaggle datasets create -p {DATASET_SLUG} --dir-mode zip", "",
+        "   Wait until `kaggle datasets status " + f"{user}/{DATASET_SLUG}` says ready.", "",
+        "2. The kernels, one after the other: each reads the outputs of the kernels before it, so wait until a",
+        "   kernel is COMPLETE before pushing the next.", "",
     ]
     for stage in notebooks:
-        lines += [f"kaggle kernels push -p {stage}",
-                  f"kaggle kernels status {user}/{kernel_slug(stage)}   # wait for COMPLETE before the next push", ""]
+        lines += [f"       kaggle kernels push -p {stage}",
+                  f"       kaggle kernels status {user}/{stages.kernel_slug(stage)}"]
+    last = stages.kernel_slug(notebooks[-1])
+    lines += [
+        "", "3. The submission:", "",
+        f"       kaggle kernels output {user}/{last} -p results/",
+        f"       kaggle competitions submit -c {environment.COMPETITION} -f results/04_kfold/submission.csv -m 'HPA 04'",
+        "", "| kernel | GPU | internet | weights |", "|---|---|---|---|",
+    ]
+    lines += [f"| {row['kernel']} | {'on' if row['gpu'] else 'off'} | {'on' if row['internet'] else 'off'} | "
+              f"{row['weights']} |" for row in rows]
+    lines += [
+        "", "Where Kaggle mounts the inputs does not matter. Today: `/kaggle/input/competitions/<slug>/`,",
+        "`/kaggle/input/datasets/<owner>/<slug>/`, `/kaggle/input/notebooks/<owner>/<kernel>/`; earlier kernels",
+        "saw `/kaggle/input/<slug>/` for all three. The notebooks find the package, the competition data and each",
+        "upstream stage by what its folder holds. A kernel that misses an input stops with a message saying what",
+        "to add and listing what is mounted.", "",
+    ]
     return "\n".join(lines)
 
 
@@ -287,15 +341,19 @@ def _replace_folder(staging: Path, out: Path) -> None:
 
 
 def export(user: str, out="kaggle_export", public: bool = False, preset: str = "full",
-           weights_dataset: str | None = None, notebooks_dir=None) -> Path:
+           weights_dataset: str | None = None, notebooks_dir=None, wheel_dir=None) -> Path:
     """Write the Kaggle upload folders for ``user`` into ``out`` and return ``out``.
 
     ``out/<stage>/`` holds each notebook (parameters set to the preset's values, DATA_DIR and
-    OUTPUT_DIR left "") and its kernel-metadata.json; ``out/hpa-utils/`` is the package as a dataset.
-    ``preset`` is a preset name or YAML file; ``weights_dataset`` ("owner/slug") is attached to the
-    training kernels. ``notebooks_dir`` defaults to the repository's notebooks/.
+    OUTPUT_DIR left "") and its kernel-metadata.json; ``out/hpa-utils/`` is the package as a dataset,
+    with the wheels of imgaug and iterative-stratification (from ``wheel_dir``, default <repo>/.whl/,
+    else downloaded with pip). Stages that load ImageNet weights get internet; with ``weights_dataset``
+    ("owner/slug") they stay offline, that dataset is attached, and their WEIGHTS become the backbone's
+    "notop" file name, which the kernel finds wherever the dataset is mounted. ``preset`` is a preset
+    name or YAML file; ``notebooks_dir`` defaults to the repository's notebooks/.
     Raises ValueError for a bad user name or preset, FileExistsError for an ``out`` that holds
-    anything but an earlier export (a re-export replaces an earlier one whole).
+    anything but an earlier export (a re-export replaces an earlier one whole), RuntimeError when a
+    wheel can be neither found nor downloaded.
     """
     check_user(user)
     if weights_dataset is not None:
@@ -312,25 +370,34 @@ def export(user: str, out="kaggle_export", public: bool = False, preset: str = "
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     try:
-        online_weights = []
+        rows = []
         for stage, (path, notebook) in loaded.items():
             values = kaggle_parameters(preset_record, stage, declared[stage])
-            if values.get("WEIGHTS", declared[stage].get("WEIGHTS", (None, None))[1]) == "imagenet":
-                online_weights.append(stage)
-            _write_kernel(staging / stage, path, notebook, values,
-                          kernel_metadata(user, stage, public, weights_dataset))
-        _write_package_dataset(staging / DATASET_SLUG, user)
-        (staging / "UPLOAD.md").write_text(_push_guide(user, notebooks), encoding="utf-8")
+            effective = {name: default for name, (_, default) in declared[stage].items()} | values
+            imagenet = uses_imagenet(effective)
+            if imagenet and weights_dataset is not None:
+                values["WEIGHTS"] = effective["WEIGHTS"] = _notop_file(effective.get("BACKBONE"), stage)
+            metadata = kernel_metadata(user, stage, public, weights_dataset, imagenet=imagenet)
+            _write_kernel(staging / stage, path, notebook, values, metadata)
+            rows.append(_kernel_row(stage, metadata, effective, weights_dataset))
+        _write_package_dataset(staging / DATASET_SLUG, user, wheel_dir)
+        (staging / "UPLOAD.md").write_text(_upload_guide(user, preset_record["name"], notebooks, rows),
+                                           encoding="utf-8")
         files.write_json(staging / MARKER, {"written_by": "python -m hpa_utils kaggle-export", "user": user,
-                                            "preset": preset_record["name"], "notebooks": notebooks})
+                                            "preset": preset_record["name"], "notebooks": notebooks,
+                                            "kernels": rows})
         _check_out(out)  # still safe to replace (nothing appeared there meanwhile)
         _replace_folder(staging, out)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    if online_weights:
-        warnings.warn(f"{', '.join(online_weights)}: WEIGHTS is 'imagenet', which Keras downloads, but the kernels "
-                      f"run with internet off. Set WEIGHTS to the weights file in a Kaggle dataset "
-                      f"(/kaggle/input/<dataset>/<file>_notop.h5) and attach that dataset (weights_dataset=).",
-                      stacklevel=2)
     return out
+
+
+def _notop_file(backbone: str | None, stage: str) -> str:
+    """The Keras ImageNet "notop" weights file name of ``backbone`` (what a dataset of Keras weights holds)."""
+    from hpa_utils import models  # imports Keras: only for exports that fill in weights files
+
+    if backbone not in models.BACKBONES or not models.BACKBONES[backbone][2].endswith(".h5"):
+        raise ValueError(f"{stage}: backbone {backbone!r} has no ImageNet weights file to take from a dataset")
+    return models.BACKBONES[backbone][2]

@@ -30,6 +30,7 @@ import keras
 import numpy as np
 from keras.src.legacy.saving import legacy_h5_format
 
+from hpa_utils import environment
 from hpa_utils.files import atomic_write
 from hpa_utils.labels import NUM_CLASSES
 
@@ -122,12 +123,11 @@ def _pretrained_backbone(backbone: str, image_size: int, weights) -> keras.Model
             ) from None
     if not isinstance(weights, (str, Path)):
         raise WeightsError(f"weights={weights!r}: expected 'imagenet', 'none' or the path of a weights file")
-    path = Path(weights)
-    if not path.is_file():
-        raise WeightsError(
-            f"weights={str(weights)!r}: no such file (expected 'imagenet', 'none' or the path of a "
-            f"weights file such as {notop_file})"
-        )
+    try:  # on Kaggle a file name is looked for in every attached dataset
+        path = environment.resolve_input_file(str(weights), "weights")
+    except FileNotFoundError as error:
+        raise WeightsError(f"{error}\n(expected 'imagenet', 'none' or the path of a weights file such as "
+                           f"{notop_file})") from None
     try:
         return constructor(include_top=False, weights=str(path), input_shape=shape)
     except Exception as error:

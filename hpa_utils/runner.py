@@ -10,10 +10,10 @@ from pathlib import Path
 
 import yaml
 
-from hpa_utils import files, stages
+from hpa_utils import environment, files, stages
 
-NOTEBOOKS_DIR = stages.REPO_ROOT / "notebooks"
-PRESETS_DIR = stages.REPO_ROOT / "presets"
+NOTEBOOKS_DIR = environment.REPO_ROOT / "notebooks"
+PRESETS_DIR = environment.REPO_ROOT / "presets"
 RUN_FILE = "run.json"
 PYTHON_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list,), "dict": (dict,)}
 
@@ -167,7 +167,7 @@ def new_run_dir(out: str | None, preset_name: str) -> Path:
         run_dir = Path(out).expanduser().resolve()
     else:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = stages.REPO_ROOT / "runs" / f"{stamp}-{preset_name}"
+        run_dir = environment.REPO_ROOT / "runs" / f"{stamp}-{preset_name}"
     if run_dir.exists() and not run_dir.is_dir():
         raise FileExistsError(f"--out {run_dir} is a file, not a folder; nothing was touched. Choose another --out.")
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -183,29 +183,44 @@ def new_run_dir(out: str | None, preset_name: str) -> Path:
     return run_dir
 
 
-def execute_stage(stage: str, run_dir: Path, parameters: dict) -> float:
-    """Execute one notebook into RUN_DIR/<stage>.ipynb (+ .html); raise RunError naming the failing cell."""
+def execute_notebook(source: Path, output: Path, parameters: dict, cwd: Path, environment: dict | None = None,
+                     label: str | None = None) -> float:
+    """Execute ``source`` into ``output`` (+ .html) with papermill in ``cwd``; return the seconds it took.
+
+    ``environment`` sets (or, with None, removes) variables for the notebook's kernel only. Raises
+    RunError naming the failing cell and the executed copy that shows the error.
+    """
     import papermill
 
-    output = run_dir / f"{stage}.ipynb"
+    label = label or Path(source).stem
     started = time.time()
-    environment = os.environ.copy()
+    saved = os.environ.copy()  # papermill takes no environment: the kernel inherits os.environ
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(stages.REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    for name, value in (environment or {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = str(value)
     try:
-        papermill.execute_notebook(str(NOTEBOOKS_DIR / f"{stage}.ipynb"), str(output), parameters=parameters,
-                                   cwd=str(NOTEBOOKS_DIR), progress_bar={"desc": stage, "unit": "cell"},
-                                   kernel_name="python3")
+        papermill.execute_notebook(str(source), str(output), parameters=parameters, cwd=str(cwd),
+                                   progress_bar={"desc": label, "unit": "cell"}, kernel_name="python3")
     except papermill.PapermillExecutionError as error:
         write_html(output)
-        raise RunError(f"{stage} failed in cell {error.exec_count} with {error.ename}: {error.evalue}\n"
+        raise RunError(f"{label} failed in cell {error.exec_count} with {error.ename}: {error.evalue}\n"
                        f"  the executed copy shows the error: {output} (and {output.with_suffix('.html')})") from None
     finally:
         os.environ.clear()
-        os.environ.update(environment)
+        os.environ.update(saved)
     write_html(output)
     return time.time() - started
+
+
+def execute_stage(stage: str, run_dir: Path, parameters: dict) -> float:
+    """Execute one notebook into RUN_DIR/<stage>.ipynb (+ .html); raise RunError naming the failing cell."""
+    python_path = os.pathsep.join(filter(None, [str(environment.REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    return execute_notebook(NOTEBOOKS_DIR / f"{stage}.ipynb", run_dir / f"{stage}.ipynb", parameters,
+                            cwd=NOTEBOOKS_DIR, environment={"PYTHONPATH": python_path}, label=stage)
 
 
 def write_html(notebook_path: Path) -> Path | None:

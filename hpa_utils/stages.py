@@ -6,12 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from hpa_utils import dataset, files, labels
+from hpa_utils import environment, files, labels
 
 STAGES = ("00_eda", "01_baseline", "02_warmup_finetune", "03_upscale", "04_kfold")
-REPO_ROOT = Path(__file__).resolve().parents[1]
-KAGGLE_WORKING = Path("/kaggle/working")
-KAGGLE_INPUT = Path("/kaggle/input")
 
 
 class StageMissingError(FileNotFoundError):
@@ -22,16 +19,26 @@ def output_root(output_dir: str = "") -> Path:
     """The run folder: ``output_dir``, else /kaggle/working on Kaggle, else runs/interactive."""
     if output_dir:
         return Path(output_dir).expanduser().resolve()
-    if dataset.is_kaggle():
-        return KAGGLE_WORKING
-    return REPO_ROOT / "runs" / "interactive"
+    if environment.is_kaggle():
+        return environment.kaggle_working()
+    return environment.REPO_ROOT / "runs" / "interactive"
+
+
+def check_stage(stage: str) -> str:
+    """``stage`` when it is one of STAGES; ValueError listing them otherwise."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+    return stage
+
+
+def kernel_slug(stage: str) -> str:
+    """The stage's Kaggle kernel slug: "01_baseline" -> "hpa-01-baseline"."""
+    return "hpa-" + check_stage(stage).replace("_", "-")
 
 
 def stage_dir(output_dir: str, stage: str) -> Path:
     """Create and return OUTPUT_DIR/<stage>/, the only place a notebook writes."""
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
-    path = output_root(output_dir) / stage
+    path = output_root(output_dir) / check_stage(stage)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -39,15 +46,23 @@ def stage_dir(output_dir: str, stage: str) -> Path:
 def find_stage(stage: str, output_dir: str = "", upstream_dir: str = "", required: str = "metrics.json") -> Path:
     """The folder of a finished ``stage``: in UPSTREAM_DIR, in the run, or (on Kaggle) in a mounted kernel output.
 
-    Raises StageMissingError naming the notebook to run first.
+    On Kaggle an upstream kernel's output is found by what it holds (``<stage>/<required>``) in any
+    mount layout. Raises StageMissingError naming the notebook to run first, or the kernel to attach.
     """
     candidates = [Path(upstream_dir).expanduser() / stage] if upstream_dir else []
     candidates.append(output_root(output_dir) / stage)
-    if dataset.is_kaggle():
-        candidates += sorted(KAGGLE_INPUT.glob(f"*/{stage}"))
     for candidate in candidates:
         if (candidate / required).is_file():
             return candidate.resolve()
+    if environment.is_kaggle():
+        found = environment.find_stage_outputs(stage, required)
+        if found:
+            return found[0].resolve()
+        raise StageMissingError(
+            f"stage {stage} not found: no {stage}/{required} in {', '.join(map(str, candidates))} or under "
+            f"{environment.kaggle_input()}. Add the output of the kernel {kernel_slug(stage)} to this notebook "
+            f"(Add Input > Your Work > Notebooks; kernel-metadata.json: kernel_sources), once it has finished."
+            f"\n{environment.mounted()}")
     looked = ", ".join(str(candidate / required) for candidate in candidates)
     raise StageMissingError(
         f"stage {stage} has not finished: no {looked}. Run notebooks/{stage}.ipynb first "

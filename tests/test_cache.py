@@ -1,12 +1,14 @@
 """The uint8 image cache: exact pixels, reuse without decoding, keys, atomic builds."""
 
 import json
+import tempfile
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from hpa_utils import cache, dataset
+from hpa_utils import cache, dataset, environment
 
 NATIVE_SIZE = 40
 
@@ -115,6 +117,6 @@ def test_bad_arguments_raise_clear_errors(folder):
 
 def test_default_cache_dir_is_in_the_repo_locally_and_in_tmp_on_kaggle(monkeypatch):
     monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
-    assert cache.default_cache_dir() == cache.REPO_ROOT / "data" / "cache"
+    assert cache.default_cache_dir() == environment.REPO_ROOT / "data" / "cache"
     monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
-    assert str(cache.default_cache_dir()) == "/tmp/hpa_cache"
+    assert cache.default_cache_dir() == Path(tempfile.gettempdir()) / "hpa_cache"  # /kaggle/working is the output

@@ -2,7 +2,6 @@
 
 import csv
 import pickle
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -454,54 +453,8 @@ def test_main_validate_exit_codes_and_output(tmp_path, capsys):
     assert lines[-1] == f"3 problems found in {root}"
 
 
-# --- where the data lives -----------------------------------------------------------------------
-
-
-def test_is_kaggle_follows_the_kernel_environment_variable(monkeypatch):
-    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
-    assert dataset.is_kaggle() is False
-    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
-    assert dataset.is_kaggle() is True
-
-
-def test_resolve_data_dir_uses_a_given_folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")  # an explicit folder wins even on Kaggle
-    assert dataset.resolve_data_dir(str(tmp_path)) == tmp_path
-    with pytest.raises(FileNotFoundError, match="missing-folder.*folder not found"):
-        dataset.resolve_data_dir(tmp_path / "missing-folder")
-
-
-def test_resolve_data_dir_on_kaggle_is_the_competition_input(tmp_path, monkeypatch):
-    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
-    monkeypatch.setattr(dataset, "KAGGLE_INPUT", tmp_path)
-    with pytest.raises(FileNotFoundError, match="human-protein-atlas-image-classification"):
-        dataset.resolve_data_dir("")
-    (tmp_path / dataset.KAGGLE_COMPETITION).mkdir()
-    assert dataset.resolve_data_dir("") == tmp_path / "human-protein-atlas-image-classification"
-
-
 def test_dataset_module_imports_neither_tensorflow_nor_synthetic():
     code = "import sys, hpa_utils.dataset; print('tensorflow' in sys.modules, 'hpa_utils.synthetic' in sys.modules)"
     repo = Path(__file__).resolve().parents[1]
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo)
     assert result.stdout.split() == ["False", "False"]
-
-
-def test_resolve_data_dir_builds_the_synthetic_dataset_and_it_validates(monkeypatch):
-    pytest.importorskip("hpa_utils.synthetic")  # written concurrently by another developer
-    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
-    data_root = Path(dataset.__file__).resolve().parents[1] / "data"
-    before = set(data_root.iterdir()) if data_root.is_dir() else set()
-    arguments = dict(
-        synthetic_train=28, synthetic_test=2, synthetic_size=32, synthetic_seed=0, synthetic_min_per_class=1
-    )
-    path = dataset.resolve_data_dir("", **arguments)
-    try:
-        assert path.is_dir() and path.parent == data_root
-        assert dataset.resolve_data_dir("", **arguments) == path  # reused, not regenerated
-        assert dataset.validate(path, progress=False) == []
-        assert len(dataset.read_train_labels(path)) == 28
-        assert dataset.load_sample(path, "test", dataset.read_sample_submission(path)["Id"][0]).shape == (32, 32, 4)
-    finally:
-        if path not in before:
-            shutil.rmtree(path, ignore_errors=True)  # only what this test created

@@ -7,11 +7,12 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import pytest
 
-from hpa_utils import dataset, kaggle, runner, stages
+from hpa_utils import environment, kaggle, runner, stages
 
 USER = "someone"
 METADATA_TYPES = {
@@ -90,12 +91,14 @@ def parameter_values(notebook_path):
 
 def test_slugs_and_titles_resolve_to_each_other():
     for stage in stages.STAGES:
-        slug, title = kaggle.kernel_slug(stage), kaggle.kernel_title(stage)
+        slug, title = stages.kernel_slug(stage), kaggle.kernel_title(stage)
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", slug), slug
         assert title.lower().replace(" ", "-") == slug and 5 <= len(title) <= 50  # Kaggle's slug and title rules
-    assert kaggle.kernel_slug("01_baseline") == "hpa-01-baseline"
+    assert stages.kernel_slug("01_baseline") == "hpa-01-baseline"
     with pytest.raises(ValueError, match="unknown stage '05_magic'"):
-        kaggle.kernel_slug("05_magic")
+        stages.kernel_slug("05_magic")
+    with pytest.raises(ValueError, match="unknown stage '05_magic'"):
+        kaggle.kernel_title("05_magic")
 
 
 def test_each_stage_reads_its_upstream_and_every_earlier_training_stage():
@@ -106,7 +109,7 @@ def test_each_stage_reads_its_upstream_and_every_earlier_training_stage():
 
 
 def test_every_kernel_folder_has_valid_metadata(exported):
-    exported_ids = {f"{USER}/{kaggle.kernel_slug(stage)}": stage for stage in stages.STAGES}
+    exported_ids = {f"{USER}/{stages.kernel_slug(stage)}": stage for stage in stages.STAGES}
     for stage in stages.STAGES:
         metadata = json.loads((exported / stage / "kernel-metadata.json").read_text())
         for key, expected_type in METADATA_TYPES.items():
@@ -159,7 +162,7 @@ def test_full_preset_values_reach_the_kernels(tmp_path, notebooks_dir):
     preset = runner.load_preset("full")
     out = kaggle.export(USER, tmp_path / "out", notebooks_dir=notebooks_dir)
     for stage in preset["notebooks"]:
-        values = parameter_values(out / stage / f"{kaggle.kernel_slug(stage)}.ipynb")
+        values = parameter_values(out / stage / f"{stages.kernel_slug(stage)}.ipynb")
         expected = {**preset["parameters"], **(preset["stages"].get(stage) or {})}
         for name, value in expected.items():
             if name in values and name not in ("DATA_DIR", "OUTPUT_DIR"):
@@ -172,6 +175,9 @@ def test_package_dataset_imports_from_anywhere(exported, tmp_path):
     assert metadata["id"] == f"{USER}/hpa-utils" and metadata["licenses"] == [{"name": "CC-BY-SA-3.0"}]
     assert 6 <= len(metadata["title"]) <= 50  # Kaggle's dataset title bounds
     assert (package / "requirements.txt").is_file() and (package / "README.md").is_file()
+    carried = sorted(path.name for path in (package / "wheels").iterdir())
+    assert [name.split("-")[0] for name in carried] == ["imgaug", "iterative_stratification"], carried
+    assert all(name.endswith("-py3-none-any.whl") or name.endswith("-py2.py3-none-any.whl") for name in carried)
     assert not list(package.rglob("__pycache__")) and not list(package.rglob("*.pyc"))
     code = (f"import sys; sys.path.insert(0, {str(package)!r}); import hpa_utils; "
             "from hpa_utils import labels, dataset; "
@@ -188,8 +194,9 @@ def test_package_dataset_imports_from_anywhere(exported, tmp_path):
 def test_exported_package_finds_kaggle_folders_when_kaggle_says_so(exported, tmp_path):
     had_kaggle = Path("/kaggle").exists()
     code = (f"import sys; sys.path.insert(0, {str(exported / 'hpa-utils')!r}); from hpa_utils import dataset, stages; "
-            "print(dataset.is_kaggle(), stages.output_root(''), stages.REPO_ROOT)")
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+            "from hpa_utils import environment; print(environment.is_kaggle(), stages.output_root(''), "
+            "environment.REPO_ROOT)")
+    environment = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "HPA_KAGGLE_INPUT")}
     results = {}
     for run_type in ("Interactive", None):
         if run_type:
@@ -247,16 +254,46 @@ def test_preset_name_no_notebook_declares_is_refused(tmp_path, notebooks_dir):
     assert not (tmp_path / "out").exists()
 
 
-def test_imagenet_weights_with_internet_off_warn_and_a_weights_dataset_is_attached(tmp_path, notebooks_dir):
-    preset = tmp_path / "online.yaml"
-    preset.write_text("parameters:\n  WEIGHTS: imagenet\n")
-    with pytest.warns(UserWarning, match="WEIGHTS is 'imagenet'.*internet off"):
-        out = kaggle.export(USER, tmp_path / "out", preset=str(preset), notebooks_dir=notebooks_dir,
-                            weights_dataset="someone-else/keras-pretrained-models")
-    training = json.loads((out / "02_warmup_finetune" / "kernel-metadata.json").read_text())
-    assert training["dataset_sources"] == [f"{USER}/hpa-utils", "someone-else/keras-pretrained-models"]
-    eda = json.loads((out / "00_eda" / "kernel-metadata.json").read_text())
-    assert eda["dataset_sources"] == [f"{USER}/hpa-utils"]
+def metadata_of(out, stage):
+    return json.loads((out / stage / "kernel-metadata.json").read_text())
+
+
+def test_imagenet_kernels_get_internet_and_the_others_stay_offline(tmp_path, notebooks_dir, capsys):
+    out = kaggle.export(USER, tmp_path / "out", notebooks_dir=notebooks_dir)  # the full preset: WEIGHTS imagenet
+    internet = {stage: metadata_of(out, stage)["enable_internet"] for stage in stages.STAGES}
+    assert internet == {"00_eda": False, "01_baseline": True, "02_warmup_finetune": True, "03_upscale": False,
+                        "04_kfold": False}  # 03 loads 02's model, 04 starts from 03's
+    assert all(metadata_of(out, stage)["dataset_sources"] == [f"{USER}/hpa-utils"] for stage in stages.STAGES)
+    assert parameter_values(out / "02_warmup_finetune" / "hpa-02-warmup-finetune.ipynb")["WEIGHTS"] == "imagenet"
+    table = kaggle.describe(out).splitlines()
+    assert table[0].split() == ["kernel", "GPU", "internet", "weights"]
+    assert table[1].split()[:3] == [f"{USER}/hpa-00-eda", "off", "off"]
+    assert table[2].split()[:3] == [f"{USER}/hpa-01-baseline", "on", "on"] and "ImageNet, downloaded" in table[2]
+    assert "03_upscale's model" in table[5]
+    assert "| someone/hpa-02-warmup-finetune | on | on | ImageNet, downloaded by Keras |" in (
+        out / "UPLOAD.md").read_text()
+
+
+def test_a_weights_dataset_keeps_kernels_offline_and_fills_in_every_weights_file(tmp_path, notebooks_dir):
+    preset = tmp_path / "fresh.yaml"  # 04 starting afresh needs ImageNet weights too
+    preset.write_text("parameters:\n  WEIGHTS: imagenet\n  BACKBONE: resnet50\nstages:\n  01_baseline:\n"
+                      "    BACKBONE: inceptionv3\n  04_kfold:\n    START_FROM: ''\n")
+    out = kaggle.export(USER, tmp_path / "out", preset=str(preset), notebooks_dir=notebooks_dir,
+                        weights_dataset="someone-else/keras-pretrained-models")
+    expected_files = {"01_baseline": "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                      "02_warmup_finetune": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                      "04_kfold": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"}
+    for stage in stages.STAGES:
+        metadata = metadata_of(out, stage)
+        assert metadata["enable_internet"] is False, stage
+        values = parameter_values(out / stage / metadata["code_file"])
+        if stage in expected_files:
+            assert values["WEIGHTS"] == expected_files[stage]  # a file name, found at any depth on Kaggle
+            assert metadata["dataset_sources"] == [f"{USER}/hpa-utils", "someone-else/keras-pretrained-models"]
+        else:
+            assert metadata["dataset_sources"] == [f"{USER}/hpa-utils"]
+    assert "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 in someone-else/keras-pretrained-models" in (
+        kaggle.describe(out))
     with pytest.raises(ValueError, match="weights dataset 'keras models': expected owner/slug"):
         kaggle.kernel_metadata(USER, "01_baseline", weights_dataset="keras models")
 
@@ -283,7 +320,99 @@ def test_parameter_defaults_are_rewritten_in_place():
 
 
 def test_kaggle_switch_is_the_environment_variable(monkeypatch):
+    monkeypatch.delenv("HPA_KAGGLE_INPUT", raising=False)
     monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
-    assert dataset.is_kaggle() and stages.output_root("") == Path("/kaggle/working")
+    assert environment.is_kaggle() and stages.output_root("") == Path("/kaggle/working")
+    monkeypatch.setenv("HPA_KAGGLE_INPUT", "/somewhere/input")  # a simulated Kaggle: working is input's sibling
+    assert stages.output_root("") == Path("/somewhere/working")
     monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE")
-    assert not dataset.is_kaggle() and stages.output_root("") != Path("/kaggle/working")
+    assert not environment.is_kaggle() and stages.output_root("") != Path("/somewhere/working")
+
+
+class FakeKaggleClient:
+    """Stands in for kagglesdk's KaggleClient: records each request instead of sending it."""
+
+    def __init__(self, requests):
+        self.requests = requests
+        self.kernels = SimpleNamespace(kernels_api_client=SimpleNamespace(save_kernel=self._record("save_kernel")))
+        self.datasets = SimpleNamespace(dataset_api_client=SimpleNamespace(create_dataset=self._record("create_dataset")))
+
+    def _record(self, name):
+        def record(request):
+            self.requests.append((name, request))
+            return SimpleNamespace(error=None, versionNumber=1, url="https://www.kaggle.com/fake", ref="fake",
+                                   status="ok", invalidTags=[], invalidDatasetSources=[],
+                                   invalidCompetitionSources=[], invalidKernelSources=[])
+        return record
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        return False
+
+
+@pytest.fixture()
+def kaggle_api(tmp_path, monkeypatch):
+    """The kaggle CLI's own KaggleApi, with its network calls replaced by FakeKaggleClient."""
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle-config"))
+    monkeypatch.setenv("KAGGLE_USERNAME", USER)
+    monkeypatch.setenv("KAGGLE_KEY", "0" * 32)
+    from kaggle.api.kaggle_api_extended import KaggleApi
+    from requests.exceptions import HTTPError
+
+    api = KaggleApi()
+    api.authenticate()
+    requests = []
+    monkeypatch.setattr(api, "build_kaggle_client", lambda *arguments, **keywords: FakeKaggleClient(requests))
+    monkeypatch.setattr(api, "dataset_status", lambda reference: (_ for _ in ()).throw(HTTPError("404: not found")))
+    uploaded = []
+    monkeypatch.setattr(api, "upload_files", lambda request, resources, folder, blob_type, context, quiet, dir_mode,
+                        ignore_patterns=None: uploaded.append((folder, dir_mode)))
+    return api, requests, uploaded
+
+
+def test_exported_folders_pass_the_kaggle_cli_push_checks(exported, kaggle_api):
+    api, requests, uploaded = kaggle_api
+    for stage in stages.STAGES:
+        api.kernels_push(str(exported / stage))  # raises ValueError for what the CLI refuses
+    pushed = [request for name, request in requests if name == "save_kernel"]
+    assert [request.slug for request in pushed] == [f"{USER}/{stages.kernel_slug(stage)}" for stage in stages.STAGES]
+    assert pushed[2].kernel_data_sources == [f"{USER}/hpa-01-baseline"] and pushed[2].enable_gpu is True
+    assert pushed[0].competition_data_sources == ["human-protein-atlas-image-classification"]
+    assert all(json.loads(request.text)["cells"] for request in pushed)
+    api.dataset_create_new(str(exported / "hpa-utils"), dir_mode="zip")
+    created = [request for name, request in requests if name == "create_dataset"]
+    assert [(request.owner_slug, request.slug) for request in created] == [(USER, "hpa-utils")]
+    assert uploaded == [(str(exported / "hpa-utils"), "zip")]
+
+
+def test_the_kaggle_cli_refuses_a_broken_kernel_folder(exported, kaggle_api, tmp_path):
+    api, requests, _ = kaggle_api
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    metadata = json.loads((exported / "01_baseline" / "kernel-metadata.json").read_text())
+    (broken / "kernel-metadata.json").write_text(json.dumps({**metadata, "kernel_sources": ["not a kernel"]}))
+    (broken / metadata["code_file"]).write_text((exported / "01_baseline" / metadata["code_file"]).read_text())
+    with pytest.raises(ValueError, match="kernel"):
+        api.kernels_push(str(broken))
+    assert requests == []  # the check is the CLI's, made before any request
+
+
+def test_the_export_command_prints_each_kernels_gpu_internet_and_weights(tmp_path, capsys):
+    from hpa_utils import cli
+
+    assert cli.main(["kaggle-export", "--user", USER, "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"wrote {tmp_path / 'out'}"
+    assert printed[1].split() == ["kernel", "GPU", "internet", "weights"]
+    assert printed[3].split()[:3] == [f"{USER}/hpa-01-baseline", "on", "on"]
+    assert printed[-1] == f"next: {tmp_path / 'out' / 'UPLOAD.md'} (what to push, in order)"
+    wheel_dir = tmp_path / "wheels"
+    wheel_dir.mkdir()
+    (wheel_dir / "imgaug-0.4.0-py2.py3-none-any.whl").write_bytes(b"a stand-in, copied as it is")
+    assert cli.main(["kaggle-export", "--user", USER, "--out", str(tmp_path / "other"), "--wheel-dir", str(wheel_dir),
+                     "--preset", "smoke"]) == 0
+    assert (tmp_path / "other" / "hpa-utils" / "wheels" / "imgaug-0.4.0-py2.py3-none-any.whl").read_bytes() == (
+        b"a stand-in, copied as it is")  # taken from --wheel-dir; the missing one was downloaded there
+    assert sorted(path.name.split("-")[0] for path in wheel_dir.iterdir()) == ["imgaug", "iterative_stratification"]

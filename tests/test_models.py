@@ -317,3 +317,19 @@ def test_input_statistics_come_from_the_images_and_stay_through_a_short_run():
     np.testing.assert_allclose(input_bn.moving_mean.numpy(), pixels.mean(axis=0), rtol=0.05)
     with pytest.raises(ValueError, match="images have 3 channels but the model takes 4"):
         models.set_input_statistics(models.build_model("small", 32, "rgby"), images)
+
+
+def test_on_kaggle_a_weights_file_name_is_found_in_any_attached_dataset(tmp_path, monkeypatch):
+    backbone = models.small_cnn(input_shape=(32, 32, 3))
+    randomize_weights(backbone, seed=4)
+    deep = tmp_path / "input" / "datasets" / "someone" / "pretrained" / "1"
+    deep.mkdir(parents=True)
+    models.save_weights(backbone, deep / "small_backbone.h5")
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
+    monkeypatch.setenv("HPA_KAGGLE_INPUT", str(tmp_path / "input"))
+    model = models.build_model("small", 32, "rgb", weights="small_backbone.h5")
+    assert same_weights(model.get_layer("backbone").get_weights(), backbone.get_weights())
+    with pytest.raises(models.WeightsError, match=r"(?s)weights 'resnet50_weights_tf_dim_ordering_tf_kernels_notop"
+                                                  r"\.h5': no such file, and no file named .*Add the dataset.*"
+                                                  r"holds:\n  datasets/\n    someone/"):
+        models.build_model("resnet50", 32, weights="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hpa_utils import runner, stages
+from hpa_utils import environment, runner, stages
 
-NOTEBOOKS = sorted((stages.REPO_ROOT / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((environment.REPO_ROOT / "notebooks").glob("*.ipynb"))
 SHARED_NAMES = ("DATA_DIR", "OUTPUT_DIR", "SEED", "BACKBONE", "CHANNELS", "WEIGHTS", "IMAGE_SIZE", "BATCH_SIZE")
 
 
@@ -68,7 +68,7 @@ def test_shared_parameter_names_mean_the_same_everywhere():
 
 
 def test_presets_only_set_declared_parameters_with_the_right_types():
-    for preset_path in sorted((stages.REPO_ROOT / "presets").glob("*.yaml")):
+    for preset_path in sorted((environment.REPO_ROOT / "presets").glob("*.yaml")):
         preset = runner.load_preset(preset_path.stem)
         runner.check_names(preset, {}, preset["notebooks"])
         for stage in preset["notebooks"]:

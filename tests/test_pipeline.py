@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpa_utils import runner, stages
+from hpa_utils import environment, runner, stages
 
 pytestmark = pytest.mark.slow
-REPO = stages.REPO_ROOT
+REPO = environment.REPO_ROOT
 
 
 def run_cli(*arguments, timeout=900):
