@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from hpa_utils import dataset, environment, files
+from hpa_utils import checks, dataset, environment, files
 
 CACHE_VERSION = 2  # bump when the cached pixels would change for the same key (e.g. another resize)
 
@@ -104,7 +104,7 @@ def build_cache(
     ids = [str(image_id) for image_id in ids]
     if not ids:
         raise ValueError(f"build_cache: no ids given for split {split!r}")
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size <= 0:
+    if not checks.is_integer(image_size) or image_size <= 0:
         raise ValueError(f"build_cache: image_size must be a positive int, got {image_size!r}")
     image_size = int(image_size)
     if channels not in dataset.CHANNEL_MODES:

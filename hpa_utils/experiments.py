@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hpa_utils import cache, dataset, files, folds, labels, metrics, stages
+from hpa_utils import cache, checks, dataset, files, folds, labels, metrics, stages
 
 WEIGHTS_FILE = "model.h5"  # legacy HDF5: the next stage loads it by layer name
 SPLIT_FILE = "validation_split.csv"
@@ -121,7 +121,7 @@ def load_folds(stage_dir, ids, targets, n_folds: int, seed: int = 0) -> np.ndarr
 def folds_to_train(requested: list, n_folds: int) -> list[int]:
     """FOLDS as given ([] means all), checked against N_FOLDS."""
     chosen = list(requested) or list(range(n_folds))
-    wrong = [fold for fold in chosen if not isinstance(fold, int) or not 0 <= fold < n_folds]
+    wrong = [fold for fold in chosen if not checks.is_integer(fold) or not 0 <= fold < n_folds]
     if wrong:
         raise ValueError(f"FOLDS {wrong}: each fold must be an integer 0..{n_folds - 1} (N_FOLDS = {n_folds})")
     return chosen

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import ast
-import json
-import math
 import re
 import shutil
 import tempfile
 from pathlib import Path
 
-from hpa_utils import environment, files, runner, stages, wheels
+from hpa_utils import environment, files, parameters, stages, wheels
 
 DATASET_SLUG = environment.PACKAGE_DATASET  # the notebooks find the package in it by its hpa_utils/__init__.py
 DATASET_LICENSE = "CC-BY-SA-3.0"
@@ -90,93 +87,11 @@ def kernel_metadata(user: str, stage: str, public: bool = False, weights_dataset
     }
 
 
-def python_literal(value, where: str = "value") -> str:
-    """``value`` written as Python source that ast.literal_eval reads back (str, int, float, bool, None, list, dict)."""
-    if value is None or isinstance(value, bool):
-        return repr(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{where}: {value!r} cannot be written as a literal")
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # double quotes as in the notebooks; JSON escapes are Python's
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(python_literal(item, where) for item in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{python_literal(key, where)}: {python_literal(item, where)}"
-                               for key, item in value.items()) + "}"
-    raise ValueError(f"{where}: {value!r} ({type(value).__name__}) is not a literal a parameters cell can hold")
-
-
-def _parameter_statements(source: str, where: str) -> list[ast.AnnAssign]:
-    """The `NAME: type = literal` statements of a parameters cell; ValueError for anything else."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as error:
-        raise ValueError(f"{where}: the parameters cell is not valid Python "
-                         f"({error.msg}, line {error.lineno})") from None
-    for statement in tree.body:
-        if not (isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name) and statement.value):
-            raise ValueError(f"{where}: the parameters cell must hold `NAME: type = literal` lines only, "
-                             f"found `{ast.unparse(statement)}`")
-    return tree.body
-
-
-def declared_parameters(source: str, where: str = "parameters cell") -> dict:
-    """{name: (annotation, default)} of a parameters cell's source (what runner.declared_parameters reads)."""
-    declared = {}
-    for statement in _parameter_statements(source, where):
-        try:
-            default = ast.literal_eval(statement.value)
-        except ValueError:
-            raise ValueError(f"{where}: {statement.target.id} is not a literal: "
-                             f"`{ast.unparse(statement.value)}`") from None
-        declared[statement.target.id] = (ast.unparse(statement.annotation), default)
-    return declared
-
-
-def set_parameter_defaults(source: str, values: dict, where: str = "parameters cell") -> str:
-    """The parameters cell ``source`` with the defaults of ``values`` rewritten in place.
-
-    Only the literal after `=` changes; names, annotations, comments and line order stay as they were.
-    """
-    data = source.encode()
-    line_starts = [0]
-    for line in data.splitlines(keepends=True):
-        line_starts.append(line_starts[-1] + len(line))
-    edits = []
-    for statement in _parameter_statements(source, where):
-        name = statement.target.id
-        if name in values:
-            node = statement.value
-            start = line_starts[node.lineno - 1] + node.col_offset  # ast offsets count UTF-8 bytes
-            end = line_starts[node.end_lineno - 1] + node.end_col_offset
-            edits.append((start, end, python_literal(values[name], f"{where}: {name}").encode()))
-    for start, end, text in sorted(edits, reverse=True):
-        data = data[:start] + text + data[end:]
-    return data.decode()
-
-
 def kaggle_parameters(preset: dict, stage: str, declared: dict) -> dict:
     """The defaults ``stage`` gets on Kaggle: the preset's values for names it declares, DATA_DIR/OUTPUT_DIR ""."""
-    values = {}
-    for source, mapping in ((f"preset {preset['name']}", preset["parameters"]),
-                            (f"preset {preset['name']} stages.{stage}", preset["stages"].get(stage) or {})):
-        for name, value in mapping.items():
-            if name in declared and name not in KAGGLE_RESOLVED:
-                runner.check_type(stage, name, declared[name][0], value, source)
-                values[name] = value
+    values = parameters.stage_values(preset, stage, declared, skip=KAGGLE_RESOLVED)
     values.update({name: "" for name in KAGGLE_RESOLVED if name in declared})
     return values
-
-
-def _parameters_cell(notebook, path: Path):
-    found = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
-    if len(found) != 1:
-        raise ValueError(f"{path}: expected exactly one cell tagged 'parameters', found {len(found)}")
-    return found[0]
 
 
 def _read_notebooks(notebooks_dir: Path, notebooks: list[str]) -> dict:
@@ -191,25 +106,11 @@ def _read_notebooks(notebooks_dir: Path, notebooks: list[str]) -> dict:
     return loaded
 
 
-def _check_preset_names(preset: dict, declared: dict) -> None:
-    """Refuse preset names no exported notebook declares: on Kaggle a typo would silently do nothing."""
-    everywhere = set().union(*declared.values())
-    unknown = sorted(set(preset["parameters"]) - everywhere)
-    if unknown:
-        raise ValueError(f"preset {preset['name']} sets {', '.join(unknown)}, which no notebook declares "
-                         f"(declared: {', '.join(sorted(everywhere))})")
-    for stage, mapping in preset["stages"].items():
-        unknown = sorted(set(mapping or {}) - declared.get(stage, set()))
-        if unknown:
-            raise ValueError(f"preset {preset['name']} stages.{stage} sets {', '.join(unknown)}, "
-                             f"which {stage} does not declare")
-
-
 def _write_kernel(folder: Path, path: Path, notebook, values: dict, metadata: dict) -> None:
     import nbformat
 
-    cell = _parameters_cell(notebook, path)
-    cell.source = set_parameter_defaults(cell.source, values, str(path))
+    cell = parameters.parameters_cell(notebook, path)
+    cell.source = parameters.set_parameter_defaults(cell.source, values, str(path))
     for each in notebook.cells:
         if each.cell_type == "code":
             each.outputs = []
@@ -358,14 +259,14 @@ def export(user: str, out="kaggle_export", public: bool = False, preset: str = "
     check_user(user)
     if weights_dataset is not None:
         _check_dataset_reference(weights_dataset)
-    preset_record = runner.load_preset(preset)
+    preset_record = parameters.load_preset(preset)
     out = Path(out).expanduser().resolve()
     _check_out(out)
     notebooks = preset_record["notebooks"]
-    loaded = _read_notebooks(Path(notebooks_dir) if notebooks_dir else runner.NOTEBOOKS_DIR, notebooks)
-    declared = {stage: declared_parameters(_parameters_cell(notebook, path).source, str(path))
+    loaded = _read_notebooks(Path(notebooks_dir) if notebooks_dir else parameters.NOTEBOOKS_DIR, notebooks)
+    declared = {stage: parameters.declared_in_source(parameters.parameters_cell(notebook, path).source, str(path))
                 for stage, (path, notebook) in loaded.items()}
-    _check_preset_names(preset_record, {stage: set(names) for stage, names in declared.items()})
+    parameters.check_names(preset_record, {}, declared)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))

@@ -9,11 +9,10 @@ import pandas as pd
 import tensorflow as tf
 from tqdm import tqdm
 
-from hpa_utils import labels, metrics
+from hpa_utils import checks, labels, metrics
 from hpa_utils.augment import DIHEDRAL_VIEWS
 from hpa_utils.files import atomic_write
 
-SHOWN_IDS = 5  # how many culprit Ids an error message lists
 
 
 class SubmissionError(ValueError):
@@ -28,7 +27,7 @@ def dihedral_tf(batch, index: int) -> tf.Tensor:
     """View ``index`` (0..7) of an NHWC (or HWC) batch: rotate 90 degrees counter-clockwise ``index % 4``
     times, then mirror left-right when ``index >= 4``. Same views as ``augment.dihedral``, in TensorFlow.
     """
-    if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)) or not 0 <= index < DIHEDRAL_VIEWS:
+    if not checks.is_integer(index) or not 0 <= index < DIHEDRAL_VIEWS:
         raise ValueError(f"dihedral index must be an integer in 0..{DIHEDRAL_VIEWS - 1}, got {index!r}")
     batch = tf.convert_to_tensor(batch)
     if batch.shape.rank not in (3, 4):
@@ -80,7 +79,7 @@ def predict_tta(model, images, views: int = DIHEDRAL_VIEWS, batch_size: int = 32
     images), so the transforms and the model run together on the device. ``views=1`` is plain prediction.
     Raises ValueError for views outside 1..8, a non-4-D array, or non-square images with views > 1.
     """
-    if isinstance(views, bool) or not isinstance(views, (int, np.integer)) or not 1 <= views <= DIHEDRAL_VIEWS:
+    if not checks.is_integer(views) or not 1 <= views <= DIHEDRAL_VIEWS:
         raise ValueError(f"views must be an integer in 1..{DIHEDRAL_VIEWS}, got {views!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -119,15 +118,23 @@ def ensemble(predictions) -> np.ndarray:
     return np.mean(predictions, axis=0, dtype=np.float32)
 
 
-def _show(ids) -> str:
-    ids = list(ids)
-    shown = ", ".join(str(image_id) for image_id in ids[:SHOWN_IDS])
-    return f"{len(ids)} ({shown}{', ...' if len(ids) > SHOWN_IDS else ''})"
-
-
 def _duplicates(ids) -> list:
     index = pd.Index(ids)
     return list(index[index.duplicated()].unique())
+
+
+def _id_problems(ids: list[str], sample_ids: list[str]) -> list[str]:
+    """Duplicate, missing and extra Ids of ``ids`` against the sample submission's, one message each."""
+    problems = []
+    if duplicates := _duplicates(ids):
+        problems.append(f"duplicate Ids: {checks.show_ids(duplicates)}")
+    present = set(ids)
+    if missing := [image_id for image_id in sample_ids if image_id not in present]:
+        problems.append(f"missing Ids (in the sample submission, not in this one): {checks.show_ids(missing)}")
+    expected = set(sample_ids)
+    if extra := [image_id for image_id in ids if image_id not in expected]:
+        problems.append(f"extra Ids (not in the sample submission): {checks.show_ids(extra)}")
+    return problems
 
 
 def make_submission(sample_submission_df, ids, multi_hot) -> pd.DataFrame:
@@ -141,21 +148,10 @@ def make_submission(sample_submission_df, ids, multi_hot) -> pd.DataFrame:
     if multi_hot.shape != (len(ids), labels.NUM_CLASSES):
         raise ValueError(f"multi_hot has shape {multi_hot.shape}, expected ({len(ids)}, {labels.NUM_CLASSES}) for {len(ids)} ids")
     sample_ids = sample_submission_df["Id"].astype(str).tolist()
-    problems = []
-    if duplicates := _duplicates(ids):
-        problems.append(f"duplicate Ids in ids: {_show(duplicates)}")
-    known = set(ids)
-    if missing := [image_id for image_id in sample_ids if image_id not in known]:
-        problems.append(f"no prediction for sample submission Ids: {_show(missing)}")
-    expected = set(sample_ids)
-    if extra := [image_id for image_id in ids if image_id not in expected]:
-        problems.append(f"Ids not in the sample submission: {_show(extra)}")
-    if problems:
+    if problems := _id_problems(ids, sample_ids):
         raise SubmissionError(problems)
-    row_of = {image_id: row for row, image_id in enumerate(ids)}
-    ordered = multi_hot[[row_of[image_id] for image_id in sample_ids]]
-    predicted = [labels.format_target(np.flatnonzero(row)) for row in ordered]
-    submission = pd.DataFrame({"Id": sample_ids, "Predicted": predicted})
+    predicted = pd.Series([labels.format_target(np.flatnonzero(row)) for row in multi_hot], index=ids)
+    submission = pd.DataFrame({"Id": sample_ids, "Predicted": predicted.loc[sample_ids].tolist()})
     validate_submission(submission, sample_submission_df)
     return submission
 
@@ -164,24 +160,22 @@ def _as_text(value) -> str:
     """A Predicted / Target cell as text: pandas reads a column of single labels as integers, blanks as NaN."""
     if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)):
         return ""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+    if checks.is_integer(value):
         return str(int(value))
     return str(value)
 
 
 def _prediction_problem(value) -> tuple[str, str] | None:
     """What is wrong with one Predicted value, as (kind, detail), or None."""
-    text = _as_text(value)
-    if not text.strip():
+    problem = labels.target_problem(_as_text(value))
+    if problem is None:
+        return None
+    kind, culprit = problem
+    if kind == "empty":
         return "empty prediction", ""
-    for token in text.split():
-        try:
-            label = int(token)
-        except ValueError:
-            return "non-integer label", f" ({token!r})"
-        if not 0 <= label < labels.NUM_CLASSES:
-            return f"label outside 0..{labels.NUM_CLASSES - 1}", f" ({label})"
-    return None
+    if kind == "non-integer label":
+        return kind, f" ({culprit!r})"
+    return f"label outside 0..{labels.NUM_CLASSES - 1}", f" ({culprit})"
 
 
 def validate_submission(df, sample_submission_df) -> None:
@@ -193,15 +187,7 @@ def validate_submission(df, sample_submission_df) -> None:
         raise SubmissionError([f"missing column(s) {missing_columns}, found {list(df.columns)}"])
     ids = df["Id"].astype(str).tolist()
     sample_ids = sample_submission_df["Id"].astype(str).tolist()
-    problems = []
-    if duplicates := _duplicates(ids):
-        problems.append(f"duplicate Ids: {_show(duplicates)}")
-    present = set(ids)
-    if missing := [image_id for image_id in sample_ids if image_id not in present]:
-        problems.append(f"missing Ids (in the sample submission, not in this one): {_show(missing)}")
-    expected = set(sample_ids)
-    if extra := [image_id for image_id in ids if image_id not in expected]:
-        problems.append(f"extra Ids (not in the sample submission): {_show(extra)}")
+    problems = _id_problems(ids, sample_ids)
     if not problems and ids != sample_ids:
         row = next(row for row, (image_id, sample_id) in enumerate(zip(ids, sample_ids)) if image_id != sample_id)
         problems.append(f"wrong order: row {row} has Id {ids[row]}, the sample submission has {sample_ids[row]}")
@@ -211,7 +197,7 @@ def validate_submission(df, sample_submission_df) -> None:
             kind, detail = problem
             culprits_by_kind.setdefault(kind, []).append(f"{image_id}{detail}")
     for kind, culprits in culprits_by_kind.items():
-        problems.append(f"{kind} for Ids: {_show(culprits)}")
+        problems.append(f"{kind} for Ids: {checks.show_ids(culprits)}")
     if problems:
         raise SubmissionError(problems)
 
@@ -231,11 +217,11 @@ def score_submission(submission_df, test_labels_df) -> float:
     """
     submission_ids = submission_df["Id"].astype(str)
     if duplicates := _duplicates(submission_ids):
-        raise SubmissionError([f"duplicate Ids: {_show(duplicates)}"])
+        raise SubmissionError([f"duplicate Ids: {checks.show_ids(duplicates)}"])
     predicted_of = dict(zip(submission_ids, submission_df["Predicted"].tolist()))
     test_ids = test_labels_df["Id"].astype(str).tolist()
     if missing := [image_id for image_id in test_ids if image_id not in predicted_of]:
-        raise SubmissionError([f"missing Ids (in the test labels, not in the submission): {_show(missing)}"])
+        raise SubmissionError([f"missing Ids (in the test labels, not in the submission): {checks.show_ids(missing)}"])
     true_labels = [labels.parse_target(_as_text(target), where=f"test labels Id {image_id}")
                    for image_id, target in zip(test_ids, test_labels_df["Target"].tolist())]
     predicted_labels = []

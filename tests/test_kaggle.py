@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from hpa_utils import environment, kaggle, runner, stages
+from hpa_utils import environment, kaggle, parameters, stages
 
 USER = "someone"
 METADATA_TYPES = {
@@ -42,7 +42,7 @@ FOLDS: list = [0, 1, 2]  # folds to train"""
 @pytest.fixture(scope="module")
 def notebooks_dir(tmp_path_factory):
     """The repository's notebooks; while some are still being written, a copy where stand-ins fill the gaps."""
-    real = runner.NOTEBOOKS_DIR
+    real = parameters.NOTEBOOKS_DIR
     if all((real / f"{stage}.ipynb").is_file() for stage in stages.STAGES):
         return real
     folder = tmp_path_factory.mktemp("notebooks")
@@ -157,9 +157,9 @@ def test_exported_notebooks_hold_the_preset_values_as_literals(exported, noteboo
 
 
 def test_full_preset_values_reach_the_kernels(tmp_path, notebooks_dir):
-    if not (runner.PRESETS_DIR / "full.yaml").is_file():
+    if not (parameters.PRESETS_DIR / "full.yaml").is_file():
         pytest.skip("presets/full.yaml is not written yet")
-    preset = runner.load_preset("full")
+    preset = parameters.load_preset("full")
     out = kaggle.export(USER, tmp_path / "out", notebooks_dir=notebooks_dir)
     for stage in preset["notebooks"]:
         values = parameter_values(out / stage / f"{stages.kernel_slug(stage)}.ipynb")
@@ -303,20 +303,20 @@ def test_parameter_defaults_are_rewritten_in_place():
               'SIZES: list[int] = [1, 2]  # sizes\n'
               "RATE: float = 0.1  # learning rate\n"
               "FLAG: bool = False  # a switch")
-    rewritten = kaggle.set_parameter_defaults(source, {"NAME": 'é"b', "SIZES": [3], "RATE": 1e-05, "FLAG": True})
+    rewritten = parameters.set_parameter_defaults(source, {"NAME": 'é"b', "SIZES": [3], "RATE": 1e-05, "FLAG": True})
     assert rewritten.splitlines() == [
         'NAME: str = "é\\"b"  # naïve comment, with = and "quotes"',
         "SIZES: list[int] = [3]  # sizes",
         "RATE: float = 1e-05  # learning rate",
         "FLAG: bool = True  # a switch",
     ]
-    assert {name: default for name, (_, default) in kaggle.declared_parameters(rewritten).items()} == {
+    assert {name: default for name, (_, default) in parameters.declared_in_source(rewritten).items()} == {
         "NAME": 'é"b', "SIZES": [3], "RATE": 1e-05, "FLAG": True}
-    assert kaggle.declared_parameters(rewritten)["SIZES"][0] == "list[int]"
+    assert parameters.declared_in_source(rewritten)["SIZES"][0] == "list[int]"
     with pytest.raises(ValueError, match="RATE: nan cannot be written as a literal"):
-        kaggle.set_parameter_defaults(source, {"RATE": float("nan")})
+        parameters.set_parameter_defaults(source, {"RATE": float("nan")})
     with pytest.raises(ValueError, match="must hold `NAME: type = literal` lines only, found `x = 1`"):
-        kaggle.set_parameter_defaults("x = 1", {})
+        parameters.set_parameter_defaults("x = 1", {})
 
 
 def test_kaggle_switch_is_the_environment_variable(monkeypatch):

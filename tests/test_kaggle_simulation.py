@@ -87,8 +87,8 @@ def run_kernels(exported: Path, competition: Path, root: Path, layout: str, bloc
                 attach(sources[kind][reference], input_root / mount_point(kind, reference, layout))
         before = snapshot(input_root)
         executed = kernel_root / metadata["code_file"]
-        runner.execute_notebook(exported / stage / metadata["code_file"], executed, parameters={}, cwd=working,
-                                environment={"KAGGLE_KERNEL_RUN_TYPE": "Batch",
+        runner.execute_notebook(exported / stage / metadata["code_file"], executed, injected={}, cwd=working,
+                                kernel_environment={"KAGGLE_KERNEL_RUN_TYPE": "Batch",
                                              environment.INPUT_ROOT_VARIABLE: str(input_root),
                                              "PYTHONPATH": str(blocked) if blocked else None,
                                              "TMPDIR": str(kernel_root / "tmp")},
@@ -168,7 +168,7 @@ def test_a_kernel_without_its_upstream_stops_with_what_to_attach(exported, compe
     with pytest.raises(runner.RunError, match="StageMissingError: stage 02_warmup_finetune not found.*Add the output "
                                               "of the kernel hpa-02-warmup-finetune"):
         runner.execute_notebook(exported / "03_upscale" / "hpa-03-upscale.ipynb", tmp_path / "03.ipynb", {},
-                                cwd=working, environment={"KAGGLE_KERNEL_RUN_TYPE": "Batch", "PYTHONPATH": None,
+                                cwd=working, kernel_environment={"KAGGLE_KERNEL_RUN_TYPE": "Batch", "PYTHONPATH": None,
                                                           environment.INPUT_ROOT_VARIABLE: str(input_root)})
     message = outputs_text(tmp_path / "03.ipynb")
     assert f"{input_root} holds:\n  competitions/\n    {environment.COMPETITION}/\n  datasets/\n    {USER}/" in message

@@ -19,7 +19,7 @@ def random_images(count, size, channels=3, seed=0):
 def randomize_weights(model, seed=0):
     """Give every weight distinctive random values (positive, so BN variances stay valid)."""
     rng = np.random.default_rng(seed)
-    for layer in models._walk_layers(model):
+    for layer in models.backbones.walk_layers(model):
         if isinstance(layer, keras.Model) or not layer.weights:
             continue
         layer.set_weights([(0.5 + rng.random(w.shape) * 0.1).astype("float32") for w in layer.get_weights()])
@@ -265,10 +265,11 @@ def test_backbone_from_scratch_trains_its_batch_norm_quickly_and_pretrained_keep
 
 @pytest.mark.parametrize("preset", ["smoke", "demo", "full"])
 def test_adapter_gives_the_small_grid_for_each_preset(preset):
-    from hpa_utils import runner
+    from hpa_utils import parameters
 
-    loaded = runner.load_preset(preset)
-    source, upscale = (runner.checked_values(loaded, {}, stage) for stage in ("02_warmup_finetune", "03_upscale"))
+    loaded = parameters.load_preset(preset)
+    source, upscale = (parameters.stage_values(loaded, stage, parameters.declared(stage))
+                       for stage in ("02_warmup_finetune", "03_upscale"))
     backbone, small, large = source["BACKBONE"], source["IMAGE_SIZE"], upscale["IMAGE_SIZE"]
     kernel, stride = models.upscale_adapter_shape(backbone, small, large)
     small_grid, large_grid = models.feature_grid(backbone, small), models.feature_grid(backbone, large)

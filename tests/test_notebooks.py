@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hpa_utils import environment, runner, stages
+import papermill
+
+from hpa_utils import environment, parameters, runner, stages
 
 NOTEBOOKS = sorted((environment.REPO_ROOT / "notebooks").glob("*.ipynb"))
 SHARED_NAMES = ("DATA_DIR", "OUTPUT_DIR", "SEED", "BACKBONE", "CHANNELS", "WEIGHTS", "IMAGE_SIZE", "BATCH_SIZE")
@@ -43,7 +45,8 @@ def test_one_literals_only_parameters_cell(path):
         assert "#" in line, f"{path.name}: parameter line without a comment: {line}"
     names = [statement.target.id for statement in ast.parse(source).body]
     assert all(name.isupper() for name in names)
-    assert sorted(runner.declared_parameters(path.stem)) == sorted(names), "papermill must see every parameter"
+    assert sorted(papermill.inspect_notebook(str(path))) == sorted(names), "papermill must see every parameter"
+    assert sorted(parameters.declared(path.stem)) == sorted(names)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
@@ -60,27 +63,27 @@ def test_code_cells_are_short_and_notebook_reads_as_a_story(path):
 def test_shared_parameter_names_mean_the_same_everywhere():
     types = {}
     for path in NOTEBOOKS:
-        for name, (type_name, default) in runner.declared_parameters(path.stem).items():
+        for name, (type_name, default) in parameters.declared(path.stem).items():
             if name in SHARED_NAMES:
                 types.setdefault(name, set()).add(type_name)
-        assert {"DATA_DIR", "OUTPUT_DIR"} <= set(runner.declared_parameters(path.stem)), path.name
+        assert {"DATA_DIR", "OUTPUT_DIR"} <= set(parameters.declared(path.stem)), path.name
     assert all(len(found) == 1 for found in types.values()), types
 
 
 def test_presets_only_set_declared_parameters_with_the_right_types():
     for preset_path in sorted((environment.REPO_ROOT / "presets").glob("*.yaml")):
-        preset = runner.load_preset(preset_path.stem)
-        runner.check_names(preset, {}, preset["notebooks"])
+        preset = parameters.load_preset(preset_path.stem)
+        parameters.check_names(preset, {}, {stage: parameters.declared(stage) for stage in preset["notebooks"]})
         for stage in preset["notebooks"]:
-            parameters = runner.stage_parameters(preset, {}, stage, Path("/tmp/run"), None)
-            assert parameters["OUTPUT_DIR"] == "/tmp/run"
+            injected = runner.stage_parameters(preset, {}, stage, Path("/tmp/run"), None)
+            assert injected["OUTPUT_DIR"] == "/tmp/run"
 
 
 def test_notebook_defaults_are_the_demo_preset():
     # A notebook opened in Jupyter runs the demo as it is (the README's promise).
-    preset = runner.load_preset("demo")
+    preset = parameters.load_preset("demo")
     for stage in preset["notebooks"]:
-        defaults = {name: ast.literal_eval(default)
-                    for name, (_, default) in runner.declared_parameters(stage).items()}
-        for name, value in runner.checked_values(preset, {}, stage).items():
+        declared = parameters.declared(stage)
+        defaults = {name: default for name, (_, default) in declared.items()}
+        for name, value in parameters.stage_values(preset, stage, declared).items():
             assert defaults[name] == value, f"{stage}: {name} defaults to {defaults[name]!r}, the demo sets {value!r}"

@@ -164,7 +164,8 @@ def test_make_submission_rejects_empty_rows_and_wrong_ids():
     multi_hot = labels.to_multi_hot([[0], [1, 2], [], [27]])
     with pytest.raises(ValueError, match=r"empty prediction for Ids: 1 \(c\)"):
         predict.make_submission(sample, ["a", "b", "c", "d"], multi_hot)
-    with pytest.raises(ValueError, match=r"no prediction for sample submission Ids: 1 \(d\)(.|\n)*not in the sample submission: 1 \(e\)"):
+    with pytest.raises(ValueError, match=r"missing Ids \(in the sample submission, not in this one\): 1 \(d\)(.|\n)*"
+                                         r"extra Ids \(not in the sample submission\): 1 \(e\)"):
         predict.make_submission(sample, ["a", "b", "c", "e"], multi_hot)
     with pytest.raises(ValueError, match=r"\(3, 28\)"):
         predict.make_submission(sample, ["a", "b", "c", "d"], multi_hot[:3])

@@ -5,32 +5,33 @@ from pathlib import Path
 
 import pytest
 
-from hpa_utils import cli, runner
+from hpa_utils import cli, parameters, runner
 
 
 def test_every_preset_loads():
     for name in ("smoke", "demo", "full"):
-        preset = runner.load_preset(name)
+        preset = parameters.load_preset(name)
         assert preset["name"] == name and preset["parameters"]
 
 
 def test_unknown_preset_names_the_available_ones():
     with pytest.raises(ValueError, match=r"preset 'nope' not found.*available presets: demo, full, smoke"):
-        runner.load_preset("nope")
+        parameters.load_preset("nope")
 
 
 def test_preset_file_with_a_typo_is_refused(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("parameters:\n  IMAGE_SIZ: 64\n")
     with pytest.raises(ValueError, match="IMAGE_SIZ, which no notebook declares"):
-        runner.check_names(runner.load_preset(str(path)), {}, ["00_eda", "01_baseline"])
+        parameters.check_names(parameters.load_preset(str(path)), {}, {stage: parameters.declared(stage)
+                                                                         for stage in ("00_eda", "01_baseline")})
     path.write_text("parameters: [1, 2]\n")
     with pytest.raises(ValueError, match="mine.yaml: expected a mapping"):
-        runner.load_preset(str(path))
+        parameters.load_preset(str(path))
 
 
 def test_parameter_of_the_wrong_type_names_parameter_stage_and_source():
-    preset = runner.load_preset("smoke")
+    preset = parameters.load_preset("smoke")
     with pytest.raises(ValueError, match=r"parameter SYNTHETIC_TRAIN of 00_eda expects int, got 'many' \(str\) "
                                          r"from the command line"):
         runner.stage_parameters(preset, {"SYNTHETIC_TRAIN": "many"}, "00_eda", Path("/tmp/x"), None)
@@ -39,10 +40,10 @@ def test_parameter_of_the_wrong_type_names_parameter_stage_and_source():
 
 
 def test_overrides_are_read_as_yaml():
-    assert runner.parse_overrides(["FOLDS=[0, 1]", "EPOCHS=2", "NAME=abc", "RATE=0.5", "SMALL=1e-4", "W=none"]) == {
+    assert parameters.parse_overrides(["FOLDS=[0, 1]", "EPOCHS=2", "NAME=abc", "RATE=0.5", "SMALL=1e-4", "W=none"]) == {
         "FOLDS": [0, 1], "EPOCHS": 2, "NAME": "abc", "RATE": 0.5, "SMALL": 0.0001, "W": "none"}
     with pytest.raises(ValueError, match="expected NAME=VALUE"):
-        runner.parse_overrides(["EPOCHS"])
+        parameters.parse_overrides(["EPOCHS"])
 
 
 def test_only_accepts_numbers_and_names_in_pipeline_order():

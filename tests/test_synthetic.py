@@ -65,7 +65,7 @@ def test_layout_is_kaggle_like(generated):
         assert labels.parse_target(target, image_id) == [int(label) for label in target.split()]
     for split, ids in (("train", train_ids), ("test", test_ids)):
         names = sorted(path.name for path in (one / split).iterdir())
-        assert names == sorted(f"{image_id}_{color}.png" for image_id in ids for color in synthetic.COLORS)
+        assert names == sorted(f"{image_id}_{color}.png" for image_id in ids for color in dataset.COLORS)
         for name in names[:8]:
             data = (one / split / name).read_bytes()
             width, height, bit_depth, color_type = struct.unpack(">IIBB", data[16:26])
@@ -101,7 +101,7 @@ def test_every_class_reaches_the_floor_in_a_small_draw():
 def test_blue_red_yellow_ignore_the_labels_and_every_class_has_its_own_green():
     renders = {label: synthetic.render_sample([label], 96, np.random.default_rng(3)) for label in range(28)}
     for label, channels in renders.items():
-        assert set(channels) == set(synthetic.COLORS)
+        assert set(channels) == set(dataset.COLORS)
         assert all(image.shape == (96, 96) and image.dtype == np.uint8 for image in channels.values())
         if label not in (16, 17):  # these two make sure the field holds a dividing cell
             for color in ("red", "blue", "yellow"):
@@ -127,7 +127,7 @@ def test_green_tells_nucleoplasm_from_cytosol():
 
 def test_channels_are_mostly_dark():
     label_sets = synthetic.sample_label_sets(24, np.random.default_rng(5), min_per_class=0)
-    means = {color: [] for color in synthetic.COLORS}
+    means = {color: [] for color in dataset.COLORS}
     for index, label_set in enumerate(label_sets):
         for color, image in synthetic.render_sample(label_set, 128, np.random.default_rng(index)).items():
             means[color].append(image.mean() / 255)

@@ -1,0 +1,28 @@
+"""The classifier: pretrained backbones, the kernel's head, freezing, the upscale adapter, RGBY surgery, by-name weights.
+
+Every model built here is one chain of named layers::
+
+    image (uint8 or float, 0..255) -> input_scale (x / 255) -> input_bn -> backbone
+    -> head_conv (1x1, 32 filters, relu) -> [upscale_adapter] -> head_flatten -> head_dropout_1
+    -> head_dense (1024, relu) -> head_dropout_2 -> predictions (28, sigmoid)
+
+The names are the contract between stages: ``03_upscale`` builds a 512 px model whose layers
+carry the same names (and, apart from ``upscale_adapter``, the same shapes) as the 224 px model of
+``02_warmup_finetune``, and loads its weights by name from a legacy ``.h5`` file
+(``save_weights`` / ``transfer_weights``). Why the backbone's BatchNormalization stays in inference
+mode is said once, in ``backbones.freeze_batch_normalization``.
+
+``backbones`` (the networks, their weights, feature grids), ``surgery`` (RGBY, the adapter's shape),
+``build`` (the classifier) and ``weights`` (legacy .h5 files by name) hold the code; the names below
+are the ones the notebooks and the rest of the package use.
+"""
+
+from hpa_utils.models.backbones import BACKBONES, CHANNELS, WeightsError, feature_grid, small_cnn
+from hpa_utils.models.build import build_model, set_backbone_trainable, set_input_statistics
+from hpa_utils.models.surgery import (ADAPTER_NAME, adapter_kernel_and_stride, rgby_backbone, rgby_from_rgb,
+                                      upscale_adapter_shape)
+from hpa_utils.models.weights import load_weights, save_weights, transfer_weights
+
+__all__ = ["ADAPTER_NAME", "BACKBONES", "CHANNELS", "WeightsError", "adapter_kernel_and_stride", "build_model",
+           "feature_grid", "load_weights", "rgby_backbone", "rgby_from_rgb", "save_weights", "set_backbone_trainable",
+           "set_input_statistics", "small_cnn", "transfer_weights", "upscale_adapter_shape"]

@@ -1,0 +1,132 @@
+"""The classifier: input scaling and BatchNormalization, backbone, the kernel's head; freezing the backbone."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from hpa_utils.labels import NUM_CLASSES
+from hpa_utils.models.backbones import (
+    check_backbone,
+    check_channels,
+    check_image_size,
+    freeze_batch_normalization,
+    pretrained_backbone,
+    quicken_batch_normalization,
+)
+from hpa_utils.models.surgery import ADAPTER_NAME, rgby_from_rgb, upscale_adapter_shape
+
+
+def build_model(
+    backbone: str = "resnet50",
+    image_size: int = 224,
+    channels: str = "rgb",
+    weights="none",
+    dropout: float = 0.5,
+    head_filters: int = 32,
+    dense_units: int = 1024,
+    source_image_size: int | None = None,
+    freeze_batch_norm: bool | None = None,
+) -> keras.Model:
+    """The kernel's classifier: input scaling and BatchNormalization, a backbone, the 1x1-conv head.
+
+    backbone: "resnet50", "inceptionv3" or "densenet121" (keras.applications, include_top=False),
+        or "small" (``small_cnn``, for CPU demos).
+    channels: "rgb" (3 input channels) or "rgby" (4; see ``rgby_backbone`` for the yellow rule).
+    weights: "imagenet" (downloaded by Keras), "none" (random) or the path of the backbone's
+        ImageNet "notop" weights file, e.g. resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5.
+    source_image_size: the size the weights to be transferred were trained at; when given and
+        different from image_size, an ``upscale_adapter`` Conv2D maps the larger feature grid back
+        to the source grid, so that ``head_dense`` keeps its shape. It starts as a per-channel
+        average over its window (the head first sees a pooled version of the larger map).
+    freeze_batch_norm: keep the backbone's BatchNormalization layers in inference mode (their moving
+        statistics fixed); default: when the weights are pretrained. A backbone trained from scratch
+        (weights "none") needs them to learn, so they train with it.
+    The input takes uint8 or float images with values 0..255 (cast and scaled inside).
+    Raises ValueError (WeightsError for weights) naming the bad argument.
+    """
+    check_backbone(backbone)
+    check_channels(channels)
+    check_image_size(backbone, image_size)
+    adapter = None
+    if source_image_size is not None and source_image_size != image_size:
+        adapter = upscale_adapter_shape(backbone, source_image_size, image_size)
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout={dropout!r} must be in [0, 1)")
+
+    pretrained = pretrained_backbone(backbone, image_size, weights)
+    if freeze_batch_norm is None:
+        freeze_batch_norm = weights not in (None, "none")
+    if freeze_batch_norm:
+        freeze_batch_normalization(pretrained)
+    else:
+        quicken_batch_normalization(pretrained)
+    backbone_model = keras.Model(pretrained.input, pretrained.output, name="backbone")
+    backbone_model.freeze_batch_norm = bool(freeze_batch_norm)
+
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = keras.layers.Rescaling(1.0 / 255.0, name="input_scale")(inputs)
+    # Moving statistics: set from the data by set_input_statistics; momentum 0.9, not 0.99, so that without
+    # that they still reach dark images' values (far from the initial 0 and 1) within ~100 steps, not ~1000.
+    x = keras.layers.BatchNormalization(momentum=0.9, name="input_bn")(x)
+    x = backbone_model(x, training=False)
+    x = keras.layers.Conv2D(head_filters, 1, activation="relu", name="head_conv")(x)
+    if adapter is not None:
+        kernel, stride = adapter
+        adapter_layer = keras.layers.Conv2D(
+            head_filters, kernel, strides=stride, activation="relu", name=ADAPTER_NAME
+        )
+        x = adapter_layer(x)
+        average = np.zeros((kernel, kernel, head_filters, head_filters), dtype="float32")
+        average[:, :, np.arange(head_filters), np.arange(head_filters)] = 1.0 / (kernel * kernel)
+        adapter_layer.set_weights([average, np.zeros(head_filters, dtype="float32")])
+    x = keras.layers.Flatten(name="head_flatten")(x)
+    x = keras.layers.Dropout(dropout, name="head_dropout_1")(x)
+    x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
+    x = keras.layers.Dropout(dropout, name="head_dropout_2")(x)
+    outputs = keras.layers.Dense(NUM_CLASSES, activation="sigmoid", name="predictions")(x)
+    model = keras.Model(inputs, outputs, name=f"{backbone}_{image_size}_rgb")
+    return rgby_from_rgb(model) if channels == "rgby" else model
+
+def set_input_statistics(model: keras.Model, images, indices=None, max_images: int = 1000) -> np.ndarray:
+    """Start ``input_bn``'s moving mean and variance at the images' per-channel values (of pixels / 255).
+
+    Without this they start at (0, 1), far from dark microscope channels (mean ~0.06, variance
+    ~0.005), and a model validated before they catch up sees images scaled ~10x too weakly.
+    images: uint8 (n, side, side, channels), e.g. the cache; indices: which rows (default all), of which
+    at most max_images, evenly spaced, are read. Returns the (mean, variance) rows that were set.
+    """
+    rows = np.arange(len(images)) if indices is None else np.asarray(indices)
+    if len(rows) == 0:
+        raise ValueError("set_input_statistics needs at least one image")
+    rows = rows[np.linspace(0, len(rows) - 1, min(len(rows), max_images)).astype(int)]
+    layer = model.get_layer("input_bn")
+    total = total_squares = 0.0
+    for start in range(0, len(rows), 64):
+        chunk = np.asarray(images[rows[start:start + 64]], dtype=np.float64) / 255.0
+        flat = chunk.reshape(-1, chunk.shape[-1])
+        total = total + flat.sum(axis=0)
+        total_squares = total_squares + np.square(flat).sum(axis=0)
+    count = len(rows) * np.prod(np.shape(images)[1:3])
+    mean = total / count
+    variance = np.maximum(total_squares / count - np.square(mean), 0.0)
+    if mean.shape != tuple(layer.moving_mean.shape):
+        raise ValueError(f"images have {mean.shape[0]} channels but the model takes {layer.moving_mean.shape[0]}")
+    gamma, beta, _, _ = layer.get_weights()
+    layer.set_weights([gamma, beta, mean.astype("float32"), variance.astype("float32")])
+    return np.stack([mean, variance])
+
+def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
+    """Freeze (False) or unfreeze (True) the "backbone" layer; the caller must recompile afterwards.
+
+    Where the backbone's weights are pretrained (``build_model(freeze_batch_norm=...)``), its
+    BatchNormalization layers stay non-trainable either way, so they keep running in
+    inference mode with their pretrained moving statistics: fine-tuning batches are small (noisy
+    statistics would replace ImageNet's), and switching BatchNormalization to training mode when
+    unfreezing would shift every activation the head has just learned from and undo the warm-up.
+    ``input_bn`` is outside the backbone and trains normally.
+    """
+    backbone = model.get_layer("backbone")
+    backbone.trainable = bool(trainable)
+    if getattr(backbone, "freeze_batch_norm", True):
+        freeze_batch_normalization(backbone)

@@ -1,0 +1,113 @@
+"""Model surgery: the RGBY first convolution (yellow copies red) and the upscale adapter's shape."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from hpa_utils.models.backbones import check_backbone, check_image_size, feature_grid
+
+ADAPTER_NAME = "upscale_adapter"
+
+def adapter_kernel_and_stride(source_grid: int, target_grid: int) -> tuple[int, int]:
+    """(kernel, stride) of a 'valid' convolution that maps a source_grid side to exactly target_grid.
+
+    stride = source_grid // target_grid and kernel = source_grid - stride * (target_grid - 1): the
+    output side is then exactly target_grid and kernel >= stride, so every position of the large
+    grid is seen (16 -> 7 gives kernel 4, stride 2; 14 -> 7 gives kernel 2, stride 2).
+    Raises ValueError when target_grid is larger than source_grid (the adapter only shrinks).
+    """
+    if target_grid < 1 or source_grid < 1:
+        raise ValueError(f"grid sides must be positive, got source {source_grid} and target {target_grid}")
+    if target_grid > source_grid:
+        raise ValueError(
+            f"the upscale adapter shrinks a feature grid; cannot map {source_grid}x{source_grid} "
+            f"to the larger {target_grid}x{target_grid}"
+        )
+    stride = max(1, source_grid // target_grid)
+    kernel = source_grid - stride * (target_grid - 1)
+    return kernel, stride
+
+def upscale_adapter_shape(backbone: str, source_image_size: int, image_size: int) -> tuple[int, int]:
+    """(kernel, stride) of the adapter that maps the grid at ``image_size`` to the grid at ``source_image_size``.
+
+    ``source_image_size`` is the size the weights were trained at (224), ``image_size`` the new,
+    larger size (512). Raises ValueError when the new grid is smaller than the source grid.
+    """
+    check_backbone(backbone)
+    check_image_size(backbone, source_image_size, "source_image_size")
+    check_image_size(backbone, image_size)
+    large, small = feature_grid(backbone, image_size), feature_grid(backbone, source_image_size)
+    if small > large:
+        raise ValueError(
+            f"{backbone}: image_size={image_size} gives a {large}x{large} feature grid, smaller than the "
+            f"{small}x{small} grid of source_image_size={source_image_size}; the adapter only shrinks"
+        )
+    return adapter_kernel_and_stride(large, small)
+
+def _expand_kernel(kernel: np.ndarray) -> np.ndarray:
+    """Add a yellow input channel to a (kh, kw, 3, filters) kernel: a copy of the red channel's kernel."""
+    return np.concatenate([kernel, kernel[:, :, :1, :]], axis=2)
+
+def rgby_backbone(backbone: keras.Model) -> keras.Model:
+    """A 4-channel copy of a 3-channel backbone: same layers and weights, first convolution widened.
+
+    The rule for the new yellow (endoplasmic reticulum) input channel: its filter weights are a copy
+    of the red (microtubules) channel's. Both stains mark cytoplasmic structures with similar
+    intensity statistics, so the pretrained first-layer filters respond to yellow as they do to red;
+    and an all-zero yellow channel leaves every output exactly as in the 3-channel backbone.
+    The copy is built with random weights (weights=None semantics) and then every weight is copied.
+    """
+    height, width, channels = backbone.input.shape[1:]
+    if channels != 3:
+        raise ValueError(f"rgby_backbone expects a 3-channel backbone, got input shape {backbone.input.shape}")
+    expanded = keras.models.clone_model(backbone, input_tensors=keras.Input((height, width, 4)))
+    widened = []
+    for old, new in zip(backbone.layers, expanded.layers):
+        if old.name != new.name and not isinstance(old, keras.layers.InputLayer):
+            raise ValueError(f"rgby_backbone: layer order differs after cloning ({old.name} vs {new.name})")
+        values = []
+        for old_value, new_variable in zip(old.get_weights(), new.weights):
+            if old_value.shape != tuple(new_variable.shape):
+                expected = old_value.ndim == 4 and old_value.shape[2] == 3 and tuple(new_variable.shape)[2] == 4
+                if not expected:
+                    raise ValueError(
+                        f"rgby_backbone: unexpected shape change in layer {old.name}: "
+                        f"{old_value.shape} -> {tuple(new_variable.shape)}"
+                    )
+                old_value = _expand_kernel(old_value)
+                widened.append(old.name)
+            values.append(old_value)
+        new.set_weights(values)
+        new.trainable = old.trainable
+    if len(widened) != 1:
+        raise ValueError(f"rgby_backbone: expected exactly one first convolution to widen, found {widened}")
+    result = keras.Model(expanded.input, expanded.output, name=backbone.name)
+    result.freeze_batch_norm = getattr(backbone, "freeze_batch_norm", True)
+    return result
+
+def rgby_from_rgb(model: keras.Model) -> keras.Model:
+    """A 4-channel (RGBY) copy of a 3-channel model built by ``build_model``, with every weight copied.
+
+    The backbone's first convolution gets the yellow channel by ``rgby_backbone``'s rule (copy of
+    red); ``input_bn`` gives yellow a copy of red's scale, offset and statistics. With an all-zero
+    yellow channel and a fresh ``input_bn`` the new model predicts exactly what the old one does.
+    """
+    if model.input.shape[-1] != 3:
+        raise ValueError(f"rgby_from_rgb expects a 3-channel model, got input shape {model.input.shape}")
+    height, width = model.input.shape[1:3]
+    inputs = keras.Input((height, width, 4), name=model.layers[0].name)
+    x = inputs
+    for layer in model.layers[1:]:
+        if layer.name == "backbone":
+            new = rgby_backbone(layer)
+            x = new(x, training=False)
+            continue
+        new = layer.__class__.from_config(layer.get_config())
+        x = new(x)
+        values = layer.get_weights()
+        if layer.name == "input_bn":
+            values = [np.concatenate([value, value[:1]]) for value in values]
+        new.set_weights(values)
+        new.trainable = layer.trainable
+    return keras.Model(inputs, x, name=model.name.replace("_rgb", "_rgby"))

@@ -1,0 +1,68 @@
+"""One sample: a field of cells, its four stains and the green patterns of its labels, as four uint8 images."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from hpa_utils import checks
+from hpa_utils import labels as labels_module
+from hpa_utils.dataset import COLORS
+from hpa_utils.synthetic.cells import build_geometry
+from hpa_utils.synthetic.drawing import smooth_noise
+from hpa_utils.synthetic.green_patterns import GREEN_PATTERNS
+from hpa_utils.synthetic.stains import draw_blue, draw_red, draw_yellow
+
+MIN_IMAGE_SIZE = 32
+
+def render_sample(labels, image_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Render one field of view: {"red", "green", "blue", "yellow"} -> (image_size, image_size) uint8.
+
+    Red, blue and yellow depend only on ``rng``; green is the overlay of one pattern per label (see
+    green_patterns.py). Labels 16 and 17 also make sure the field holds a dividing cell, which other
+    fields get by chance. Raises ValueError for a label outside 0..27 or image_size < 32.
+    """
+    image_size = checks.integer("image_size", image_size, minimum=MIN_IMAGE_SIZE)
+    label_list = sorted({int(label) for label in labels})
+    if not label_list or not all(0 <= label < labels_module.NUM_CLASSES for label in label_list):
+        raise ValueError(f"labels {list(labels)!r}: expected one or more labels in 0..{labels_module.NUM_CLASSES - 1}")
+    streams = [np.random.default_rng(seed) for seed in rng.integers(0, 2**63, size=6)]
+    geometry_rng, red_rng, yellow_rng, blue_rng, green_rng, finish_rng = streams
+    geometry = build_geometry(label_list, image_size, geometry_rng)
+    red, filaments, tips = draw_red(geometry, red_rng)
+    yellow, network = draw_yellow(geometry, yellow_rng)
+    blue = draw_blue(geometry, blue_rng)
+    context = {"filaments": filaments, "tips": tips, "network": network}
+    label_seeds = green_rng.integers(0, 2**63, size=labels_module.NUM_CLASSES)  # same stream per class
+    green = np.float32(green_rng.uniform(3.0, 7.0)) * geometry.cytoplasm_mask()  # faint autofluorescence
+    for label in label_list:
+        pattern_rng = np.random.default_rng(label_seeds[label])
+        brightness = np.float32(pattern_rng.uniform(140.0, 220.0))
+        green += GREEN_PATTERNS[label](geometry, pattern_rng, context) * brightness
+    return _finish({"red": red, "green": green, "blue": blue, "yellow": yellow}, geometry, finish_rng)
+
+def _finish(channels, geometry, rng):
+    """Microscope blur, uneven illumination, a dark offset and camera noise; then 8-bit."""
+    size, unit = geometry.size, geometry.unit
+    illumination = 1.0 + 0.13 * smooth_noise(rng, size, size / 2.5)
+    sigma = 0.45 + 0.35 * unit
+    offsets = rng.uniform(1.5, 4.0, len(COLORS)).astype(np.float32)
+    # camera noise: the sum of two uniform bytes is a (discrete) triangle, close enough to a Gaussian
+    # and several times cheaper to draw; scaled to unit variance, growing with the signal
+    random_bytes = rng.integers(0, 256, size=(2, len(COLORS), size, size), dtype=np.uint8)
+    unit_scale = np.float32(1.0 / math.sqrt(2 * (256**2 - 1) / 12))
+    result = {}
+    for channel, color in enumerate(COLORS):
+        signal = cv2.GaussianBlur(channels[color], (0, 0), sigma)
+        signal *= illumination
+        signal += offsets[channel]
+        noise = random_bytes[0, channel].astype(np.float32)
+        noise += random_bytes[1, channel]
+        noise -= np.float32(255.0)
+        noise *= signal * np.float32(0.035 * unit_scale) + unit_scale
+        signal += noise
+        np.maximum(signal, 0.0, out=signal)
+        result[color] = cv2.convertScaleAbs(signal)  # rounds and saturates at 255
+    return result
