@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PRESET ?= demo
 
-.PHONY: demo smoke test test-fast lab bench clean
+.PHONY: demo smoke test test-fast lint format lab bench clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ test: $(STAMP)  ## every test, the smoke pipeline included
 
 test-fast: $(STAMP)  ## unit and contract tests only
 	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP)  ## ruff: the linter, and the formatter's check (pyproject.toml)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)  ## ruff: rewrite the code as `make lint` wants it
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 lab: $(STAMP)  ## open the notebooks in JupyterLab
 	$(PY) -m pip install -q "jupyterlab>=4,<5"

@@ -1,1 +1,1 @@
-"""Throughput benchmarks: the project's data, augmentation, training and prediction paths against the public kernel's."""
+"""Throughput benchmarks: data, augmentation, training and prediction paths beside the public kernel's."""

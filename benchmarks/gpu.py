@@ -44,8 +44,17 @@ class Settings:
     @classmethod
     def tiny(cls, data_root: Path = bench.DEFAULT_DATA_ROOT) -> "Settings":
         """What ``--quick`` and the no-GPU check run: small enough for a CPU, numbers meaningless."""
-        return cls(samples=8, source_size=64, image_sizes=(32, 64), batch_size=4, steps=2, warmup_steps=1,
-                   repeats=1, data_root=data_root, quick=True)
+        return cls(
+            samples=8,
+            source_size=64,
+            image_sizes=(32, 64),
+            batch_size=4,
+            steps=2,
+            warmup_steps=1,
+            repeats=1,
+            data_root=data_root,
+            quick=True,
+        )
 
 
 def row_names(settings: Settings) -> list[str]:
@@ -72,8 +81,9 @@ def describe_devices() -> tuple[list, str]:
     return gpus, "; ".join(described)
 
 
-def measure_size(settings: Settings, data_dir: Path, ids: list[str], targets: np.ndarray, image_size: int,
-                 work_dir: Path) -> tuple[list[bench.Row], float]:
+def measure_size(
+    settings: Settings, data_dir: Path, ids: list[str], targets: np.ndarray, image_size: int, work_dir: Path
+) -> tuple[list[bench.Row], float]:
     """Training images/s at ``image_size`` fed by make_dataset (cache, dihedral) and from memory; overhead in %."""
     import keras
     import tensorflow as tf
@@ -87,18 +97,25 @@ def measure_size(settings: Settings, data_dir: Path, ids: list[str], targets: np
     keras.backend.clear_session()
     model = training.compile_model(models.build_model("resnet50", image_size, "rgby", "none"), learning_rate=1e-4)
     in_memory = min(len(ids) // batch, settings.steps) * batch
-    memory = (tf.data.Dataset.from_tensor_slices((np.array(images[:in_memory]), targets[:in_memory]))
-              .batch(batch, drop_remainder=True).cache().repeat().prefetch(tf.data.AUTOTUNE))
-    ours = inputs.make_dataset(images, targets, batch, shuffle=True, augmentation="dihedral",
-                               drop_remainder=True).repeat()
+    memory = (
+        tf.data.Dataset.from_tensor_slices((np.array(images[:in_memory]), targets[:in_memory]))
+        .batch(batch, drop_remainder=True)
+        .cache()
+        .repeat()
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    ours = inputs.make_dataset(
+        images, targets, batch, shuffle=True, augmentation="dihedral", drop_remainder=True
+    ).repeat()
     feeds = {f"{image_size} px from memory": memory, f"{image_size} px ours, dihedral": ours}
     for feed in feeds.values():
         model.fit(feed, epochs=1, steps_per_epoch=settings.warmup_steps, verbose=0)
     if tf.config.list_physical_devices("GPU"):
         tf.config.experimental.reset_memory_stats("GPU:0")
-    variants = {name: (lambda feed=feed: bench.timed(model.fit, feed, epochs=1, steps_per_epoch=settings.steps,
-                                                     verbose=0))
-                for name, feed in feeds.items()}
+    variants = {
+        name: (lambda feed=feed: bench.timed(model.fit, feed, epochs=1, steps_per_epoch=settings.steps, verbose=0))
+        for name, feed in feeds.items()
+    }
     best = bench.best_times(variants, settings.repeats)
     peak = ""
     if tf.config.list_physical_devices("GPU"):
@@ -108,12 +125,22 @@ def measure_size(settings: Settings, data_dir: Path, ids: list[str], targets: np
     ours_rate = rate[f"{image_size} px ours, dihedral"]
     overhead = 100 * (memory_rate / ours_rate - 1)  # extra time per image, as in benchmarks.run
     rows = [
-        bench.Row(f"{image_size} px from memory", memory_rate, "images/s", "baseline",
-                  f"the same {in_memory // batch} batches repeated from memory{peak}"),
-        bench.Row(f"{image_size} px ours, dihedral", ours_rate, "images/s", f"{overhead:+.1f} % time",
-                  "cache memmap + inputs.make_dataset(augmentation='dihedral', shuffle=True)"),
+        bench.Row(
+            f"{image_size} px from memory",
+            memory_rate,
+            "images/s",
+            "baseline",
+            f"the same {in_memory // batch} batches repeated from memory{peak}",
+        ),
+        bench.Row(
+            f"{image_size} px ours, dihedral",
+            ours_rate,
+            "images/s",
+            f"{overhead:+.1f} % time",
+            "cache memmap + inputs.make_dataset(augmentation='dihedral', shuffle=True)",
+        ),
     ]
-    del model
+    model = None  # the closures above keep it otherwise; the next size builds its own
     return rows, overhead
 
 
@@ -124,14 +151,19 @@ def run_check(settings: Settings, device_line: str) -> list[float]:
     from hpa_utils import dataset, labels, synthetic
 
     with contextlib.redirect_stdout(sys.stderr):
-        data_dir = Path(synthetic.ensure_dataset(settings.data_root, n_train=settings.samples, n_test=1,
-                                                 image_size=settings.source_size, seed=0))
+        data_dir = Path(
+            synthetic.ensure_dataset(
+                settings.data_root, n_train=settings.samples, n_test=1, image_size=settings.source_size, seed=0
+            )
+        )
     frame = dataset.read_train_labels(data_dir)
     ids = frame["Id"].tolist()
     targets = labels.to_multi_hot(frame["labels"].tolist(), dtype=np.float32)
     print(f"data: {len(ids)} synthetic train samples, {settings.source_size} px PNG in {data_dir}")
-    print(f"model: ResNet50 rgby, weights none, batch {settings.batch_size}, {settings.steps} timed steps per round, "
-          f"best of {settings.repeats} rounds, the two feeds in turn")
+    print(
+        f"model: ResNet50 rgby, weights none, batch {settings.batch_size}, {settings.steps} timed steps per round, "
+        f"best of {settings.repeats} rounds, the two feeds in turn"
+    )
     sys.stdout.flush()
     previous_policy = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy("mixed_float16")
@@ -146,8 +178,10 @@ def run_check(settings: Settings, device_line: str) -> list[float]:
                 print(f"## ResNet50 {image_size} px rgby, mixed_float16, {device_line}")
                 print(f"{'':<{NAME_WIDTH}} {'value':>9} {'unit':<10} {'compared':<16} how")
                 for row in rows:
-                    print(f"{row.name:<{NAME_WIDTH}} {bench.format_number(row.value):>9} {row.unit:<10} "
-                          f"{row.comparison:<16} {row.detail}".rstrip())
+                    print(
+                        f"{row.name:<{NAME_WIDTH}} {bench.format_number(row.value):>9} {row.unit:<10} "
+                        f"{row.comparison:<16} {row.detail}".rstrip()
+                    )
                 sys.stdout.flush()
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
@@ -161,8 +195,12 @@ def parse_arguments(argv=None):
     parser.add_argument("--steps", type=int, help="timed training steps per round (default 40)")
     parser.add_argument("--batch-size", type=int, help="images per step (default 32)")
     parser.add_argument("--repeats", type=int, help="rounds per measurement, the best kept (default 3)")
-    parser.add_argument("--data-root", type=Path, default=bench.DEFAULT_DATA_ROOT,
-                        help=f"where the synthetic PNGs are generated once and reused (default {bench.DEFAULT_DATA_ROOT})")
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=bench.DEFAULT_DATA_ROOT,
+        help=f"where the synthetic PNGs are generated once and reused (default {bench.DEFAULT_DATA_ROOT})",
+    )
     arguments = parser.parse_args(argv)
     for name in ("samples", "steps", "batch_size", "repeats"):
         value = getattr(arguments, name)
@@ -187,15 +225,21 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     gpus, device_line = describe_devices()
-    print("# GPU check: ResNet50 training throughput, our input pipeline vs in-memory tensors (python -m benchmarks.gpu)")
-    print(f"machine: {platform.system()} {platform.machine()}, os.cpu_count() = {os.cpu_count()}, "
-          f"load average at start {bench.load_average()}; devices: {device_line}")
+    print(
+        "# GPU check: ResNet50 training throughput, our input pipeline vs in-memory tensors (python -m benchmarks.gpu)"
+    )
+    print(
+        f"machine: {platform.system()} {platform.machine()}, os.cpu_count() = {os.cpu_count()}, "
+        f"load average at start {bench.load_average()}; devices: {device_line}"
+    )
     print(f"versions: {bench.versions()}; tensorflow built with CUDA: {tf.test.is_built_with_cuda()}")
     tiny = arguments.quick
     if not gpus:
         if not arguments.quick:
-            print("no GPU found (tf.config.list_physical_devices('GPU') is empty): running the short CPU-only check "
-                  "instead; its numbers are not GPU figures")
+            print(
+                "no GPU found (tf.config.list_physical_devices('GPU') is empty): running the short CPU-only check "
+                "instead; its numbers are not GPU figures"
+            )
         tiny = True
     settings = settings_for(arguments, tiny)
     overheads = run_check(settings, device_line)

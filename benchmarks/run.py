@@ -119,9 +119,22 @@ class Settings:
     def quick(cls, data_root: Path = DEFAULT_DATA_ROOT) -> "Settings":
         """A tiny run that checks the benchmark works (seconds of work, numbers meaningless)."""
         return cls(
-            samples=8, source_size=64, load_size=32, train_size=32, augment_batch=4, augment_calls=1,
-            batch_size=4, train_batches=2, kernel_predict_images=2, predict_images=8, tta_images=4,
-            breakdown_samples=4, cached_passes=1, repeats=1, training_repeats=1, data_root=data_root,
+            samples=8,
+            source_size=64,
+            load_size=32,
+            train_size=32,
+            augment_batch=4,
+            augment_calls=1,
+            batch_size=4,
+            train_batches=2,
+            kernel_predict_images=2,
+            predict_images=8,
+            tta_images=4,
+            breakdown_samples=4,
+            cached_passes=1,
+            repeats=1,
+            training_repeats=1,
+            data_root=data_root,
         )
 
 
@@ -156,15 +169,18 @@ def format_number(value: float) -> str:
 
 
 def format_row(row: Row) -> str:
-    return f"{row.name:<{NAME_WIDTH}} {format_number(row.value):>9} {row.unit:<10} {row.comparison:<16} {row.detail}".rstrip()
+    value = format_number(row.value)
+    return f"{row.name:<{NAME_WIDTH}} {value:>9} {row.unit:<10} {row.comparison:<16} {row.detail}".rstrip()
 
 
 def target_line(name: str, measured: float, unit: str, goal: float, at_least: bool) -> str:
     """``target <name>: <measured> (goal <goal>) PASS|MISS``; ``at_least`` False means the goal is a maximum."""
     passed = measured >= goal if at_least else measured < goal
     sign = ">=" if at_least else "<"
-    return (f"target {name}: {format_number(measured)}{unit} (goal {sign} {format_number(goal)}{unit}) "
-            f"{'PASS' if passed else 'MISS'}")
+    return (
+        f"target {name}: {format_number(measured)}{unit} (goal {sign} {format_number(goal)}{unit}) "
+        f"{'PASS' if passed else 'MISS'}"
+    )
 
 
 def best_times(variants: dict, repeats: int) -> dict[str, float]:
@@ -211,12 +227,12 @@ def png_idat(data: bytes) -> bytes:
         raise ValueError("not a PNG file (no PNG signature)")
     view, position, parts = memoryview(data), len(PNG_SIGNATURE), []
     while position + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", view[position:position + 8])
+        length, kind = struct.unpack(">I4s", view[position : position + 8])
         start = position + 8
         if start + length > len(data):
             raise ValueError(f"truncated PNG: a {kind!r} chunk runs past the end of the file")
         if kind == b"IDAT":
-            parts.append(view[start:start + length])
+            parts.append(view[start : start + length])
         elif kind == b"IEND":
             break
         position = start + length + 4  # the chunk's CRC
@@ -292,8 +308,9 @@ def reusable_predictor(model, image_shape, dtype, views: int = 1, batch_size: in
 
     def run(images):
         batches = tf.data.Dataset.from_generator(
-            lambda: (np.ascontiguousarray(images[start:start + batch_size])
-                     for start in range(0, len(images), batch_size)),
+            lambda: (
+                np.ascontiguousarray(images[start : start + batch_size]) for start in range(0, len(images), batch_size)
+            ),
             output_signature=batch_spec,
         ).prefetch(2)
         return np.concatenate([predict_views(batch).numpy() for batch in batches])
@@ -305,8 +322,14 @@ def reusable_predictor(model, image_shape, dtype, views: int = 1, batch_size: in
 
 
 def versions() -> str:
-    names = {"numpy": "numpy", "opencv": "opencv-python-headless", "Pillow": "pillow", "tensorflow": "tensorflow",
-             "keras": "keras", "imgaug": "imgaug"}
+    names = {
+        "numpy": "numpy",
+        "opencv": "opencv-python-headless",
+        "Pillow": "pillow",
+        "tensorflow": "tensorflow",
+        "keras": "keras",
+        "imgaug": "imgaug",
+    }
     found = []
     for label, distribution in names.items():
         try:
@@ -315,8 +338,11 @@ def versions() -> str:
             found.append(f"{label} (not installed)")
     libraries = [line.strip() for line in cv2.getBuildInformation().splitlines() if line.strip().startswith("PNG:")]
     png = libraries[0].split("(")[-1].rstrip(")").replace("ver ", "") if libraries else "?"
-    return (f"python {platform.python_version()}, " + ", ".join(found)
-            + f", zlib {zlib.ZLIB_RUNTIME_VERSION}, libpng in cv2 {png}")
+    return (
+        f"python {platform.python_version()}, "
+        + ", ".join(found)
+        + f", zlib {zlib.ZLIB_RUNTIME_VERSION}, libpng in cv2 {png}"
+    )
 
 
 def load_average() -> str:
@@ -331,8 +357,9 @@ def prepare_data(settings: Settings) -> tuple[Path, list[str]]:
     from hpa_utils import dataset, synthetic
 
     with contextlib.redirect_stdout(sys.stderr):
-        data_dir = synthetic.ensure_dataset(settings.data_root, n_train=settings.samples, n_test=1,
-                                            image_size=settings.source_size, seed=0)
+        data_dir = synthetic.ensure_dataset(
+            settings.data_root, n_train=settings.samples, n_test=1, image_size=settings.source_size, seed=0
+        )
     ids = dataset.read_train_labels(data_dir)["Id"].tolist()
     return Path(data_dir), ids
 
@@ -367,25 +394,49 @@ def measure_loading(settings: Settings, data_dir: Path, ids: list[str], work_dir
             for _ in range(settings.cached_passes):
                 for _ in batches:
                     pass
+
         return timed(passes) / settings.cached_passes
 
     def ceiling():
         return timed(lambda: list(pool.map(zlib.decompress, streams)))
 
     try:
-        best = best_times({"kernel": kernel, "first": first_pass, "cached": cached_passes, "ceiling": ceiling},
-                          settings.repeats)
+        best = best_times(
+            {"kernel": kernel, "first": first_pass, "cached": cached_passes, "ceiling": ceiling}, settings.repeats
+        )
     finally:
         pool.shutdown()
     rate = {name: count / seconds for name, seconds in best.items()}
     rows = [
-        Row("kernel loader", rate["kernel"], "samples/s", "1.00x kernel", "PIL per channel, np.stack, cv2.resize; 1 thread"),
-        Row("ours first pass", rate["first"], "samples/s", ratio_text(rate["first"], rate["kernel"]),
-            f"cache.build_cache into a fresh folder, {threads} threads"),
-        Row("ours cached pass", rate["cached"], "samples/s", ratio_text(rate["cached"], rate["kernel"]),
-            f"inputs.make_dataset over the memmap, batch {settings.batch_size}, no augmentation"),
-        Row("zlib inflate ceiling", rate["ceiling"], "samples/s", ratio_text(rate["ceiling"], rate["kernel"]),
-            f"IDAT bytes only, {threads} threads; ours first pass = {100 * rate['first'] / rate['ceiling']:.0f} % of it"),
+        Row(
+            "kernel loader",
+            rate["kernel"],
+            "samples/s",
+            "1.00x kernel",
+            "PIL per channel, np.stack, cv2.resize; 1 thread",
+        ),
+        Row(
+            "ours first pass",
+            rate["first"],
+            "samples/s",
+            ratio_text(rate["first"], rate["kernel"]),
+            f"cache.build_cache into a fresh folder, {threads} threads",
+        ),
+        Row(
+            "ours cached pass",
+            rate["cached"],
+            "samples/s",
+            ratio_text(rate["cached"], rate["kernel"]),
+            f"inputs.make_dataset over the memmap, batch {settings.batch_size}, no augmentation",
+        ),
+        Row(
+            "zlib inflate ceiling",
+            rate["ceiling"],
+            "samples/s",
+            ratio_text(rate["ceiling"], rate["kernel"]),
+            f"IDAT bytes only, {threads} threads; "
+            f"ours first pass = {100 * rate['first'] / rate['ceiling']:.0f} % of it",
+        ),
     ]
     return rows, rate
 
@@ -394,19 +445,21 @@ def measure_breakdown(settings: Settings, data_dir: Path, ids: list[str], work_d
     """Where a sample's load time goes (1 thread, ms per sample), and how build_cache scales with threads."""
     from hpa_utils import cache, dataset
 
-    ids = ids[:settings.breakdown_samples]
+    ids = ids[: settings.breakdown_samples]
     size, count = settings.load_size, len(ids)
     log(f"first-pass breakdown: {count} samples")
     paths = [[dataset.image_path(data_dir, "train", image_id, color) for color in COLORS] for image_id in ids]
     contents = [[path.read_bytes() for path in sample] for sample in paths]
-    decoded = [[cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) for data in sample]
-               for sample in contents]
+    decoded = [
+        [cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) for data in sample] for sample in contents
+    ]
     streams = [[png_idat(data) for data in sample] for sample in contents]
     threads = os.cpu_count() or 1
 
     def per_sample(function):
         def run():
             return timed(lambda: [function(index) for index in range(count)])
+
         return run
 
     def pil_decode(index):
@@ -429,11 +482,22 @@ def measure_breakdown(settings: Settings, data_dir: Path, ids: list[str], work_d
     def build(workers=None, cv2_threads=None):
         def run():
             with tempfile.TemporaryDirectory(dir=work_dir) as fresh:
+
                 def call():
-                    return timed(cache.build_cache, data_dir, "train", ids, size, "rgby", cache_dir=fresh,
-                                 workers=workers, progress=False)
+                    return timed(
+                        cache.build_cache,
+                        data_dir,
+                        "train",
+                        ids,
+                        size,
+                        "rgby",
+                        cache_dir=fresh,
+                        workers=workers,
+                        progress=False,
+                    )
 
                 return call() if cv2_threads is None else with_cv2_threads(cv2_threads, call)
+
         return run
 
     def proposal(name):
@@ -450,8 +514,9 @@ def measure_breakdown(settings: Settings, data_dir: Path, ids: list[str], work_d
                     array.flush()
 
                 seconds = timed(build)
-                del array
+                array = None  # close the memmap before its folder goes
                 return seconds
+
         return run
 
     def inflate(workers):
@@ -460,31 +525,48 @@ def measure_breakdown(settings: Settings, data_dir: Path, ids: list[str], work_d
         def run():
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 return timed(lambda: list(pool.map(zlib.decompress, flat)))
+
         return run
 
     variants = {
         "find 4 files (image_path)": per_sample(
-            lambda index: [dataset.image_path(data_dir, "train", ids[index], color) for color in COLORS]),
+            lambda index: [dataset.image_path(data_dir, "train", ids[index], color) for color in COLORS]
+        ),
         "read 4 files": per_sample(lambda index: [path.read_bytes() for path in paths[index]]),
         "completeness check": per_sample(complete),
-        "cv2.imdecode": per_sample(lambda index: [cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-                                                  for data in contents[index]]),
+        "cv2.imdecode": per_sample(
+            lambda index: [
+                cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) for data in contents[index]
+            ]
+        ),
         "PIL decode (kernel)": per_sample(pil_decode),
         "zlib inflate only": per_sample(lambda index: [zlib.decompress(stream) for stream in streams[index]]),
         "resize INTER_AREA per channel": per_sample(
-            lambda index: [cv2.resize(array, (size, size), interpolation=cv2.INTER_AREA) for array in decoded[index]]),
+            lambda index: [cv2.resize(array, (size, size), interpolation=cv2.INTER_AREA) for array in decoded[index]]
+        ),
         "np.stack + INTER_LINEAR (kernel)": per_sample(
-            lambda index: cv2.resize(np.stack(decoded[index], axis=-1), (size, size))),
+            lambda index: cv2.resize(np.stack(decoded[index], axis=-1), (size, size))
+        ),
         "IMREAD_REDUCED_GRAYSCALE_2 + INTER_AREA": per_sample(
-            lambda index: [cv2.resize(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_2),
-                                      (size, size), interpolation=cv2.INTER_AREA) for data in contents[index]]),
+            lambda index: [
+                cv2.resize(
+                    cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_2),
+                    (size, size),
+                    interpolation=cv2.INTER_AREA,
+                )
+                for data in contents[index]
+            ]
+        ),
         "resize halve, then INTER_AREA": per_sample(
-            lambda index: [halve_then_resize(array, size) for array in decoded[index]]),
+            lambda index: [halve_then_resize(array, size) for array in decoded[index]]
+        ),
         "load_sample total": per_sample(lambda index: dataset.load_sample(data_dir, "train", ids[index], "rgby", size)),
         "load_sample, half decode": per_sample(
-            lambda index: proposed_load_sample(data_dir, ids[index], size, "half decode")),
+            lambda index: proposed_load_sample(data_dir, ids[index], size, "half decode")
+        ),
         "load_sample, halve resize": per_sample(
-            lambda index: proposed_load_sample(data_dir, ids[index], size, "halve resize")),
+            lambda index: proposed_load_sample(data_dir, ids[index], size, "halve resize")
+        ),
         "kernel loader total": per_sample(lambda index: kernel_load_sample(data_dir, ids[index], size)),
         "zlib inflate, 1 thread": inflate(1),
         "zlib inflate, all threads": inflate(threads),
@@ -496,12 +578,17 @@ def measure_breakdown(settings: Settings, data_dir: Path, ids: list[str], work_d
     }
     best = best_times(variants, settings.repeats)
     milliseconds = {name: 1000 * seconds / count for name, seconds in best.items()}
+
     def difference(proposal_name):
-        differences = np.concatenate([
-            np.abs(proposed_load_sample(data_dir, image_id, size, proposal_name).astype(np.int16)
-                   - dataset.load_sample(data_dir, "train", image_id, "rgby", size)).ravel()
-            for image_id in ids
-        ])
+        differences = np.concatenate(
+            [
+                np.abs(
+                    proposed_load_sample(data_dir, image_id, size, proposal_name).astype(np.int16)
+                    - dataset.load_sample(data_dir, "train", image_id, "rgby", size)
+                ).ravel()
+                for image_id in ids
+            ]
+        )
         return f"pixels vs load_sample: mean |diff| {differences.mean():.2f}, max {int(differences.max())}"
 
     stage_details = {
@@ -517,9 +604,15 @@ def measure_breakdown(settings: Settings, data_dir: Path, ids: list[str], work_d
     }
     rows = []
     for name in STAGE_ROWS:
-        rows.append(Row(name, milliseconds[name], "ms/sample",
-                        f"{100 * milliseconds[name] / milliseconds['load_sample total']:.0f} % of ours",
-                        stage_details.get(name, "")))
+        rows.append(
+            Row(
+                name,
+                milliseconds[name],
+                "ms/sample",
+                f"{100 * milliseconds[name] / milliseconds['load_sample total']:.0f} % of ours",
+                stage_details.get(name, ""),
+            )
+        )
     kernel = count / best["kernel loader total"]
     one_thread = {"zlib": count / best["zlib inflate, 1 thread"], "build": count / best["build_cache, 1 worker"]}
     details = {
@@ -533,8 +626,15 @@ def measure_breakdown(settings: Settings, data_dir: Path, ids: list[str], work_d
     }
     for name, (reference, detail) in details.items():
         rate = count / best[name]
-        rows.append(Row(name, rate, "samples/s", ratio_text(rate, kernel),
-                        f"{rate / one_thread[reference]:.2f}x 1 thread; {detail}"))
+        rows.append(
+            Row(
+                name,
+                rate,
+                "samples/s",
+                ratio_text(rate, kernel),
+                f"{rate / one_thread[reference]:.2f}x 1 thread; {detail}",
+            )
+        )
     return rows
 
 
@@ -544,8 +644,9 @@ def measure_augmentation(settings: Settings, data_dir: Path, ids: list[str]) -> 
 
     count = settings.augment_batch
     full = np.stack([dataset.load_sample(data_dir, "train", ids[index % len(ids)], "rgby") for index in range(count)])
-    small = np.stack([cv2.resize(image, (settings.load_size, settings.load_size), interpolation=cv2.INTER_AREA)
-                      for image in full])
+    small = np.stack(
+        [cv2.resize(image, (settings.load_size, settings.load_size), interpolation=cv2.INTER_AREA) for image in full]
+    )
     log(f"augmentation: batches of {count} rgby images at {settings.load_size} and {settings.source_size} px")
     augmenters = {name: augment.build_augmenter(name) for name in ("dihedral", "strong")}
     for augmenter in augmenters.values():  # first calls pay imgaug's imports and caches
@@ -553,8 +654,12 @@ def measure_augmentation(settings: Settings, data_dir: Path, ids: list[str]) -> 
 
     def variant(name, images):
         def run():
-            return timed(lambda: [augment.augment_batch(images, augmenters[name], seed=seed)
-                                  for seed in range(settings.augment_calls)])
+            return timed(
+                lambda: [
+                    augment.augment_batch(images, augmenters[name], seed=seed) for seed in range(settings.augment_calls)
+                ]
+            )
+
         return run
 
     variants = {
@@ -579,7 +684,9 @@ def build_small_model(settings: Settings):
     return training.compile_model(model, learning_rate=1e-4)
 
 
-def measure_training(settings: Settings, data_dir: Path, ids: list[str], work_dir: Path, model) -> tuple[list[Row], float]:
+def measure_training(
+    settings: Settings, data_dir: Path, ids: list[str], work_dir: Path, model
+) -> tuple[list[Row], float]:
     """One epoch's time fed by make_dataset (memmap, with and without dihedral) vs from memory, and the
     pipelines' own cost without a model. Returns the rows and the overhead (%) with dihedral augmentation.
 
@@ -590,18 +697,21 @@ def measure_training(settings: Settings, data_dir: Path, ids: list[str], work_di
     from hpa_utils import cache, dataset, inputs, labels
 
     count = min(len(ids), settings.batch_size * settings.train_batches)
-    images = cache.build_cache(data_dir, "train", ids, settings.train_size, "rgby", cache_dir=work_dir / "training",
-                               progress=False)
+    images = cache.build_cache(
+        data_dir, "train", ids, settings.train_size, "rgby", cache_dir=work_dir / "training", progress=False
+    )
     frame = dataset.read_train_labels(data_dir)
     targets = labels.to_multi_hot(frame["labels"].tolist(), dtype=np.float32)
     indices = np.arange(count)
     log(f"training: ResNet50 {settings.train_size} px rgby, {count} samples in batches of {settings.batch_size}")
     feeds = {
         "epoch from memory": tf.data.Dataset.from_tensor_slices((np.array(images[:count]), targets[:count]))
-        .batch(settings.batch_size).prefetch(tf.data.AUTOTUNE),
+        .batch(settings.batch_size)
+        .prefetch(tf.data.AUTOTUNE),
         "epoch ours, no augmentation": inputs.make_dataset(images, targets, settings.batch_size, indices=indices),
-        "epoch ours, dihedral": inputs.make_dataset(images, targets, settings.batch_size, augmentation="dihedral",
-                                                    indices=indices),
+        "epoch ours, dihedral": inputs.make_dataset(
+            images, targets, settings.batch_size, augmentation="dihedral", indices=indices
+        ),
     }
     # One train step (model.train_on_batch, what fit runs per batch) per feed in turn, the order
     # rotated each time: the shared machine's load, which swings more than the effect measured here
@@ -618,8 +728,9 @@ def measure_training(settings: Settings, data_dir: Path, ids: list[str], work_di
     for name in feeds:  # warm-up: traces the train step, fills each pipeline
         for _ in range(2):
             train_step(name)
-    startup = best_times({name: (lambda feed=feed: timed(lambda: next(iter(feed)))) for name, feed in feeds.items()},
-                         settings.repeats)
+    startup = best_times(
+        {name: (lambda feed=feed: timed(lambda: next(iter(feed)))) for name, feed in feeds.items()}, settings.repeats
+    )
     step_seconds = {name: [] for name in feeds}
     step_processor_seconds = {name: [] for name in feeds}
     names = list(feeds)
@@ -638,14 +749,22 @@ def measure_training(settings: Settings, data_dir: Path, ids: list[str], work_di
         processor_overhead = 100 * (epoch_processor[name] - memory_processor) / memory_processor
         comparison = "baseline" if name == "epoch from memory" else f"{overhead:+.1f} % overhead"
         low, median, high = np.percentile(step_seconds[name], [10, 50, 90])
-        rows.append(Row(name, epoch[name], "s", comparison,
-                        f"{count / epoch[name]:.1f} images/s; step median {median:.3f} s (p10 {low:.3f}, p90 "
-                        f"{high:.3f}, {len(step_seconds[name])} steps); start-up {1000 * startup[name]:.0f} ms; "
-                        f"CPU time {processor_overhead:+.1f} %"))
+        rows.append(
+            Row(
+                name,
+                epoch[name],
+                "s",
+                comparison,
+                f"{count / epoch[name]:.1f} images/s; step median {median:.3f} s (p10 {low:.3f}, p90 "
+                f"{high:.3f}, {len(step_seconds[name])} steps); start-up {1000 * startup[name]:.0f} ms; "
+                f"CPU time {processor_overhead:+.1f} %",
+            )
+        )
 
     # The pipelines alone, no model: what each costs per epoch (a new iterator, all batches).
-    alone_names = dict(zip(("pipeline alone, from memory", "pipeline alone, no augmentation",
-                            "pipeline alone, dihedral"), names))
+    alone_names = dict(
+        zip(("pipeline alone, from memory", "pipeline alone, no augmentation", "pipeline alone, dihedral"), names)
+    )
     alone_processor = {row: math.inf for row in alone_names}
 
     def alone(row):
@@ -654,47 +773,65 @@ def measure_training(settings: Settings, data_dir: Path, ids: list[str], work_di
             seconds = timed(lambda: [None for _ in feeds[alone_names[row]]])
             alone_processor[row] = min(alone_processor[row], time.process_time() - processor_start)
             return seconds
+
         return run
 
     alone_best = best_times({row: alone(row) for row in alone_names}, 3 * settings.repeats)
     for row in alone_names:
         share = 100 * alone_best[row] / memory
         processor_share = 100 * alone_processor[row] / memory_processor
-        rows.append(Row(row, 1000 * alone_best[row], "ms/epoch", f"{share:.1f} % of epoch",
-                        f"CPU time {1000 * alone_processor[row]:.0f} ms = {processor_share:.1f} % of a memory-fed "
-                        f"epoch's; the most it can add when nothing overlaps"))
+        rows.append(
+            Row(
+                row,
+                1000 * alone_best[row],
+                "ms/epoch",
+                f"{share:.1f} % of epoch",
+                f"CPU time {1000 * alone_processor[row]:.0f} ms = {processor_share:.1f} % of a memory-fed "
+                f"epoch's; the most it can add when nothing overlaps",
+            )
+        )
     # the target: the pipeline as training uses it (make_dataset with dihedral augmentation)
     return rows, 100 * (epoch["epoch ours, dihedral"] - memory) / memory
 
 
-def measure_prediction(settings: Settings, data_dir: Path, ids: list[str], work_dir: Path, model) -> tuple[list[Row], float]:
+def measure_prediction(
+    settings: Settings, data_dir: Path, ids: list[str], work_dir: Path, model
+) -> tuple[list[Row], float]:
     """images/s of one model.predict call per image vs predict_tta batched, with 1 and 8 views."""
     from hpa_utils import cache, predict
 
-    images = np.array(cache.build_cache(data_dir, "train", ids, settings.train_size, "rgby",
-                                        cache_dir=work_dir / "training", progress=False))
+    images = np.array(
+        cache.build_cache(
+            data_dir, "train", ids, settings.train_size, "rgby", cache_dir=work_dir / "training", progress=False
+        )
+    )
     count = min(len(images), settings.predict_images)
     kernel_count = min(count, settings.kernel_predict_images)
     tta_count = min(count, settings.tta_images)
     log(f"prediction: {kernel_count} images one at a time, {count} batched, {tta_count} with 8 views")
     model.predict(images[:1], verbose=0)  # warm-up: builds the predict function
-    predict.predict_tta(model, images[:settings.batch_size], views=8, batch_size=settings.batch_size, progress=False)
+    predict.predict_tta(model, images[: settings.batch_size], views=8, batch_size=settings.batch_size, progress=False)
 
     reusable = reusable_predictor(model, images.shape[1:], images.dtype, views=1, batch_size=settings.batch_size)
-    agreement = np.abs(reusable(images[:count]) - predict.predict_tta(
-        model, images[:count], views=1, batch_size=settings.batch_size, progress=False)).max()
+    agreement = np.abs(
+        reusable(images[:count])
+        - predict.predict_tta(model, images[:count], views=1, batch_size=settings.batch_size, progress=False)
+    ).max()
 
     def kernel():
         return timed(lambda: [model.predict(image[None], verbose=0) for image in images[:kernel_count]])
 
     variants = {
         "kernel one at a time": kernel,
-        "ours batched": lambda: timed(predict.predict_tta, model, images[:count], views=1,
-                                      batch_size=settings.batch_size, progress=False),
-        "ours 8-view TTA": lambda: timed(predict.predict_tta, model, images[:tta_count], views=8,
-                                         batch_size=settings.batch_size, progress=False),
-        "predict_tta fixed cost per call": lambda: timed(predict.predict_tta, model, images[:1], views=1,
-                                                         batch_size=settings.batch_size, progress=False),
+        "ours batched": lambda: timed(
+            predict.predict_tta, model, images[:count], views=1, batch_size=settings.batch_size, progress=False
+        ),
+        "ours 8-view TTA": lambda: timed(
+            predict.predict_tta, model, images[:tta_count], views=8, batch_size=settings.batch_size, progress=False
+        ),
+        "predict_tta fixed cost per call": lambda: timed(
+            predict.predict_tta, model, images[:1], views=1, batch_size=settings.batch_size, progress=False
+        ),
         "proposal: function traced once": lambda: timed(reusable, images[:count]),
     }
     best = best_times(variants, settings.repeats)
@@ -707,19 +844,43 @@ def measure_prediction(settings: Settings, data_dir: Path, ids: list[str], work_
     kernel_rate = rate["kernel one at a time"]
     fixed = best["predict_tta fixed cost per call"]
     rows = [
-        Row("kernel one at a time", kernel_rate, "images/s", "1.00x kernel",
-            f"model.predict(image[None]) per image: {1000 / kernel_rate:.0f} ms per call"),
-        Row("ours batched", rate["ours batched"], "images/s", ratio_text(rate["ours batched"], kernel_rate),
-            f"predict.predict_tta views=1, {count} images, batch {settings.batch_size}"),
-        Row("ours 8-view TTA", rate["ours 8-view TTA"], "images/s", ratio_text(rate["ours 8-view TTA"], kernel_rate),
+        Row(
+            "kernel one at a time",
+            kernel_rate,
+            "images/s",
+            "1.00x kernel",
+            f"model.predict(image[None]) per image: {1000 / kernel_rate:.0f} ms per call",
+        ),
+        Row(
+            "ours batched",
+            rate["ours batched"],
+            "images/s",
+            ratio_text(rate["ours batched"], kernel_rate),
+            f"predict.predict_tta views=1, {count} images, batch {settings.batch_size}",
+        ),
+        Row(
+            "ours 8-view TTA",
+            rate["ours 8-view TTA"],
+            "images/s",
+            ratio_text(rate["ours 8-view TTA"], kernel_rate),
             f"views=8, {tta_count} images: {8 * rate['ours 8-view TTA']:.1f} views/s, "
-            f"{8 * rate['ours 8-view TTA'] / kernel_rate:.1f}x kernel per view"),
-        Row("predict_tta fixed cost per call", fixed, "s/call", "",
+            f"{8 * rate['ours 8-view TTA'] / kernel_rate:.1f}x kernel per view",
+        ),
+        Row(
+            "predict_tta fixed cost per call",
+            fixed,
+            "s/call",
+            "",
             f"a 1-image call (tracing a new tf.function, the tf.data set-up): "
-            f"{100 * fixed / best['ours batched']:.0f} % of the batched call above"),
-        Row("proposal: function traced once", rate["proposal: function traced once"], "images/s",
+            f"{100 * fixed / best['ours batched']:.0f} % of the batched call above",
+        ),
+        Row(
+            "proposal: function traced once",
+            rate["proposal: function traced once"],
+            "images/s",
             ratio_text(rate["proposal: function traced once"], kernel_rate),
-            f"predict_tta's computation, its tf.function reused across calls; max |diff| {agreement:.1e}"),
+            f"predict_tta's computation, its tf.function reused across calls; max |diff| {agreement:.1e}",
+        ),
     ]
     return rows, rate["ours batched"] / kernel_rate
 
@@ -741,30 +902,46 @@ def run(settings: Settings) -> int:
     started = time.perf_counter()
     load_at_start = load_average()
     print("# HPA input and prediction benchmarks (python -m benchmarks.run)")
-    print(f"machine: {platform.system()} {platform.machine()}, os.cpu_count() = {os.cpu_count()}, "
-          f"usable CPUs {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else '?'}, "
-          f"cv2 threads {cv2.getNumThreads()}, load average at start {load_at_start}")
+    print(
+        f"machine: {platform.system()} {platform.machine()}, os.cpu_count() = {os.cpu_count()}, "
+        f"usable CPUs {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else '?'}, "
+        f"cv2 threads {cv2.getNumThreads()}, load average at start {load_at_start}"
+    )
     print(f"versions: {versions()}")
     data_dir, ids = prepare_data(settings)
-    print(f"data: {len(ids)} train samples, {settings.source_size} px PNG (Kaggle layout, synthetic.generate) in {data_dir}")
-    print(f"sizes: loaders resize to {settings.load_size} px; training and prediction use ResNet50 at "
-          f"{settings.train_size} px rgby, weights none; best of {settings.repeats} rounds "
-          f"({settings.training_repeats} x {settings.train_batches} steps for training), kernel and ours in turn")
+    print(
+        f"data: {len(ids)} train samples, {settings.source_size} px PNG (Kaggle layout, synthetic.generate) "
+        f"in {data_dir}"
+    )
+    print(
+        f"sizes: loaders resize to {settings.load_size} px; training and prediction use ResNet50 at "
+        f"{settings.train_size} px rgby, weights none; best of {settings.repeats} rounds "
+        f"({settings.training_repeats} x {settings.train_batches} steps for training), kernel and ours in turn"
+    )
     sys.stdout.flush()
     settings.data_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="work-", dir=settings.data_root) as work:
         work_dir = Path(work)
         loading_rows, loading = measure_loading(settings, data_dir, ids, work_dir)
-        print_section(f"1. loading: samples/s, {settings.source_size} px PNG -> {settings.load_size} px rgby", loading_rows)
-        print_section(f"1b. first pass breakdown ({min(len(ids), settings.breakdown_samples)} samples; "
-                      f"stages on 1 thread, then whole passes)", measure_breakdown(settings, data_dir, ids, work_dir))
-        print_section("2. augmentation: ms per image (augment.augment_batch)",
-                      measure_augmentation(settings, data_dir, ids))
+        print_section(
+            f"1. loading: samples/s, {settings.source_size} px PNG -> {settings.load_size} px rgby", loading_rows
+        )
+        print_section(
+            f"1b. first pass breakdown ({min(len(ids), settings.breakdown_samples)} samples; "
+            f"stages on 1 thread, then whole passes)",
+            measure_breakdown(settings, data_dir, ids, work_dir),
+        )
+        print_section(
+            "2. augmentation: ms per image (augment.augment_batch)", measure_augmentation(settings, data_dir, ids)
+        )
         log("training: building ResNet50")
         model = build_small_model(settings)
         training_rows, overhead = measure_training(settings, data_dir, ids, work_dir, model)
-        print_section(f"3. training: one epoch of ResNet50 {settings.train_size} px rgby, batch {settings.batch_size} "
-                      f"(model.train_on_batch, the feeds in turn step by step)", training_rows)
+        print_section(
+            f"3. training: one epoch of ResNet50 {settings.train_size} px rgby, batch {settings.batch_size} "
+            f"(model.train_on_batch, the feeds in turn step by step)",
+            training_rows,
+        )
         prediction_rows, prediction_ratio = measure_prediction(settings, data_dir, ids, work_dir, model)
         print_section(f"4. prediction: ResNet50 {settings.train_size} px rgby", prediction_rows)
     kernel = loading["kernel"]
@@ -779,12 +956,23 @@ def run(settings: Settings) -> int:
 
 def parse_settings(argv=None) -> Settings:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=int, help="synthetic train samples to measure on (default 200; 8 with --quick)")
-    parser.add_argument("--repeats", type=int, help="rounds per measurement, the best kept (default 3, 4 for training; 1 with --quick)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a tiny run (64 px PNGs, 32 px model) that checks the benchmark runs; its numbers mean nothing")
-    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT,
-                        help=f"where the synthetic PNGs are generated once and reused (default {DEFAULT_DATA_ROOT})")
+    parser.add_argument(
+        "--samples", type=int, help="synthetic train samples to measure on (default 200; 8 with --quick)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, help="rounds per measurement, the best kept (default 3, 4 for training; 1 with --quick)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a tiny run (64 px PNGs, 32 px model) that checks the benchmark runs; its numbers mean nothing",
+    )
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=DEFAULT_DATA_ROOT,
+        help=f"where the synthetic PNGs are generated once and reused (default {DEFAULT_DATA_ROOT})",
+    )
     arguments = parser.parse_args(argv)
     settings = Settings.quick(arguments.data_root) if arguments.quick else Settings(data_root=arguments.data_root)
     for name in ("samples", "repeats"):

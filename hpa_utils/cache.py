@@ -108,7 +108,9 @@ def build_cache(
         raise ValueError(f"build_cache: image_size must be a positive int, got {image_size!r}")
     image_size = int(image_size)
     if channels not in dataset.CHANNEL_MODES:
-        raise ValueError(f"build_cache: unknown channels {channels!r}; expected one of {', '.join(dataset.CHANNEL_MODES)}")
+        raise ValueError(
+            f"build_cache: unknown channels {channels!r}; expected one of {', '.join(dataset.CHANNEL_MODES)}"
+        )
     data_dir = Path(data_dir).resolve()
     if not data_dir.is_dir():
         raise FileNotFoundError(f"{data_dir}: data folder not found")

@@ -17,8 +17,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="a Kaggle-layout folder (default: the embedded synthetic dataset)")
     run.add_argument("--out", metavar="RUN_DIR", help="where the run goes (default runs/<timestamp>-<preset>/)")
     run.add_argument("--only", nargs="+", metavar="STAGE", help="run only these stages, e.g. 01_baseline 02")
-    run.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
-                     help="override a notebook parameter (VALUE is read as YAML: 3, 0.5, [0, 1], text)")
+    run.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a notebook parameter (VALUE is read as YAML: 3, 0.5, [0, 1], text)",
+    )
 
     validate = commands.add_parser("validate", help="check a Kaggle-layout data folder and print every problem")
     validate.add_argument("data_dir")
@@ -33,17 +39,25 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--min-per-class", type=int, default=2)
     synth.add_argument("--workers", type=int, default=None)
 
-    export = commands.add_parser("kaggle-export", help="write the notebooks as Kaggle kernels and the package as a dataset")
+    export = commands.add_parser(
+        "kaggle-export", help="write the notebooks as Kaggle kernels and the package as a dataset"
+    )
     export.add_argument("--user", required=True, help="your Kaggle user name")
     export.add_argument("--out", default="kaggle_export")
     export.add_argument("--public", action="store_true", help="make the kernels public (default private)")
     export.add_argument("--preset", default="full", help="whose parameters become the kernels' defaults (default full)")
-    export.add_argument("--weights-dataset", metavar="OWNER/SLUG",
-                        help="offline kernels: take ImageNet weights from this Kaggle dataset of Keras notop files "
-                             "(default: kernels that need them get internet and Keras downloads them)")
-    export.add_argument("--wheel-dir", metavar="DIR",
-                        help="where the imgaug and iterative-stratification wheels are (default .whl/, filled "
-                             "by pip download when they are not there)")
+    export.add_argument(
+        "--weights-dataset",
+        metavar="OWNER/SLUG",
+        help="offline kernels: take ImageNet weights from this Kaggle dataset of Keras notop files "
+        "(default: kernels that need them get internet and Keras downloads them)",
+    )
+    export.add_argument(
+        "--wheel-dir",
+        metavar="DIR",
+        help="where the imgaug and iterative-stratification wheels are (default .whl/, filled "
+        "by pip download when they are not there)",
+    )
     return parser
 
 
@@ -61,20 +75,31 @@ def main(argv=None) -> int:
         if arguments.command == "synth":
             from hpa_utils import synthetic
 
-            path = synthetic.generate(arguments.out, arguments.train, arguments.test, image_size=arguments.size,
-                                      seed=arguments.seed, min_per_class=arguments.min_per_class,
-                                      workers=arguments.workers)
+            path = synthetic.generate(
+                arguments.out,
+                arguments.train,
+                arguments.test,
+                image_size=arguments.size,
+                seed=arguments.seed,
+                min_per_class=arguments.min_per_class,
+                workers=arguments.workers,
+            )
             print(f"wrote {path}")
             return 0
         if arguments.command == "kaggle-export":
             from hpa_utils import kaggle
 
-            path = kaggle.export(arguments.user, arguments.out, public=arguments.public, preset=arguments.preset,
-                                 weights_dataset=arguments.weights_dataset, wheel_dir=arguments.wheel_dir)
+            path = kaggle.export(
+                arguments.user,
+                arguments.out,
+                public=arguments.public,
+                preset=arguments.preset,
+                weights_dataset=arguments.weights_dataset,
+                wheel_dir=arguments.wheel_dir,
+            )
             print(f"wrote {path}\n{kaggle.describe(path)}\nnext: {path / 'UPLOAD.md'} (what to push, in order)")
             return 0
-    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
-            RuntimeError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 1

@@ -63,8 +63,11 @@ def _walk(root: Path, max_depth: int):
         yield folder, depth, names, subfolders
         if depth < max_depth:
             skipped = IMAGE_FOLDERS if set(DATA_FILES) <= names else ()
-            pending += [(folder / name, depth + 1) for name in reversed(subfolders)
-                        if not name.startswith(".") and name != "__pycache__" and name not in skipped]
+            pending += [
+                (folder / name, depth + 1)
+                for name in reversed(subfolders)
+                if not name.startswith(".") and name != "__pycache__" and name not in skipped
+            ]
 
 
 def _is_folder(entry: os.DirEntry) -> bool:
@@ -123,26 +126,34 @@ def find_competition_data(root: Path | None = None) -> Path:
     if found:
         raise InputNotFoundError(
             f"several folders under {root} look like competition data: {', '.join(map(str, found))}. "
-            f"Set DATA_DIR to the one to use.")
+            f"Set DATA_DIR to the one to use."
+        )
     raise InputNotFoundError(
         f"no competition data under {root} (a folder holding {', '.join(DATA_FILES)} and train/). Add the "
         f"competition to this notebook (Add Input > Competitions > {COMPETITION}; kernel-metadata.json: "
-        f"competition_sources), or set DATA_DIR.\n{mounted(root)}")
+        f"competition_sources), or set DATA_DIR.\n{mounted(root)}"
+    )
 
 
 def find_stage_outputs(stage: str, required: str = "metrics.json", root: Path | None = None) -> list[Path]:
-    """Folders named ``stage`` that hold ``required``, under the input root (upstream kernels' outputs), shallowest first."""
+    """Folders named ``stage`` holding ``required`` under the input root (upstream kernel outputs), shallowest first."""
     root = root or kaggle_input()
-    found = [(depth, folder) for folder, depth, names, _ in _walk(root, MAX_DEPTH)
-             if folder.name == stage and required in names and (folder / required).is_file()]
+    found = [
+        (depth, folder)
+        for folder, depth, names, _ in _walk(root, MAX_DEPTH)
+        if folder.name == stage and required in names and (folder / required).is_file()
+    ]
     return [folder for _, folder in sorted(found)]
 
 
 def find_file(name: str, root: Path | None = None) -> Path | None:
     """The first file called ``name`` under the input root (shallowest, then by path), or None."""
     root = root or kaggle_input()
-    found = sorted((depth, folder / name) for folder, depth, names, _ in _walk(root, MAX_FILE_DEPTH)
-                   if name in names and (folder / name).is_file())
+    found = sorted(
+        (depth, folder / name)
+        for folder, depth, names, _ in _walk(root, MAX_FILE_DEPTH)
+        if name in names and (folder / name).is_file()
+    )
     return found[0][1] if found else None
 
 
@@ -161,7 +172,8 @@ def resolve_input_file(value: str, what: str) -> Path:
             return found
         raise InputNotFoundError(
             f"{what} {value!r}: no such file, and no file named {path.name} under {kaggle_input()}. Add the dataset "
-            f"that holds it to this notebook (kernel-metadata.json: dataset_sources).\n{mounted()}")
+            f"that holds it to this notebook (kernel-metadata.json: dataset_sources).\n{mounted()}"
+        )
     raise FileNotFoundError(f"{what} {value!r}: no such file")
 
 
@@ -189,6 +201,13 @@ def resolve_data_dir(
         return find_competition_data()
     from hpa_utils import synthetic
 
-    return Path(synthetic.ensure_dataset(REPO_ROOT / "data", n_train=synthetic_train, n_test=synthetic_test,
-                                         image_size=synthetic_size, seed=synthetic_seed,
-                                         min_per_class=synthetic_min_per_class))
+    return Path(
+        synthetic.ensure_dataset(
+            REPO_ROOT / "data",
+            n_train=synthetic_train,
+            n_test=synthetic_test,
+            image_size=synthetic_size,
+            seed=synthetic_seed,
+            min_per_class=synthetic_min_per_class,
+        )
+    )

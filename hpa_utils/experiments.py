@@ -33,12 +33,21 @@ class TrainingData:
         return np.flatnonzero(self.is_validation)
 
     def describe(self) -> str:
-        return (f"{len(self.table)} images ({len(self.train_indices)} training, {len(self.validation_indices)} "
-                f"validation), cached as {self.images.shape} uint8")
+        return (
+            f"{len(self.table)} images ({len(self.train_indices)} training, {len(self.validation_indices)} "
+            f"validation), cached as {self.images.shape} uint8"
+        )
 
 
-def load_training_data(data_dir, image_size: int, channels: str, stage_dir, validation_fraction: float = 0.2,
-                       seed: int = 0, split_from=None) -> TrainingData:
+def load_training_data(
+    data_dir,
+    image_size: int,
+    channels: str,
+    stage_dir,
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+    split_from=None,
+) -> TrainingData:
     """Read train.csv, cache the images and fix the validation split, saved as stage_dir/validation_split.csv.
 
     split_from: a stage folder whose validation_split.csv to reuse (so 01, 02 and 03 score the same
@@ -96,9 +105,15 @@ def model_from_stage(stage_path, image_size: int | None = None):
     image_size = image_size or source_size
     build_from = info.get("source_image_size") if image_size == source_size else source_size
     pretrained = info.get("backbone_weights", "none") != "none"
-    model = models.build_model(info["backbone"], image_size, info["channels"], weights="none",
-                               dropout=info.get("dropout", 0.5), source_image_size=build_from,
-                               freeze_batch_norm=pretrained)
+    model = models.build_model(
+        info["backbone"],
+        image_size,
+        info["channels"],
+        weights="none",
+        dropout=info.get("dropout", 0.5),
+        source_image_size=build_from,
+        freeze_batch_norm=pretrained,
+    )
     matched = models.transfer_weights(model, stage_path / info.get("weights", WEIGHTS_FILE))
     print(f"loaded {len(matched)} layers by name from {stage_path.name}: {', '.join(matched)}")
     return model
@@ -110,8 +125,10 @@ def load_folds(stage_dir, ids, targets, n_folds: int, seed: int = 0) -> np.ndarr
     if path.is_file():
         fold_of = folds.read_folds(path, expected_ids=ids)["fold"].to_numpy()
         if fold_of.max() + 1 != n_folds:
-            raise ValueError(f"{path} has {fold_of.max() + 1} folds but N_FOLDS = {n_folds}; "
-                             "use the same N_FOLDS, or a new OUTPUT_DIR")
+            raise ValueError(
+                f"{path} has {fold_of.max() + 1} folds but N_FOLDS = {n_folds}; "
+                "use the same N_FOLDS, or a new OUTPUT_DIR"
+            )
         return fold_of
     fold_of = folds.make_folds(np.asarray(targets, dtype=np.uint8), n_folds, seed)
     folds.write_folds(path, ids, fold_of)
@@ -140,8 +157,10 @@ def start_model(start_stage, image_size: int, backbone: str, channels: str, weig
         return model
     info = stages.read_metrics(start_stage)
     if (info["backbone"], info["channels"]) != (backbone, channels):
-        raise ValueError(f"START_FROM {Path(start_stage).name} was trained as {info['backbone']}/{info['channels']}, "
-                         f"but BACKBONE/CHANNELS are {backbone}/{channels}: make them agree")
+        raise ValueError(
+            f"START_FROM {Path(start_stage).name} was trained as {info['backbone']}/{info['channels']}, "
+            f"but BACKBONE/CHANNELS are {backbone}/{channels}: make them agree"
+        )
     return model_from_stage(start_stage, image_size)
 
 
@@ -170,8 +189,10 @@ def merge_folds(stage_dir, fold_of: np.ndarray, n_test: int):
         rows = np.flatnonzero(fold_of == fold)
         fold_oof, fold_test = np.load(fold_dir / "oof.npy"), np.load(fold_dir / "test_pred.npy")
         if fold_oof.shape != (len(rows), labels.NUM_CLASSES) or fold_test.shape != (n_test, labels.NUM_CLASSES):
-            raise ValueError(f"{fold_dir}: predictions of shape {fold_oof.shape} / {fold_test.shape} do not fit "
-                             f"fold {fold} ({len(rows)} images) and {n_test} test images; was folds.csv changed?")
+            raise ValueError(
+                f"{fold_dir}: predictions of shape {fold_oof.shape} / {fold_test.shape} do not fit "
+                f"fold {fold} ({len(rows)} images) and {n_test} test images; was folds.csv changed?"
+            )
         oof[rows] = fold_oof
         test_predictions.append(fold_test)
         finished.append(fold)
@@ -191,20 +212,32 @@ def datasets(images, targets, is_validation, batch_size: int, augmentation: str 
     plain for the held-out rows (``is_validation``: the validation split, or one fold)."""
     from hpa_utils import inputs
 
-    train_data = inputs.make_dataset(images, targets, batch_size, shuffle=True, augmentation=augmentation, seed=seed,
-                                     indices=np.flatnonzero(~is_validation))
+    train_data = inputs.make_dataset(
+        images,
+        targets,
+        batch_size,
+        shuffle=True,
+        augmentation=augmentation,
+        seed=seed,
+        indices=np.flatnonzero(~is_validation),
+    )
     validation_data = inputs.make_dataset(images, targets, batch_size, indices=np.flatnonzero(is_validation))
     return train_data, validation_data
 
 
 def save_thresholds(stage_dir, report: dict) -> Path:
     """thresholds.json: the global and the 28 per-class thresholds, by class number and name."""
-    return files.write_json(Path(stage_dir) / "thresholds.json", {
-        "global": report["best_global_threshold"],
-        "per_class": report["per_class_thresholds"],
-        "classes": {f"{index} {name}": threshold
-                    for index, (name, threshold) in enumerate(zip(labels.CLASS_NAMES, report["per_class_thresholds"]))},
-    })
+    return files.write_json(
+        Path(stage_dir) / "thresholds.json",
+        {
+            "global": report["best_global_threshold"],
+            "per_class": report["per_class_thresholds"],
+            "classes": {
+                f"{index} {name}": threshold
+                for index, (name, threshold) in enumerate(zip(labels.CLASS_NAMES, report["per_class_thresholds"]))
+            },
+        },
+    )
 
 
 def score_if_labelled(data_dir, submission: pd.DataFrame) -> float | None:

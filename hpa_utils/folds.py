@@ -10,6 +10,7 @@ import pandas as pd
 from hpa_utils import checks, wheels
 from hpa_utils.files import atomic_write
 
+
 def _stratifiers():
     """iterative-stratification's ``ml_stratifiers`` (from the hpa-utils dataset's wheel where it is not installed)."""
     return wheels.import_module("iterstrat.ml_stratifiers")
@@ -45,7 +46,9 @@ def validation_split(multi_hot, validation_fraction: float = 0.2, seed: int = 0)
         raise ValueError(f"validation_fraction must be between 0 and 1, got {validation_fraction}")
     if len(multi_hot) < 2:
         raise ValueError(f"cannot split {len(multi_hot)} samples into training and validation")
-    splitter = _stratifiers().MultilabelStratifiedShuffleSplit(n_splits=1, test_size=validation_fraction, random_state=seed)
+    splitter = _stratifiers().MultilabelStratifiedShuffleSplit(
+        n_splits=1, test_size=validation_fraction, random_state=seed
+    )
     _, validation_rows = next(splitter.split(np.zeros(len(multi_hot)), multi_hot))
     is_validation = np.zeros(len(multi_hot), dtype=bool)
     is_validation[validation_rows] = True

@@ -34,7 +34,8 @@ def make_dataset(
     ``shuffle`` reorders the samples every epoch (deterministically from ``seed``); ``augmentation``
     is one of ``augment.AUGMENTATIONS``, applied per batch on parallel workers, with a random state
     drawn from ``seed`` per epoch and batch. ``indices`` limits the dataset to those rows of ``images`` and
-    ``targets`` (a training or validation part) without copying them. Raises ValueError for mismatched or badly typed inputs.
+    ``targets`` (a training or validation part) without copying them. Raises ValueError for mismatched or badly
+    typed inputs.
     """
     if not hasattr(images, "shape") or len(images.shape) != 4 or images.dtype != np.uint8:
         raise ValueError(

@@ -25,8 +25,10 @@ _COPY_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
 def check_user(user: str) -> str:
     """Return ``user`` when it can be a Kaggle user name; ValueError otherwise (empty, spaces, slashes, ...)."""
     if not isinstance(user, str) or not _USER.fullmatch(user):
-        raise ValueError(f"Kaggle user name {user!r} is not valid: use the name from your profile address "
-                         f"kaggle.com/<name> (letters, digits, '-' or '_'; no spaces or slashes)")
+        raise ValueError(
+            f"Kaggle user name {user!r} is not valid: use the name from your profile address "
+            f"kaggle.com/<name> (letters, digits, '-' or '_'; no spaces or slashes)"
+        )
     return user
 
 
@@ -57,8 +59,9 @@ def uses_imagenet(values: dict) -> bool:
     return values.get("WEIGHTS") == "imagenet" and not values.get("START_FROM")
 
 
-def kernel_metadata(user: str, stage: str, public: bool = False, weights_dataset: str | None = None,
-                    imagenet: bool = False) -> dict:
+def kernel_metadata(
+    user: str, stage: str, public: bool = False, weights_dataset: str | None = None, imagenet: bool = False
+) -> dict:
     """The kernel-metadata.json of ``stage`` for ``user``.
 
     ``imagenet``: the stage loads ImageNet weights. This competition takes submissions as CSV files,
@@ -140,13 +143,16 @@ def _write_package_dataset(folder: Path, user: str, wheel_dir=None) -> None:
         + "), imported from there only where Kaggle's image lacks them."
     )
     (folder / "README.md").write_text(f"# hpa-utils\n\n{description}\n", encoding="utf-8")
-    files.write_json(folder / DATASET_METADATA_FILE, {
-        "title": "HPA utils package",
-        "id": f"{user}/{DATASET_SLUG}",
-        "subtitle": "The hpa_utils package the HPA notebook kernels import",
-        "description": description,
-        "licenses": [{"name": DATASET_LICENSE}],
-    })
+    files.write_json(
+        folder / DATASET_METADATA_FILE,
+        {
+            "title": "HPA utils package",
+            "id": f"{user}/{DATASET_SLUG}",
+            "subtitle": "The hpa_utils package the HPA notebook kernels import",
+            "description": description,
+            "licenses": [{"name": DATASET_LICENSE}],
+        },
+    )
 
 
 def _weights_source(stage: str, values: dict, weights_dataset: str | None) -> str:
@@ -165,8 +171,13 @@ def _weights_source(stage: str, values: dict, weights_dataset: str | None) -> st
 
 
 def _kernel_row(stage: str, metadata: dict, values: dict, weights_dataset: str | None) -> dict:
-    return {"stage": stage, "kernel": metadata["id"], "gpu": metadata["enable_gpu"],
-            "internet": metadata["enable_internet"], "weights": _weights_source(stage, values, weights_dataset)}
+    return {
+        "stage": stage,
+        "kernel": metadata["id"],
+        "gpu": metadata["enable_gpu"],
+        "internet": metadata["enable_internet"],
+        "weights": _weights_source(stage, values, weights_dataset),
+    }
 
 
 def describe(out) -> str:
@@ -175,44 +186,64 @@ def describe(out) -> str:
     width = max(len(row["kernel"]) for row in rows)
     lines = [f"{'kernel':<{width}}  GPU  internet  weights"]
     for row in rows:
-        lines.append(f"{row['kernel']:<{width}}  {'on ' if row['gpu'] else 'off'}  {'on ' if row['internet'] else 'off'}"
-                     f"       {row['weights']}")
+        lines.append(
+            f"{row['kernel']:<{width}}  {'on ' if row['gpu'] else 'off'}  {'on ' if row['internet'] else 'off'}"
+            f"       {row['weights']}"
+        )
     return "\n".join(lines)
 
 
 def _upload_guide(user: str, preset: str, notebooks: list[str], rows: list[dict]) -> str:
     """UPLOAD.md: what to do, in order, with the commands for ``user``."""
     lines = [
-        "# Upload to Kaggle, in this order", "",
+        "# Upload to Kaggle, in this order",
+        "",
         f"Written by `python -m hpa_utils kaggle-export` for {user} (preset {preset}). You need the kaggle CLI",
         "(`pip install kaggle`, your API token in `~/.kaggle/kaggle.json`), the competition's rules accepted on",
         f"kaggle.com/c/{environment.COMPETITION}, and a phone-verified account (Kaggle lends GPUs and internet",
-        "only to those). Run the commands from this folder.", "",
+        "only to those). Run the commands from this folder.",
+        "",
         "1. The package, as a dataset (once; after a change: "
-        f"`kaggle datasets version -p {DATASET_SLUG} --dir-mode zip -m 'update'`):", "",
-        f"       kaggle datasets create -p {DATASET_SLUG} --dir-mode zip", "",
-        "   Wait until `kaggle datasets status " + f"{user}/{DATASET_SLUG}` says ready.", "",
+        f"`kaggle datasets version -p {DATASET_SLUG} --dir-mode zip -m 'update'`):",
+        "",
+        f"       kaggle datasets create -p {DATASET_SLUG} --dir-mode zip",
+        "",
+        "   Wait until `kaggle datasets status " + f"{user}/{DATASET_SLUG}` says ready.",
+        "",
         "2. The kernels, one after the other: each reads the outputs of the kernels before it, so wait until a",
-        "   kernel is COMPLETE before pushing the next.", "",
+        "   kernel is COMPLETE before pushing the next.",
+        "",
     ]
     for stage in notebooks:
-        lines += [f"       kaggle kernels push -p {stage}",
-                  f"       kaggle kernels status {user}/{stages.kernel_slug(stage)}"]
+        lines += [
+            f"       kaggle kernels push -p {stage}",
+            f"       kaggle kernels status {user}/{stages.kernel_slug(stage)}",
+        ]
     last = stages.kernel_slug(notebooks[-1])
     lines += [
-        "", "3. The submission:", "",
+        "",
+        "3. The submission:",
+        "",
         f"       kaggle kernels output {user}/{last} -p results/",
-        f"       kaggle competitions submit -c {environment.COMPETITION} -f results/04_kfold/submission.csv -m 'HPA 04'",
-        "", "| kernel | GPU | internet | weights |", "|---|---|---|---|",
+        f"       kaggle competitions submit -c {environment.COMPETITION} -f results/04_kfold/submission.csv "
+        "-m 'HPA 04'",
+        "",
+        "| kernel | GPU | internet | weights |",
+        "|---|---|---|---|",
     ]
-    lines += [f"| {row['kernel']} | {'on' if row['gpu'] else 'off'} | {'on' if row['internet'] else 'off'} | "
-              f"{row['weights']} |" for row in rows]
     lines += [
-        "", "Where Kaggle mounts the inputs does not matter. Today: `/kaggle/input/competitions/<slug>/`,",
+        f"| {row['kernel']} | {'on' if row['gpu'] else 'off'} | {'on' if row['internet'] else 'off'} | "
+        f"{row['weights']} |"
+        for row in rows
+    ]
+    lines += [
+        "",
+        "Where Kaggle mounts the inputs does not matter. Today: `/kaggle/input/competitions/<slug>/`,",
         "`/kaggle/input/datasets/<owner>/<slug>/`, `/kaggle/input/notebooks/<owner>/<kernel>/`; earlier kernels",
         "saw `/kaggle/input/<slug>/` for all three. The notebooks find the package, the competition data and each",
         "upstream stage by what its folder holds. A kernel that misses an input stops with a message saying what",
-        "to add and listing what is mounted.", "",
+        "to add and listing what is mounted.",
+        "",
     ]
     return "\n".join(lines)
 
@@ -221,8 +252,10 @@ def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder; nothing was touched. Choose another --out.")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise FileExistsError(f"{out} is not empty and is not an earlier Kaggle export (no {MARKER} in it); "
-                              f"nothing was touched. Choose another --out, or empty that folder.")
+        raise FileExistsError(
+            f"{out} is not empty and is not an earlier Kaggle export (no {MARKER} in it); "
+            f"nothing was touched. Choose another --out, or empty that folder."
+        )
 
 
 def _replace_folder(staging: Path, out: Path) -> None:
@@ -241,8 +274,15 @@ def _replace_folder(staging: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def export(user: str, out="kaggle_export", public: bool = False, preset: str = "full",
-           weights_dataset: str | None = None, notebooks_dir=None, wheel_dir=None) -> Path:
+def export(
+    user: str,
+    out="kaggle_export",
+    public: bool = False,
+    preset: str = "full",
+    weights_dataset: str | None = None,
+    notebooks_dir=None,
+    wheel_dir=None,
+) -> Path:
     """Write the Kaggle upload folders for ``user`` into ``out`` and return ``out``.
 
     ``out/<stage>/`` holds each notebook (parameters set to the preset's values, DATA_DIR and
@@ -264,8 +304,10 @@ def export(user: str, out="kaggle_export", public: bool = False, preset: str = "
     _check_out(out)
     notebooks = preset_record["notebooks"]
     loaded = _read_notebooks(Path(notebooks_dir) if notebooks_dir else parameters.NOTEBOOKS_DIR, notebooks)
-    declared = {stage: parameters.declared_in_source(parameters.parameters_cell(notebook, path).source, str(path))
-                for stage, (path, notebook) in loaded.items()}
+    declared = {
+        stage: parameters.declared_in_source(parameters.parameters_cell(notebook, path).source, str(path))
+        for stage, (path, notebook) in loaded.items()
+    }
     parameters.check_names(preset_record, {}, declared)
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -282,11 +324,19 @@ def export(user: str, out="kaggle_export", public: bool = False, preset: str = "
             _write_kernel(staging / stage, path, notebook, values, metadata)
             rows.append(_kernel_row(stage, metadata, effective, weights_dataset))
         _write_package_dataset(staging / DATASET_SLUG, user, wheel_dir)
-        (staging / "UPLOAD.md").write_text(_upload_guide(user, preset_record["name"], notebooks, rows),
-                                           encoding="utf-8")
-        files.write_json(staging / MARKER, {"written_by": "python -m hpa_utils kaggle-export", "user": user,
-                                            "preset": preset_record["name"], "notebooks": notebooks,
-                                            "kernels": rows})
+        (staging / "UPLOAD.md").write_text(
+            _upload_guide(user, preset_record["name"], notebooks, rows), encoding="utf-8"
+        )
+        files.write_json(
+            staging / MARKER,
+            {
+                "written_by": "python -m hpa_utils kaggle-export",
+                "user": user,
+                "preset": preset_record["name"],
+                "notebooks": notebooks,
+                "kernels": rows,
+            },
+        )
         _check_out(out)  # still safe to replace (nothing appeared there meanwhile)
         _replace_folder(staging, out)
     finally:

@@ -68,8 +68,9 @@ def apply_thresholds(probabilities, thresholds, at_least_one: bool = True) -> np
     return predicted
 
 
-def best_global_threshold(y_true, probabilities, candidates=GLOBAL_THRESHOLD_CANDIDATES,
-                          at_least_one: bool = False) -> tuple[float, float]:
+def best_global_threshold(
+    y_true, probabilities, candidates=GLOBAL_THRESHOLD_CANDIDATES, at_least_one: bool = False
+) -> tuple[float, float]:
     """The one threshold for all classes (among ``candidates``) with the best macro F1: (threshold, f1).
 
     Ties go to the lowest candidate.

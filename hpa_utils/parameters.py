@@ -44,9 +44,13 @@ def load_preset(name_or_path: str) -> dict:
     for stage in content.get("stages") or {}:
         if stage not in stages.STAGES:
             raise ValueError(f"{path}: 'stages' names unknown notebook {stage!r}")
-    return {"name": path.stem, "description": content.get("description", ""),
-            "parameters": content.get("parameters") or {}, "stages": content.get("stages") or {},
-            "notebooks": list(notebooks)}
+    return {
+        "name": path.stem,
+        "description": content.get("description", ""),
+        "parameters": content.get("parameters") or {},
+        "stages": content.get("stages") or {},
+        "notebooks": list(notebooks),
+    }
 
 
 def parameters_cell(notebook, path: Path):
@@ -74,21 +78,23 @@ def check_type(stage: str, name: str, type_name: str, value, source: str) -> Non
     if allowed is None:
         return
     if isinstance(value, bool) and base != "bool" or not isinstance(value, allowed):
-        raise ValueError(f"parameter {name} of {stage} expects {type_name}, got {value!r} "
-                         f"({type(value).__name__}) from {source}")
+        raise ValueError(
+            f"parameter {name} of {stage} expects {type_name}, got {value!r} ({type(value).__name__}) from {source}"
+        )
 
 
-def stage_values(preset: dict, stage: str, declared_names: dict, overrides: dict | None = None,
-                 skip=()) -> dict:
+def stage_values(preset: dict, stage: str, declared_names: dict, overrides: dict | None = None, skip=()) -> dict:
     """The preset's (and the command line's) values for the names ``stage`` declares, type-checked.
 
     ``declared_names`` is ``declared(stage)``; names in ``skip`` are left out. Raises ValueError
     naming the parameter, the stage and where the value came from.
     """
     values = {}
-    for source, mapping in ((f"preset {preset['name']}", preset["parameters"]),
-                            (f"preset {preset['name']} stages.{stage}", preset["stages"].get(stage) or {}),
-                            ("the command line", overrides or {})):
+    for source, mapping in (
+        (f"preset {preset['name']}", preset["parameters"]),
+        (f"preset {preset['name']} stages.{stage}", preset["stages"].get(stage) or {}),
+        ("the command line", overrides or {}),
+    ):
         for name, value in mapping.items():
             if name in declared_names and name not in skip:
                 check_type(stage, name, declared_names[name][0], value, source)
@@ -102,14 +108,17 @@ def check_names(preset: dict, overrides: dict, declared_by_stage: dict) -> None:
     for source, names in ((f"preset {preset['name']}", preset["parameters"]), ("-p", overrides)):
         unknown = sorted(set(names) - everywhere)
         if unknown:
-            raise ValueError(f"{source} sets {', '.join(unknown)}, which no notebook declares "
-                             f"(declared: {', '.join(sorted(everywhere))})")
+            raise ValueError(
+                f"{source} sets {', '.join(unknown)}, which no notebook declares "
+                f"(declared: {', '.join(sorted(everywhere))})"
+            )
     for stage, mapping in preset["stages"].items():
         if stage in declared_by_stage:
             unknown = sorted(set(mapping or {}) - set(declared_by_stage[stage]))
             if unknown:
-                raise ValueError(f"preset {preset['name']} stages.{stage} sets {', '.join(unknown)}, "
-                                 f"which {stage} does not declare")
+                raise ValueError(
+                    f"preset {preset['name']} stages.{stage} sets {', '.join(unknown)}, which {stage} does not declare"
+                )
 
 
 def python_literal(value, where: str = "value") -> str:
@@ -127,8 +136,11 @@ def python_literal(value, where: str = "value") -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(python_literal(item, where) for item in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{python_literal(key, where)}: {python_literal(item, where)}"
-                               for key, item in value.items()) + "}"
+        return (
+            "{"
+            + ", ".join(f"{python_literal(key, where)}: {python_literal(item, where)}" for key, item in value.items())
+            + "}"
+        )
     raise ValueError(f"{where}: {value!r} ({type(value).__name__}) is not a literal a parameters cell can hold")
 
 
@@ -137,12 +149,15 @@ def _parameter_statements(source: str, where: str) -> list[ast.AnnAssign]:
     try:
         tree = ast.parse(source)
     except SyntaxError as error:
-        raise ValueError(f"{where}: the parameters cell is not valid Python "
-                         f"({error.msg}, line {error.lineno})") from None
+        raise ValueError(
+            f"{where}: the parameters cell is not valid Python ({error.msg}, line {error.lineno})"
+        ) from None
     for statement in tree.body:
         if not (isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name) and statement.value):
-            raise ValueError(f"{where}: the parameters cell must hold `NAME: type = literal` lines only, "
-                             f"found `{ast.unparse(statement)}`")
+            raise ValueError(
+                f"{where}: the parameters cell must hold `NAME: type = literal` lines only, "
+                f"found `{ast.unparse(statement)}`"
+            )
     return tree.body
 
 
@@ -153,8 +168,9 @@ def declared_in_source(source: str, where: str = "parameters cell") -> dict:
         try:
             default = ast.literal_eval(statement.value)
         except ValueError:
-            raise ValueError(f"{where}: {statement.target.id} is not a literal: "
-                             f"`{ast.unparse(statement.value)}`") from None
+            raise ValueError(
+                f"{where}: {statement.target.id} is not a literal: `{ast.unparse(statement.value)}`"
+            ) from None
         declared[statement.target.id] = (ast.unparse(statement.annotation), default)
     return declared
 
@@ -191,8 +207,10 @@ def parse_overrides(items: list[str]) -> dict:
         try:
             value = yaml.safe_load(text) if text else ""
         except yaml.YAMLError as error:
-            raise ValueError(f"-p {item!r}: the value is not valid YAML ({str(error).splitlines()[0]}); "
-                             f"quote text, write lists as [0, 1]") from None
+            raise ValueError(
+                f"-p {item!r}: the value is not valid YAML ({str(error).splitlines()[0]}); "
+                f"quote text, write lists as [0, 1]"
+            ) from None
         result[name] = _as_number(value)
     return result
 

@@ -8,8 +8,12 @@ import pandas as pd
 
 from hpa_utils import dataset, labels
 
-CHANNEL_TITLES = {"red": "red: microtubules", "green": "green: protein (the label)",
-                  "blue": "blue: nucleus", "yellow": "yellow: endoplasmic reticulum"}
+CHANNEL_TITLES = {
+    "red": "red: microtubules",
+    "green": "green: protein (the label)",
+    "blue": "blue: nucleus",
+    "yellow": "yellow: endoplasmic reticulum",
+}
 
 
 def label_counts(label_lists, title="Images per class"):
@@ -48,8 +52,12 @@ def cooccurrence_heatmap(label_lists):
     np.fill_diagonal(conditional, np.nan)
     names = [f"{index} {name}" for index, name in enumerate(labels.CLASS_NAMES)]
     figure, axis = plt.subplots(figsize=(11, 9))
-    seaborn.heatmap(pd.DataFrame(conditional, index=names, columns=names), cmap="viridis", ax=axis,
-                    cbar_kws={"label": "P(column | row)"})
+    seaborn.heatmap(
+        pd.DataFrame(conditional, index=names, columns=names),
+        cmap="viridis",
+        ax=axis,
+        cbar_kws={"label": "P(column | row)"},
+    )
     axis.set_title("Class co-occurrence")
     figure.tight_layout()
     return figure
@@ -87,9 +95,9 @@ def class_gallery(data_dir, train_df, image_size=128):
     """The green channel of one single-label image per class (where the dataset has one)."""
     figure, axes = plt.subplots(4, 7, figsize=(16, 10))
     for label, axis in zip(range(labels.NUM_CLASSES), axes.ravel()):
-        matches = train_df[train_df["labels"].map(lambda found: found == [label])]
+        matches = train_df[train_df["labels"].map(lambda found, label=label: found == [label])]
         if matches.empty:
-            matches = train_df[train_df["labels"].map(lambda found: label in found)]
+            matches = train_df[train_df["labels"].map(lambda found, label=label: label in found)]
         if not matches.empty:
             image = dataset.load_sample(data_dir, "train", matches.iloc[0]["Id"], "rgby", image_size)
             axis.imshow(image[..., 1], cmap="Greens_r")
@@ -103,8 +111,10 @@ def intensity_statistics(data_dir, ids, image_size=256) -> pd.DataFrame:
     """Per channel: mean, standard deviation and 99th percentile of pixel/255 over the given images."""
     images = np.stack([dataset.load_sample(data_dir, "train", image_id, "rgby", image_size) for image_id in ids])
     values = images.reshape(-1, 4).astype(np.float32) / 255
-    return pd.DataFrame({"mean": values.mean(axis=0), "std": values.std(axis=0),
-                         "p99": np.percentile(values, 99, axis=0)}, index=list(dataset.COLORS))
+    return pd.DataFrame(
+        {"mean": values.mean(axis=0), "std": values.std(axis=0), "p99": np.percentile(values, 99, axis=0)},
+        index=list(dataset.COLORS),
+    )
 
 
 def intensity_histograms(data_dir, ids, image_size=256):
@@ -112,8 +122,15 @@ def intensity_histograms(data_dir, ids, image_size=256):
     images = np.stack([dataset.load_sample(data_dir, "train", image_id, "rgby", image_size) for image_id in ids])
     figure, axis = plt.subplots(figsize=(7, 3.5))
     for channel, color in enumerate(dataset.COLORS):
-        axis.hist(images[..., channel].ravel(), bins=64, range=(0, 255), histtype="step", log=True,
-                  color={"yellow": "goldenrod"}.get(color, color), label=color)
+        axis.hist(
+            images[..., channel].ravel(),
+            bins=64,
+            range=(0, 255),
+            histtype="step",
+            log=True,
+            color={"yellow": "goldenrod"}.get(color, color),
+            label=color,
+        )
     axis.set_xlabel("pixel value")
     axis.set_ylabel("pixels (log)")
     axis.legend()
@@ -128,8 +145,13 @@ def per_class_f1(per_class: dict):
     positions = np.arange(labels.NUM_CLASSES)
     for offset, (stage, values) in enumerate(per_class.items()):
         axis.bar(positions + offset * width, values, width=width, label=stage)
-    axis.set_xticks(positions + 0.4 - width / 2, [f"{i} {name}" for i, name in enumerate(labels.CLASS_NAMES)],
-                    rotation=75, ha="right", fontsize=8)
+    axis.set_xticks(
+        positions + 0.4 - width / 2,
+        [f"{i} {name}" for i, name in enumerate(labels.CLASS_NAMES)],
+        rotation=75,
+        ha="right",
+        fontsize=8,
+    )
     axis.set_ylabel("validation F1")
     axis.set_ylim(0, 1)
     axis.legend()
@@ -157,9 +179,10 @@ def fold_class_counts(targets, fold_of):
     """Heatmap of how many images of each class every fold holds."""
     import seaborn
 
-    counts = pd.DataFrame({f"fold {fold}": np.asarray(targets)[fold_of == fold].sum(axis=0)
-                           for fold in range(int(fold_of.max()) + 1)},
-                          index=[f"{index} {name}" for index, name in enumerate(labels.CLASS_NAMES)])
+    counts = pd.DataFrame(
+        {f"fold {fold}": np.asarray(targets)[fold_of == fold].sum(axis=0) for fold in range(int(fold_of.max()) + 1)},
+        index=[f"{index} {name}" for index, name in enumerate(labels.CLASS_NAMES)],
+    )
     figure, axis = plt.subplots(figsize=(2 + 1.2 * counts.shape[1], 8))
     seaborn.heatmap(counts, annot=True, fmt=".0f", cmap="Blues", cbar=False, ax=axis)
     axis.set_title("Images per class and fold")

@@ -14,7 +14,6 @@ from hpa_utils.augment import DIHEDRAL_VIEWS
 from hpa_utils.files import atomic_write
 
 
-
 class SubmissionError(ValueError):
     """A submission that Kaggle would reject or mis-score; ``problems`` lists every problem found."""
 
@@ -47,7 +46,7 @@ def _model_input_dtype(model) -> str:
 
 def _image_batches(images, batch_size: int):
     for start in range(0, len(images), batch_size):
-        yield np.ascontiguousarray(images[start:start + batch_size])
+        yield np.ascontiguousarray(images[start : start + batch_size])
 
 
 _traced = {}  # the last model's traced prediction function: tracing costs seconds, a call on 100 images less
@@ -146,7 +145,9 @@ def make_submission(sample_submission_df, ids, multi_hot) -> pd.DataFrame:
     ids = [str(image_id) for image_id in ids]
     multi_hot = np.asarray(multi_hot)
     if multi_hot.shape != (len(ids), labels.NUM_CLASSES):
-        raise ValueError(f"multi_hot has shape {multi_hot.shape}, expected ({len(ids)}, {labels.NUM_CLASSES}) for {len(ids)} ids")
+        raise ValueError(
+            f"multi_hot has shape {multi_hot.shape}, expected ({len(ids)}, {labels.NUM_CLASSES}) for {len(ids)} ids"
+        )
     sample_ids = sample_submission_df["Id"].astype(str).tolist()
     if problems := _id_problems(ids, sample_ids):
         raise SubmissionError(problems)
@@ -222,8 +223,10 @@ def score_submission(submission_df, test_labels_df) -> float:
     test_ids = test_labels_df["Id"].astype(str).tolist()
     if missing := [image_id for image_id in test_ids if image_id not in predicted_of]:
         raise SubmissionError([f"missing Ids (in the test labels, not in the submission): {checks.show_ids(missing)}"])
-    true_labels = [labels.parse_target(_as_text(target), where=f"test labels Id {image_id}")
-                   for image_id, target in zip(test_ids, test_labels_df["Target"].tolist())]
+    true_labels = [
+        labels.parse_target(_as_text(target), where=f"test labels Id {image_id}")
+        for image_id, target in zip(test_ids, test_labels_df["Target"].tolist())
+    ]
     predicted_labels = []
     for image_id in test_ids:
         text = _as_text(predicted_of[image_id])

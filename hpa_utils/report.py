@@ -47,7 +47,8 @@ def write_report(run_dir) -> Path:
         f"<h1>Run {html.escape(run_dir.name)}</h1>",
         "<h2>Stages</h2>",
         table.astype(object).map(_cell).to_html(index=False)
-        if len(table) else "<p>No training stage has finished yet.</p>",
+        if len(table)
+        else "<p>No training stage has finished yet.</p>",
     ]
     if per_class:
         parts += ["<h2>Per-class F1</h2>", _figure_tag(plots.per_class_f1(per_class))]

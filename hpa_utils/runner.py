@@ -54,8 +54,10 @@ def check_data_dir(data_dir) -> None:
         raise ValueError(f"--data-dir {data_dir}: folder not found")
     problems = dataset.validate(path, check_images=False, progress=False)
     if problems:
-        raise ValueError(f"--data-dir {data_dir} has {len(problems)} problem{'s' if len(problems) != 1 else ''} "
-                         f"(see `python -m hpa_utils validate {data_dir}`):\n" + str(dataset.DatasetError(problems)))
+        raise ValueError(
+            f"--data-dir {data_dir} has {len(problems)} problem{'s' if len(problems) != 1 else ''} "
+            f"(see `python -m hpa_utils validate {data_dir}`):\n" + str(dataset.DatasetError(problems))
+        )
 
 
 def new_run_dir(out: str | None, preset_name: str) -> Path:
@@ -68,8 +70,10 @@ def new_run_dir(out: str | None, preset_name: str) -> Path:
     if run_dir.exists() and not run_dir.is_dir():
         raise FileExistsError(f"--out {run_dir} is a file, not a folder; nothing was touched. Choose another --out.")
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise FileExistsError(f"--out {run_dir} already exists and is not empty; nothing was touched. "
-                              f"Continue it with --resume {run_dir}, or choose another --out.")
+        raise FileExistsError(
+            f"--out {run_dir} already exists and is not empty; nothing was touched. "
+            f"Continue it with --resume {run_dir}, or choose another --out."
+        )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -80,8 +84,14 @@ def new_run_dir(out: str | None, preset_name: str) -> Path:
     return run_dir
 
 
-def execute_notebook(source: Path, output: Path, injected: dict, cwd: Path, kernel_environment: dict | None = None,
-                     label: str | None = None) -> float:
+def execute_notebook(
+    source: Path,
+    output: Path,
+    injected: dict,
+    cwd: Path,
+    kernel_environment: dict | None = None,
+    label: str | None = None,
+) -> float:
     """Execute ``source`` into ``output`` (+ .html) with papermill in ``cwd``; return the seconds it took.
 
     ``injected``: the parameters papermill injects. ``kernel_environment`` sets (or, with None, removes)
@@ -101,12 +111,20 @@ def execute_notebook(source: Path, output: Path, injected: dict, cwd: Path, kern
         else:
             os.environ[name] = str(value)
     try:
-        papermill.execute_notebook(str(source), str(output), parameters=injected, cwd=str(cwd),
-                                   progress_bar={"desc": label, "unit": "cell"}, kernel_name="python3")
+        papermill.execute_notebook(
+            str(source),
+            str(output),
+            parameters=injected,
+            cwd=str(cwd),
+            progress_bar={"desc": label, "unit": "cell"},
+            kernel_name="python3",
+        )
     except papermill.PapermillExecutionError as error:
         write_html(output)
-        raise RunError(f"{label} failed in cell {error.exec_count} with {error.ename}: {error.evalue}\n"
-                       f"  the executed copy shows the error: {output} (and {output.with_suffix('.html')})") from None
+        raise RunError(
+            f"{label} failed in cell {error.exec_count} with {error.ename}: {error.evalue}\n"
+            f"  the executed copy shows the error: {output} (and {output.with_suffix('.html')})"
+        ) from None
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -117,8 +135,14 @@ def execute_notebook(source: Path, output: Path, injected: dict, cwd: Path, kern
 def execute_stage(stage: str, run_dir: Path, injected: dict) -> float:
     """Execute one notebook into RUN_DIR/<stage>.ipynb (+ .html); raise RunError naming the failing cell."""
     python_path = os.pathsep.join(filter(None, [str(environment.REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    return execute_notebook(parameters.NOTEBOOKS_DIR / f"{stage}.ipynb", run_dir / f"{stage}.ipynb", injected,
-                            cwd=parameters.NOTEBOOKS_DIR, kernel_environment={"PYTHONPATH": python_path}, label=stage)
+    return execute_notebook(
+        parameters.NOTEBOOKS_DIR / f"{stage}.ipynb",
+        run_dir / f"{stage}.ipynb",
+        injected,
+        cwd=parameters.NOTEBOOKS_DIR,
+        kernel_environment={"PYTHONPATH": python_path},
+        label=stage,
+    )
 
 
 def write_html(notebook_path: Path) -> Path | None:
@@ -143,8 +167,11 @@ def summary(run_dir: Path, statuses: dict) -> str:
         metrics_path = run_dir / stage / "metrics.json"
         if metrics_path.is_file():
             metrics = files.read_json(metrics_path)
-            parts = [f"{key}={metrics[key]:.3f}" for key in ("val_f1_at_0.5", "oof_f1_at_per_class", "test_f1")
-                     if isinstance(metrics.get(key), (int, float))]
+            parts = [
+                f"{key}={metrics[key]:.3f}"
+                for key in ("val_f1_at_0.5", "oof_f1_at_per_class", "test_f1")
+                if isinstance(metrics.get(key), (int, float))
+            ]
             score = "  ".join(parts)
         lines.append(f"{stage:<20} {status:<9} {seconds:>8.0f}  {score}")
     report = run_dir / "report.html"
@@ -153,8 +180,14 @@ def summary(run_dir: Path, statuses: dict) -> str:
     return "\n".join(lines)
 
 
-def run(preset: str | None = None, data_dir: str | None = None, out: str | None = None, only=None,
-        overrides: dict | None = None, resume: str | None = None) -> Path:
+def run(
+    preset: str | None = None,
+    data_dir: str | None = None,
+    out: str | None = None,
+    only=None,
+    overrides: dict | None = None,
+    resume: str | None = None,
+) -> Path:
     """Run (or resume) the pipeline and return the run folder. Raises RunError at the first failing stage.
 
     A wrong preset, parameter name or type, stage, --data-dir or --out raises ValueError, FileExistsError or
@@ -181,8 +214,13 @@ def run(preset: str | None = None, data_dir: str | None = None, out: str | None 
         check_data_dir(data_dir)
     if not resume:
         run_dir = new_run_dir(out, preset_record["name"])
-        record = {"preset": preset_record, "overrides": overrides, "data_dir": data_dir,
-                  "created": dt.datetime.now().isoformat(timespec="seconds"), "stages": {}}
+        record = {
+            "preset": preset_record,
+            "overrides": overrides,
+            "data_dir": data_dir,
+            "created": dt.datetime.now().isoformat(timespec="seconds"),
+            "stages": {},
+        }
         files.write_json(run_dir / RUN_FILE, record)
     print(f"run {run_dir}: preset {preset_record['name']}, stages {', '.join(chosen)}", flush=True)
     statuses = {}
@@ -197,8 +235,10 @@ def run(preset: str | None = None, data_dir: str | None = None, out: str | None 
             statuses[stage] = ("failed", 0.0)
             seconds = execute_stage(stage, run_dir, injected)
             statuses[stage] = ("done", seconds)
-            record["stages"][stage] = {"seconds": round(seconds, 1),
-                                       "finished": dt.datetime.now().isoformat(timespec="seconds")}
+            record["stages"][stage] = {
+                "seconds": round(seconds, 1),
+                "finished": dt.datetime.now().isoformat(timespec="seconds"),
+            }
             files.write_json(run_dir / RUN_FILE, record)
     finally:
         write_report(run_dir)
@@ -216,8 +256,14 @@ def write_report(run_dir: Path) -> None:
 def main(arguments) -> int:
     """Entry point of `python -m hpa_utils run`."""
     try:
-        run(preset=arguments.preset, data_dir=arguments.data_dir, out=arguments.out, only=arguments.only,
-            overrides=parameters.parse_overrides(arguments.parameter), resume=arguments.resume)
+        run(
+            preset=arguments.preset,
+            data_dir=arguments.data_dir,
+            out=arguments.out,
+            only=arguments.only,
+            overrides=parameters.parse_overrides(arguments.parameter),
+            resume=arguments.resume,
+        )
     except RunError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -62,7 +62,8 @@ def find_stage(stage: str, output_dir: str = "", upstream_dir: str = "", require
             f"stage {stage} not found: no {stage}/{required} in {', '.join(map(str, candidates))} or under "
             f"{environment.kaggle_input()}. Add the output of the kernel {kernel_slug(stage)} to this notebook "
             f"(Add Input > Your Work > Notebooks; kernel-metadata.json: kernel_sources), once it has finished."
-            f"\n{environment.mounted()}")
+            f"\n{environment.mounted()}"
+        )
     looked = ", ".join(str(candidate / required) for candidate in candidates)
     raise StageMissingError(
         f"stage {stage} has not finished: no {looked}. Run notebooks/{stage}.ipynb first "
@@ -106,17 +107,19 @@ def comparison_table(output_dir: str = "", upstream_dir: str = "") -> pd.DataFra
             metrics = read_metrics(find_stage(stage, output_dir, upstream_dir))
         except StageMissingError:
             continue
-        rows.append({
-            "stage": stage,
-            "validation macro F1 @0.5": metrics.get("val_f1_at_0.5"),
-            "validation macro F1 @best threshold": metrics.get("val_f1_at_best_global"),
-            "OOF macro F1 (per-class thresholds)": metrics.get("oof_f1_at_per_class"),
-            "test macro F1": metrics.get("test_f1"),
-            "prior baseline F1": metrics.get("prior_baseline_f1"),
-            "image size": metrics.get("image_size"),
-            "epochs": metrics.get("epochs"),
-            "seconds": metrics.get("seconds"),
-        })
+        rows.append(
+            {
+                "stage": stage,
+                "validation macro F1 @0.5": metrics.get("val_f1_at_0.5"),
+                "validation macro F1 @best threshold": metrics.get("val_f1_at_best_global"),
+                "OOF macro F1 (per-class thresholds)": metrics.get("oof_f1_at_per_class"),
+                "test macro F1": metrics.get("test_f1"),
+                "prior baseline F1": metrics.get("prior_baseline_f1"),
+                "image size": metrics.get("image_size"),
+                "epochs": metrics.get("epochs"),
+                "seconds": metrics.get("seconds"),
+            }
+        )
     table = pd.DataFrame(rows).dropna(axis=1, how="all")
     for column in ("image size", "epochs", "seconds"):  # whole numbers, even where a stage lacks one (04: epochs)
         if column in table:

@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 
 import keras
-import numpy as np
 import pandas as pd
 import tensorflow as tf
 
@@ -153,12 +152,20 @@ def make_callbacks(
     stopping_mode = "min" if "loss" in stopping_monitor else mode
     return [
         keras.callbacks.ModelCheckpoint(
-            checkpoint_path, monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True,
+            checkpoint_path,
+            monitor=monitor,
+            mode=mode,
+            save_best_only=True,
+            save_weights_only=True,
             initial_value_threshold=0.0 if mode == "max" else None,
         ),
         keras.callbacks.ReduceLROnPlateau(
-            monitor=stopping_monitor, mode=stopping_mode, factor=reduce_lr_factor, patience=reduce_lr_patience,
-            min_lr=min_learning_rate, verbose=1,
+            monitor=stopping_monitor,
+            mode=stopping_mode,
+            factor=reduce_lr_factor,
+            patience=reduce_lr_patience,
+            min_lr=min_learning_rate,
+            verbose=1,
         ),
         keras.callbacks.EarlyStopping(monitor=stopping_monitor, mode=stopping_mode, patience=patience, verbose=1),
         keras.callbacks.CSVLogger(log_path, append=True),
@@ -254,8 +261,13 @@ def warmup_then_finetune(
     if callbacks is None:
         callbacks = make_callbacks(stage_dir, monitor=monitor, patience=patience)
     common = dict(
-        train_data=train_data, validation_data=validation_data, steps_per_epoch=steps_per_epoch,
-        validation_steps=validation_steps, callbacks=callbacks, batch_size=batch_size, verbose=verbose,
+        train_data=train_data,
+        validation_data=validation_data,
+        steps_per_epoch=steps_per_epoch,
+        validation_steps=validation_steps,
+        callbacks=callbacks,
+        batch_size=batch_size,
+        verbose=verbose,
     )
     frames, epochs_done = [], 0
     if warmup_epochs:

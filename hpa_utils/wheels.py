@@ -1,4 +1,4 @@
-"""Offline wheels: imgaug and iterative-stratification, carried by the hpa-utils dataset for a Kaggle image that lacks them.
+"""Offline wheels: imgaug and iterative-stratification, in the hpa-utils dataset for a Kaggle image that lacks them.
 
 Both are pure Python, so a wheel on ``sys.path`` imports as it is (zipimport): no pip, no internet,
 nothing written. ``import_module`` tries the installed package first and falls back to the wheel;
@@ -50,7 +50,9 @@ def import_module(name: str):
         raise ModuleNotFoundError(
             f"{top} is not installed and {folder} holds no {distribution} wheel. Install it "
             f"(pip install --no-deps {distribution}), or on Kaggle attach the hpa-utils dataset written by "
-            f"`python -m hpa_utils kaggle-export`, which carries it.", name=top)
+            f"`python -m hpa_utils kaggle-export`, which carries it.",
+            name=top,
+        )
     sys.path.insert(0, str(wheel))
     module = importlib.import_module(name)
     print(f"{top}: not installed here, imported from {wheel}")
@@ -59,8 +61,20 @@ def import_module(name: str):
 
 def _pip_download(requirement: str, folder: Path) -> str:
     """Download one wheel with pip (no dependencies); the error text, or "" on success."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--quiet",
-               "--disable-pip-version-check", "-d", str(folder), requirement]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--quiet",
+        "--disable-pip-version-check",
+        "-d",
+        str(folder),
+        requirement,
+    ]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as error:
@@ -90,6 +104,7 @@ def collect(out: Path, cache: Path | None = None, versions: dict | None = None) 
                 raise RuntimeError(
                     f"no wheel of {distribution}=={version}: not in {cache}, and `pip download` failed "
                     f"({error or 'no wheel written'}). Put {_wheel_prefix(distribution)}{version}-*.whl into "
-                    f"{cache} (or pass another wheel folder) and export again.")
+                    f"{cache} (or pass another wheel folder) and export again."
+                )
         copied.append(Path(shutil.copy2(wheel, out / wheel.name)))
     return copied

@@ -14,5 +14,6 @@ def without_wheel_packages(tmp_path) -> Path:
     for name in wheels.WHEELS:
         (folder / name).mkdir(parents=True)
         (folder / name / "__init__.py").write_text(
-            f"raise ModuleNotFoundError(\"No module named '{name}' (made unimportable by the test)\", name={name!r})\n")
+            f"raise ModuleNotFoundError(\"No module named '{name}' (made unimportable by the test)\", name={name!r})\n"
+        )
     return folder

@@ -181,45 +181,73 @@ def _missing_image_folder(data, ids):
 
 
 ERROR_CASES = {
-    "missing_column": ErrorCase(_missing_column, read_train,
-                                ("train.csv: missing column 'Target' (columns found: 'Id', 'Label')",)),
-    "empty_target": ErrorCase(lambda data, ids: set_target(data, 3, ""), read_train,
-                              ("train.csv row 3 (Id {train1}): empty Target",)),
-    "non_integer_target": ErrorCase(lambda data, ids: set_target(data, 4, "1 x"), read_train,
-                                    ("train.csv row 4 (Id {train2}): Target '1 x' has a non-integer label 'x'",)),
-    "label_above_27": ErrorCase(lambda data, ids: set_target(data, 5, "0 28"), read_train,
-                                ("train.csv row 5 (Id {train3}): Target '0 28' has label 28 outside 0..27",)),
-    "negative_label": ErrorCase(lambda data, ids: set_target(data, 5, "-1"), read_train,
-                                ("train.csv row 5 (Id {train3}): Target '-1' has label -1 outside 0..27",)),
+    "missing_column": ErrorCase(
+        _missing_column, read_train, ("train.csv: missing column 'Target' (columns found: 'Id', 'Label')",)
+    ),
+    "empty_target": ErrorCase(
+        lambda data, ids: set_target(data, 3, ""), read_train, ("train.csv row 3 (Id {train1}): empty Target",)
+    ),
+    "non_integer_target": ErrorCase(
+        lambda data, ids: set_target(data, 4, "1 x"),
+        read_train,
+        ("train.csv row 4 (Id {train2}): Target '1 x' has a non-integer label 'x'",),
+    ),
+    "label_above_27": ErrorCase(
+        lambda data, ids: set_target(data, 5, "0 28"),
+        read_train,
+        ("train.csv row 5 (Id {train3}): Target '0 28' has label 28 outside 0..27",),
+    ),
+    "negative_label": ErrorCase(
+        lambda data, ids: set_target(data, 5, "-1"),
+        read_train,
+        ("train.csv row 5 (Id {train3}): Target '-1' has label -1 outside 0..27",),
+    ),
     "duplicate_id": ErrorCase(_duplicate_id, read_train, ("train.csv rows 2 and 14: duplicate Id '{train0}'",)),
-    "id_with_slash": ErrorCase(lambda data, ids: rename_train_id(data, 6, f"sub/{ids['train4']}"), read_train,
-                               ("train.csv row 6: Id 'sub/{train4}' contains a path separator",)),
-    "id_with_backslash": ErrorCase(lambda data, ids: rename_train_id(data, 6, "sub\\x"), read_train,
-                                   ("train.csv row 6: Id 'sub\\\\x' contains a path separator",)),
-    "id_with_dotdot": ErrorCase(lambda data, ids: rename_train_id(data, 6, ".."), read_train,
-                                ("train.csv row 6: Id '..' contains '..'",)),
-    "id_with_parent_path": ErrorCase(lambda data, ids: rename_train_id(data, 6, "../../etc/passwd"), read_train,
-                                     ("train.csv row 6: Id '../../etc/passwd' contains a path separator",)),
-    "submission_id_with_dotdot": ErrorCase(lambda data, ids: append_rows(data / "sample_submission.csv", "..,0"),
-                                           read_submission, ("sample_submission.csv row 6: Id '..' contains '..'",)),
-    "comma_in_target": ErrorCase(_comma_in_target, read_train,
-                                 ("train.csv row 4: 3 fields but the header has 2 (a comma inside a value?)",)),
+    "id_with_slash": ErrorCase(
+        lambda data, ids: rename_train_id(data, 6, f"sub/{ids['train4']}"),
+        read_train,
+        ("train.csv row 6: Id 'sub/{train4}' contains a path separator",),
+    ),
+    "id_with_backslash": ErrorCase(
+        lambda data, ids: rename_train_id(data, 6, "sub\\x"),
+        read_train,
+        ("train.csv row 6: Id 'sub\\\\x' contains a path separator",),
+    ),
+    "id_with_dotdot": ErrorCase(
+        lambda data, ids: rename_train_id(data, 6, ".."), read_train, ("train.csv row 6: Id '..' contains '..'",)
+    ),
+    "id_with_parent_path": ErrorCase(
+        lambda data, ids: rename_train_id(data, 6, "../../etc/passwd"),
+        read_train,
+        ("train.csv row 6: Id '../../etc/passwd' contains a path separator",),
+    ),
+    "submission_id_with_dotdot": ErrorCase(
+        lambda data, ids: append_rows(data / "sample_submission.csv", "..,0"),
+        read_submission,
+        ("sample_submission.csv row 6: Id '..' contains '..'",),
+    ),
+    "comma_in_target": ErrorCase(
+        _comma_in_target, read_train, ("train.csv row 4: 3 fields but the header has 2 (a comma inside a value?)",)
+    ),
     "not_utf8": ErrorCase(_latin1_train_csv, read_train, ("train.csv: not UTF-8 text",)),
-    "empty_train_csv": ErrorCase(_empty_train_csv, read_train,
-                                 ("train.csv: empty file (expected a header line Id,Target)",)),
+    "empty_train_csv": ErrorCase(
+        _empty_train_csv, read_train, ("train.csv: empty file (expected a header line Id,Target)",)
+    ),
     "header_only_train_csv": ErrorCase(_header_only_train_csv, read_train, ("train.csv: no rows after the header",)),
-    "missing_channel_file": ErrorCase(_missing_channel, load_train(4),
-                                      ("no green image for Id {train4}",)),
+    "missing_channel_file": ErrorCase(_missing_channel, load_train(4), ("no green image for Id {train4}",)),
     "unreadable_png": ErrorCase(_unreadable_png, load_train(5), ("{train5}_blue.png: not a readable image",)),
-    "corrupt_png_body": ErrorCase(_corrupt_png_body, load_train(5),
-                                  ("{train5}_blue.png: not a readable image, or a truncated or corrupt one",)),
+    "corrupt_png_body": ErrorCase(
+        _corrupt_png_body, load_train(5), ("{train5}_blue.png: not a readable image, or a truncated or corrupt one",)
+    ),
     "truncated_png": ErrorCase(_truncated_png, load_train(6), ("{train6}_yellow.png: truncated PNG",)),
     "empty_png": ErrorCase(_empty_png, load_test("{test1}"), ("{test1}_red.png: empty file (0 bytes)",)),
     "submission_id_without_images": ErrorCase(_ghost_test_id, load_test("ghost-id"), ("Id ghost-id",)),
-    "test_image_missing_one_colour": ErrorCase(_missing_test_colour, load_test("{test2}"),
-                                               ("no yellow image for Id {test2}",)),
-    "missing_image_folder": ErrorCase(_missing_image_folder, load_test("{test0}"),
-                                      ("test: no red image for Id {test0}",)),
+    "test_image_missing_one_colour": ErrorCase(
+        _missing_test_colour, load_test("{test2}"), ("no yellow image for Id {test2}",)
+    ),
+    "missing_image_folder": ErrorCase(
+        _missing_image_folder, load_test("{test0}"), ("test: no red image for Id {test0}",)
+    ),
 }
 # what validate() says where its wording differs from the reader's
 VALIDATE_EXPECTED = {
@@ -336,11 +364,14 @@ CONVERSION_CASES = {
     "sixteen_bit_png": (_sixteen_bit_png, _check_sixteen_bit_png),
     "jpeg_instead_of_png": (_jpeg_instead_of_png, _check_jpeg),
     "utf8_bom": (lambda data, ids: _label_file_bytes(data, lambda text: b"\xef\xbb\xbf" + text), _check_same_labels),
-    "windows_line_endings": (lambda data, ids: _label_file_bytes(data, lambda text: text.replace(b"\n", b"\r\n")),
-                             _check_same_labels),
+    "windows_line_endings": (
+        lambda data, ids: _label_file_bytes(data, lambda text: text.replace(b"\n", b"\r\n")),
+        _check_same_labels,
+    ),
     "bom_and_crlf_and_blank_lines": (
         lambda data, ids: _label_file_bytes(data, lambda text: b"\xef\xbb\xbf" + text.replace(b"\n", b"\r\n\r\n")),
-        _check_same_labels),
+        _check_same_labels,
+    ),
     "extra_column": (_extra_column, _check_same_labels),
 }
 
@@ -400,8 +431,13 @@ def test_validate_reports_every_problem_of_a_copy_at_once(embedded, data):
 
 
 def run_validate(folder, *extra):
-    return subprocess.run([sys.executable, "-m", "hpa_utils", "validate", str(folder), *extra], cwd=REPO,
-                          capture_output=True, text=True, timeout=CLI_TIMEOUT)
+    return subprocess.run(
+        [sys.executable, "-m", "hpa_utils", "validate", str(folder), *extra],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+    )
 
 
 def test_validate_command_accepts_the_embedded_dataset(embedded):
@@ -411,8 +447,9 @@ def test_validate_command_accepts_the_embedded_dataset(embedded):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("case_id", ["missing_column", "truncated_png", "submission_id_without_images",
-                                     "empty_train_csv", "id_with_dotdot"])
+@pytest.mark.parametrize(
+    "case_id", ["missing_column", "truncated_png", "submission_id_without_images", "empty_train_csv", "id_with_dotdot"]
+)
 def test_validate_command_prints_the_problem_without_traceback(case_id, embedded, data):
     ids = names(embedded)
     ERROR_CASES[case_id].breaks(data, ids)
@@ -436,15 +473,25 @@ def test_validate_command_on_a_missing_folder(tmp_path):
 
 
 def run_pipeline(*arguments):
-    return subprocess.run([sys.executable, "-m", "hpa_utils", "run", *arguments], cwd=REPO, capture_output=True,
-                          text=True, timeout=CLI_TIMEOUT)
+    return subprocess.run(
+        [sys.executable, "-m", "hpa_utils", "run", *arguments],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+    )
 
 
 def fingerprint(folder: Path) -> dict:
     """{relative path: (size, mtime_ns, sha1)} of everything below ``folder``."""
-    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns,
-                                            hashlib.sha1(path.read_bytes()).hexdigest() if path.is_file() else "")
-            for path in sorted(folder.rglob("*"))}
+    return {
+        str(path.relative_to(folder)): (
+            path.stat().st_size,
+            path.stat().st_mtime_ns,
+            hashlib.sha1(path.read_bytes()).hexdigest() if path.is_file() else "",
+        )
+        for path in sorted(folder.rglob("*"))
+    }
 
 
 def _broken_data_dir(case_id):
@@ -452,49 +499,63 @@ def _broken_data_dir(case_id):
         copy = Path(shutil.copytree(embedded.root, tmp_path / "data"))
         ERROR_CASES[case_id].breaks(copy, names(embedded))
         return ["--preset", "smoke", "--data-dir", str(copy)]
+
     return arguments
 
 
 RUNNER_CASES = {
     "parameter_of_the_wrong_type": (
         lambda tmp_path, embedded: ["--preset", "smoke", "-p", "IMAGE_SIZE=big"],
-        ["error: parameter IMAGE_SIZE of 01_baseline expects int, got 'big' (str) from the command line"]),
+        ["error: parameter IMAGE_SIZE of 01_baseline expects int, got 'big' (str) from the command line"],
+    ),
     "wrong_type_for_the_last_stage_only": (  # refused before 00..03 run, not after
         lambda tmp_path, embedded: ["--preset", "smoke", "-p", "FOLDS=3"],
-        ["error: parameter FOLDS of 04_kfold expects list, got 3 (int) from the command line"]),
+        ["error: parameter FOLDS of 04_kfold expects list, got 3 (int) from the command line"],
+    ),
     "bool_for_an_int": (
         lambda tmp_path, embedded: ["--preset", "smoke", "-p", "EPOCHS=yes"],
-        ["error: parameter EPOCHS of 01_baseline expects int, got True (bool)"]),
+        ["error: parameter EPOCHS of 01_baseline expects int, got True (bool)"],
+    ),
     "parameter_value_not_yaml": (
         lambda tmp_path, embedded: ["--preset", "smoke", "-p", "FOLDS=[0,"],
-        ["error: -p 'FOLDS=[0,': the value is not valid YAML"]),
+        ["error: -p 'FOLDS=[0,': the value is not valid YAML"],
+    ),
     "parameter_without_value": (
         lambda tmp_path, embedded: ["--preset", "smoke", "-p", "EPOCHS"],
-        ["error: -p 'EPOCHS': expected NAME=VALUE"]),
+        ["error: -p 'EPOCHS': expected NAME=VALUE"],
+    ),
     "parameter_no_notebook_declares": (
         lambda tmp_path, embedded: ["--preset", "smoke", "-p", "IMAGE_SIZ=64"],
-        ["error: -p sets IMAGE_SIZ, which no notebook declares"]),
+        ["error: -p sets IMAGE_SIZ, which no notebook declares"],
+    ),
     "unknown_preset": (
         lambda tmp_path, embedded: ["--preset", "nope"],
-        ["error: preset 'nope' not found", "available presets: demo, full, smoke"]),
+        ["error: preset 'nope' not found", "available presets: demo, full, smoke"],
+    ),
     "unknown_stage": (
         lambda tmp_path, embedded: ["--preset", "smoke", "--only", "07"],
-        ["error: --only 07: no such stage"]),
+        ["error: --only 07: no such stage"],
+    ),
     "data_dir_not_found": (
         lambda tmp_path, embedded: ["--preset", "smoke", "--data-dir", str(tmp_path / "nowhere")],
-        ["error: --data-dir", "nowhere: folder not found"]),
+        ["error: --data-dir", "nowhere: folder not found"],
+    ),
     "data_dir_missing_column": (
         _broken_data_dir("missing_column"),
-        ["has 1 problem", "train.csv: missing column 'Target' (columns found: 'Id', 'Label')"]),
+        ["has 1 problem", "train.csv: missing column 'Target' (columns found: 'Id', 'Label')"],
+    ),
     "data_dir_missing_channel_file": (
         _broken_data_dir("missing_channel_file"),
-        ["has 1 problem", "Id {train4} (from train.csv) has no green image"]),
+        ["has 1 problem", "Id {train4} (from train.csv) has no green image"],
+    ),
     "data_dir_ghost_test_id": (
         _broken_data_dir("submission_id_without_images"),
-        ["Id ghost-id (from sample_submission.csv) has no images at all"]),
+        ["Id ghost-id (from sample_submission.csv) has no images at all"],
+    ),
     "resume_of_no_run": (
         lambda tmp_path, embedded: ["--resume", str(tmp_path / "nowhere")],
-        ["error: --resume", "no run.json there"]),
+        ["error: --resume", "no run.json there"],
+    ),
 }
 
 

@@ -13,13 +13,18 @@ from benchmarks import run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NUMBER = r"-?[0-9]+(?:\.[0-9]+)?"
-TARGET_LINE = re.compile(rf"^target (?P<name>.+?): (?P<measured>{NUMBER})(?: %|x) \(goal (?:>=|<) {NUMBER}(?: %|x)\) (?P<verdict>PASS|MISS)$")
+TARGET_LINE = re.compile(
+    rf"^target (?P<name>.+?): (?P<measured>{NUMBER})(?: %|x) \(goal (?:>=|<) {NUMBER}(?: %|x)\) (?P<verdict>PASS|MISS)$"
+)
 
 
 def run_module(module: str, data_root: Path) -> str:
     result = subprocess.run(
         [sys.executable, "-m", module, "--quick", "--data-root", str(data_root)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, f"{module} failed:\n{result.stdout}\n{result.stderr[-3000:]}"
     return result.stdout
@@ -55,6 +60,7 @@ def test_best_times_rotates_the_order_and_keeps_the_minimum():
         def measure():
             calls.append(name)
             return next(times[name])
+
         return measure
 
     best = run.best_times({"a": variant("a"), "b": variant("b")}, repeats=3)

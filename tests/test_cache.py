@@ -22,7 +22,9 @@ def write_kaggle_folder(root, count=6, seed=0):
         for color in dataset.COLORS:
             pixels = rng.integers(0, 256, (NATIVE_SIZE, NATIVE_SIZE), dtype=np.uint8)
             assert cv2.imwrite(str(root / "train" / f"{image_id}_{color}.png"), pixels)
-    (root / "train.csv").write_text("Id,Target\n" + "".join(f"{image_id},{index % 28}\n" for index, image_id in enumerate(ids)))
+    (root / "train.csv").write_text(
+        "Id,Target\n" + "".join(f"{image_id},{index % 28}\n" for index, image_id in enumerate(ids))
+    )
     return ids
 
 

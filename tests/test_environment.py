@@ -16,8 +16,11 @@ COMPETITION = environment.COMPETITION
 LAYOUTS = {
     "today": (f"competitions/{COMPETITION}", "datasets/someone/hpa-utils", "notebooks/someone/{kernel}"),
     "older": (COMPETITION, "hpa-utils", "{kernel}"),
-    "one level deeper": (f"competitions/someone/{COMPETITION}", "datasets/someone/hpa-utils/1",
-                         "notebooks/someone/{kernel}/output"),
+    "one level deeper": (
+        f"competitions/someone/{COMPETITION}",
+        "datasets/someone/hpa-utils/1",
+        "notebooks/someone/{kernel}/output",
+    ),
     "one level shallower": ("", "datasets/hpa-utils", "notebooks/{kernel}"),  # the data at the root itself
 }
 NOTEBOOKS = sorted((environment.REPO_ROOT / "notebooks").glob("*.ipynb"))
@@ -48,8 +51,10 @@ def mount(root: Path, layout: str) -> dict:
     package_dir = root / package
     (package_dir / "hpa_utils").mkdir(parents=True)
     (package_dir / "hpa_utils" / "__init__.py").write_text("")
-    outputs = {stage: write_stage_output(root / kernel.format(kernel=stages.kernel_slug(stage)), stage)
-               for stage in ("01_baseline", "02_warmup_finetune")}
+    outputs = {
+        stage: write_stage_output(root / kernel.format(kernel=stages.kernel_slug(stage)), stage)
+        for stage in ("01_baseline", "02_warmup_finetune")
+    }
     return {"data": data, "package": package_dir, **outputs}
 
 
@@ -131,8 +136,9 @@ def test_several_data_folders_the_competition_one_wins_else_a_clear_error(on_kag
     assert environment.find_competition_data() == named
     shutil.rmtree(named)
     write_competition(on_kaggle / "another-copy")
-    with pytest.raises(environment.InputNotFoundError, match="several folders .* look like competition data.*"
-                                                             "Set DATA_DIR"):
+    with pytest.raises(
+        environment.InputNotFoundError, match="several folders .* look like competition data.*Set DATA_DIR"
+    ):
         environment.find_competition_data()
 
 
@@ -172,8 +178,10 @@ def test_weights_are_found_by_file_name_at_any_depth(on_kaggle, tmp_path, monkey
     local = tmp_path / "local.h5"
     local.write_bytes(b"")
     assert environment.resolve_input_file(str(local), "weights") == local
-    with pytest.raises(environment.InputNotFoundError, match="(?s)no file named densenet121.h5 under .*Add the dataset "
-                                                             "that holds it.*holds:\n  datasets/"):
+    with pytest.raises(
+        environment.InputNotFoundError,
+        match="(?s)no file named densenet121.h5 under .*Add the dataset that holds it.*holds:\n  datasets/",
+    ):
         environment.resolve_input_file("densenet121.h5", "weights")
     monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE")
     with pytest.raises(FileNotFoundError, match=f"weights '{name}': no such file$"):

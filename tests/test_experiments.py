@@ -79,10 +79,14 @@ def test_per_class_by_stage_collects_finished_training_stages(tmp_path):
 def test_comparison_table_rows_per_finished_stage_with_whole_numbers(tmp_path):
     from hpa_utils import stages
 
-    stages.write_metrics(stages.stage_dir(str(tmp_path), "01_baseline"),
-                         {"val_f1_at_0.5": 0.2, "val_f1_at_best_global": 0.3, "image_size": 64, "epochs": 10, "seconds": 100})
-    stages.write_metrics(stages.stage_dir(str(tmp_path), "04_kfold"),
-                         {"val_f1_at_0.5": 0.3, "oof_f1_at_per_class": 0.45, "test_f1": 0.36, "image_size": 96, "seconds": 160})
+    stages.write_metrics(
+        stages.stage_dir(str(tmp_path), "01_baseline"),
+        {"val_f1_at_0.5": 0.2, "val_f1_at_best_global": 0.3, "image_size": 64, "epochs": 10, "seconds": 100},
+    )
+    stages.write_metrics(
+        stages.stage_dir(str(tmp_path), "04_kfold"),
+        {"val_f1_at_0.5": 0.3, "oof_f1_at_per_class": 0.45, "test_f1": 0.36, "image_size": 96, "seconds": 160},
+    )
     table = stages.comparison_table(str(tmp_path))
     assert list(table["stage"]) == ["01_baseline", "04_kfold"]
     assert table["epochs"].tolist()[0] == 10 and table["epochs"].isna().tolist() == [False, True]
@@ -97,20 +101,34 @@ def test_model_from_stage_and_start_model_keep_dropout_load_by_name_and_set_inpu
     stage = tmp_path / "02_warmup_finetune"
     stage.mkdir()
     history = pd.DataFrame({"epoch": [0], "loss": [0.5]})
-    experiments.save_stage(stage, source, history, {"val_f1_at_0.5": 0.0}, backbone="small", channels="rgby",
-                           backbone_weights="none", image_size=32, dropout=0.2)
+    experiments.save_stage(
+        stage,
+        source,
+        history,
+        {"val_f1_at_0.5": 0.0},
+        backbone="small",
+        channels="rgby",
+        backbone_weights="none",
+        image_size=32,
+        dropout=0.2,
+    )
 
     upscaled = experiments.model_from_stage(stage, 48)
     assert upscaled.input.shape == (None, 48, 48, 4)
     assert upscaled.get_layer("upscale_adapter").output.shape[1:3] == (2, 2)
     assert upscaled.get_layer("head_dropout_1").rate == 0.2
-    np.testing.assert_array_equal(upscaled.get_layer("head_dense").kernel.numpy(),
-                                  source.get_layer("head_dense").kernel.numpy())
+    np.testing.assert_array_equal(
+        upscaled.get_layer("head_dense").kernel.numpy(), source.get_layer("head_dense").kernel.numpy()
+    )
     images = np.full((4, 48, 48, 4), 20, np.uint8)
     images[:2] = 60  # held out: must not count
     is_held_out = np.array([True, True, False, False])
-    assert experiments.start_model(stage, 48, "small", "rgby", "none", images, is_held_out).get_layer(
-        "head_dropout_2").rate == 0.2
+    assert (
+        experiments.start_model(stage, 48, "small", "rgby", "none", images, is_held_out)
+        .get_layer("head_dropout_2")
+        .rate
+        == 0.2
+    )
     with pytest.raises(ValueError, match="trained as small/rgby, but BACKBONE/CHANNELS are resnet50/rgby"):
         experiments.start_model(stage, 48, "resnet50", "rgby", "none", images, is_held_out)
     fresh = experiments.start_model(None, 48, "small", "rgby", "none", images, is_held_out)
@@ -121,11 +139,15 @@ def test_model_from_stage_and_start_model_keep_dropout_load_by_name_and_set_inpu
 def test_report_table_leaves_missing_values_blank_and_counts_whole(tmp_path):
     from hpa_utils import report, stages
 
-    stages.write_metrics(stages.stage_dir(str(tmp_path), "01_baseline"),
-                         {"val_f1_at_0.5": 0.2, "image_size": 64, "epochs": 10, "seconds": 100})
-    stages.write_metrics(stages.stage_dir(str(tmp_path), "04_kfold"),
-                         {"val_f1_at_0.5": 0.3, "test_f1": 0.36, "image_size": 96, "seconds": 160})
+    stages.write_metrics(
+        stages.stage_dir(str(tmp_path), "01_baseline"),
+        {"val_f1_at_0.5": 0.2, "image_size": 64, "epochs": 10, "seconds": 100},
+    )
+    stages.write_metrics(
+        stages.stage_dir(str(tmp_path), "04_kfold"),
+        {"val_f1_at_0.5": 0.3, "test_f1": 0.36, "image_size": 96, "seconds": 160},
+    )
     page = report.write_report(tmp_path).read_text()
-    table = page[page.index("<table"):page.index("</table>")]
+    table = page[page.index("<table") : page.index("</table>")]
     assert "<td>0.2000</td>" in table and "<td>10</td>" in table and "<td>0.3600</td>" in table
     assert "NaN" not in table and "NA" not in table and "10.0" not in table

@@ -34,8 +34,9 @@ def test_atomic_write_replaces_an_existing_file(tmp_path):
     assert listing(tmp_path) == ["notes.txt"]
 
 
-@pytest.mark.parametrize("interruption", [RuntimeError("disk full"), KeyboardInterrupt()],
-                         ids=["exception", "keyboard_interrupt"])
+@pytest.mark.parametrize(
+    "interruption", [RuntimeError("disk full"), KeyboardInterrupt()], ids=["exception", "keyboard_interrupt"]
+)
 def test_an_interrupted_write_leaves_the_old_file_untouched(tmp_path, interruption):
     target = tmp_path / "metrics.json"
     target.write_text('{"old": true}\n')
@@ -57,8 +58,10 @@ def test_an_interrupted_first_write_leaves_nothing(tmp_path):
     assert listing(tmp_path) == []
 
 
-@pytest.mark.parametrize("name, suffix", [("best.weights.h5", ".weights.h5"), ("oof.npy", ".npy"),
-                                          ("model.h5", ".h5"), ("submission.csv", ".csv")])
+@pytest.mark.parametrize(
+    "name, suffix",
+    [("best.weights.h5", ".weights.h5"), ("oof.npy", ".npy"), ("model.h5", ".h5"), ("submission.csv", ".csv")],
+)
 def test_temporary_name_keeps_the_suffix_and_is_hidden(tmp_path, name, suffix):
     with files.atomic_write(tmp_path / name) as temporary:
         assert temporary.name.endswith(suffix), temporary.name
@@ -148,9 +151,11 @@ def circular():
     return value
 
 
-@pytest.mark.parametrize("value, error, detail", [({"when": object()}, TypeError, "not JSON serializable"),
-                                                  (circular(), ValueError, "Circular reference")],
-                         ids=["unserialisable", "circular"])
+@pytest.mark.parametrize(
+    "value, error, detail",
+    [({"when": object()}, TypeError, "not JSON serializable"), (circular(), ValueError, "Circular reference")],
+    ids=["unserialisable", "circular"],
+)
 def test_write_json_of_a_value_json_cannot_hold_names_the_file_and_keeps_the_old_one(tmp_path, value, error, detail):
     path = files.write_json(tmp_path / "run.json", {"ok": 1})
     with pytest.raises(error, match=f"{path}: cannot write this value as JSON .*{detail}"):

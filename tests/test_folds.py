@@ -11,8 +11,6 @@ from hpa_utils import folds, labels
 REAL_LABELS = Path(__file__).parent / "data"  # the competition's real label files
 
 
-
-
 @pytest.fixture(scope="module")
 def real_train():
     """Ids and (31072, 28) multi-hot targets of the competition's train.csv."""

@@ -56,7 +56,9 @@ def test_static_shapes_are_known():
 def test_cardinality_equals_steps(augmentation):
     images, targets = indexed_samples(10)
     for drop_remainder in (False, True):
-        dataset = inputs.make_dataset(images, targets, batch_size=4, augmentation=augmentation, drop_remainder=drop_remainder)
+        dataset = inputs.make_dataset(
+            images, targets, batch_size=4, augmentation=augmentation, drop_remainder=drop_remainder
+        )
         assert int(dataset.cardinality()) == inputs.steps(10, 4, drop_remainder) == len(list(dataset))
 
 

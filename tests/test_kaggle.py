@@ -16,8 +16,16 @@ from hpa_utils import environment, kaggle, parameters, stages
 
 USER = "someone"
 METADATA_TYPES = {
-    "id": str, "title": str, "code_file": str, "language": str, "kernel_type": str, "is_private": bool,
-    "enable_gpu": bool, "enable_internet": bool, "dataset_sources": list, "competition_sources": list,
+    "id": str,
+    "title": str,
+    "code_file": str,
+    "language": str,
+    "kernel_type": str,
+    "is_private": bool,
+    "enable_gpu": bool,
+    "enable_internet": bool,
+    "dataset_sources": list,
+    "competition_sources": list,
     "kernel_sources": list,
 }
 TEST_PRESET = """\
@@ -51,11 +59,14 @@ def notebooks_dir(tmp_path_factory):
         if (real / f"{stage}.ipynb").is_file():
             (folder / f"{stage}.ipynb").write_bytes((real / f"{stage}.ipynb").read_bytes())
             continue
-        notebook = nbformat.v4.new_notebook(cells=[
-            nbformat.v4.new_markdown_cell(f"# {stage} (stand-in)"),
-            nbformat.v4.new_code_cell(STAND_IN_PARAMETERS, metadata={"tags": ["parameters"]}),
-            nbformat.v4.new_code_cell("print(IMAGE_SIZE)"),
-        ], metadata=template.metadata)
+        notebook = nbformat.v4.new_notebook(
+            cells=[
+                nbformat.v4.new_markdown_cell(f"# {stage} (stand-in)"),
+                nbformat.v4.new_code_cell(STAND_IN_PARAMETERS, metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("print(IMAGE_SIZE)"),
+            ],
+            metadata=template.metadata,
+        )
         nbformat.write(notebook, folder / f"{stage}.ipynb")
     return folder
 
@@ -142,8 +153,9 @@ def test_exported_notebooks_hold_the_preset_values_as_literals(exported, noteboo
             assert values["STATISTICS_SAMPLES"] == 32
         untouched = set(values) - {"DATA_DIR", "OUTPUT_DIR", "IMAGE_SIZE", "STATISTICS_SAMPLES"}
         assert {name: values[name] for name in untouched} == {name: original[name] for name in untouched}
-        for line, source_line in zip(parameters_source(path).splitlines(),
-                                     parameters_source(notebooks_dir / f"{stage}.ipynb").splitlines()):
+        for line, source_line in zip(
+            parameters_source(path).splitlines(), parameters_source(notebooks_dir / f"{stage}.ipynb").splitlines()
+        ):
             assert line.split("=")[0] == source_line.split("=")[0]  # name and annotation kept
             assert line.split("#", 1)[1] == source_line.split("#", 1)[1]  # comment kept
         notebook = nbformat.read(path, as_version=4)
@@ -153,7 +165,8 @@ def test_exported_notebooks_hold_the_preset_values_as_literals(exported, noteboo
                 assert cell.outputs == [] and cell.execution_count is None
         source_cells = nbformat.read(notebooks_dir / f"{stage}.ipynb", as_version=4).cells
         assert [cell.source for cell in notebook.cells if "parameters" not in cell.metadata.get("tags", [])] == [
-            cell.source for cell in source_cells if "parameters" not in cell.metadata.get("tags", [])]
+            cell.source for cell in source_cells if "parameters" not in cell.metadata.get("tags", [])
+        ]
 
 
 def test_full_preset_values_reach_the_kernels(tmp_path, notebooks_dir):
@@ -179,12 +192,15 @@ def test_package_dataset_imports_from_anywhere(exported, tmp_path):
     assert [name.split("-")[0] for name in carried] == ["imgaug", "iterative_stratification"], carried
     assert all(name.endswith("-py3-none-any.whl") or name.endswith("-py2.py3-none-any.whl") for name in carried)
     assert not list(package.rglob("__pycache__")) and not list(package.rglob("*.pyc"))
-    code = (f"import sys; sys.path.insert(0, {str(package)!r}); import hpa_utils; "
-            "from hpa_utils import labels, dataset; "
-            "print(labels.NUM_CLASSES, int(labels.train_class_counts().sum()), hpa_utils.__file__)")
+    code = (
+        f"import sys; sys.path.insert(0, {str(package)!r}); import hpa_utils; "
+        "from hpa_utils import labels, dataset; "
+        "print(labels.NUM_CLASSES, int(labels.train_class_counts().sum()), hpa_utils.__file__)"
+    )
     environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=environment, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     classes, label_count, location = result.stdout.split()
     assert classes == "28" and int(label_count) > 31072  # multi-label: more labels than images; the CSV travelled
@@ -193,9 +209,11 @@ def test_package_dataset_imports_from_anywhere(exported, tmp_path):
 
 def test_exported_package_finds_kaggle_folders_when_kaggle_says_so(exported, tmp_path):
     had_kaggle = Path("/kaggle").exists()
-    code = (f"import sys; sys.path.insert(0, {str(exported / 'hpa-utils')!r}); from hpa_utils import dataset, stages; "
-            "from hpa_utils import environment; print(environment.is_kaggle(), stages.output_root(''), "
-            "environment.REPO_ROOT)")
+    code = (
+        f"import sys; sys.path.insert(0, {str(exported / 'hpa-utils')!r}); from hpa_utils import dataset, stages; "
+        "from hpa_utils import environment; print(environment.is_kaggle(), stages.output_root(''), "
+        "environment.REPO_ROOT)"
+    )
     environment = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "HPA_KAGGLE_INPUT")}
     results = {}
     for run_type in ("Interactive", None):
@@ -203,8 +221,9 @@ def test_exported_package_finds_kaggle_folders_when_kaggle_says_so(exported, tmp
             environment["KAGGLE_KERNEL_RUN_TYPE"] = run_type
         else:
             environment.pop("KAGGLE_KERNEL_RUN_TYPE", None)
-        result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=environment, capture_output=True,
-                                text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, result.stderr
         results[run_type] = result.stdout.split()
     assert results["Interactive"][:2] == ["True", "/kaggle/working"]
@@ -222,8 +241,10 @@ def test_bad_user_name_is_refused_before_anything_is_written(user, tmp_path, tes
 
 def test_folder_that_is_not_an_export_is_refused_and_left_untouched(tmp_path, test_preset):
     (tmp_path / "keep.txt").write_text("precious")
-    with pytest.raises(FileExistsError, match=f"{re.escape(str(tmp_path))} is not empty and is not an earlier "
-                                              "Kaggle export.*nothing was touched"):
+    with pytest.raises(
+        FileExistsError,
+        match=f"{re.escape(str(tmp_path))} is not empty and is not an earlier Kaggle export.*nothing was touched",
+    ):
         kaggle.export(USER, tmp_path, preset=test_preset)
     assert [path.name for path in tmp_path.iterdir()] == ["keep.txt"]
     with pytest.raises(FileExistsError, match="keep.txt exists and is not a folder"):
@@ -261,8 +282,13 @@ def metadata_of(out, stage):
 def test_imagenet_kernels_get_internet_and_the_others_stay_offline(tmp_path, notebooks_dir, capsys):
     out = kaggle.export(USER, tmp_path / "out", notebooks_dir=notebooks_dir)  # the full preset: WEIGHTS imagenet
     internet = {stage: metadata_of(out, stage)["enable_internet"] for stage in stages.STAGES}
-    assert internet == {"00_eda": False, "01_baseline": True, "02_warmup_finetune": True, "03_upscale": False,
-                        "04_kfold": False}  # 03 loads 02's model, 04 starts from 03's
+    assert internet == {
+        "00_eda": False,
+        "01_baseline": True,
+        "02_warmup_finetune": True,
+        "03_upscale": False,
+        "04_kfold": False,
+    }  # 03 loads 02's model, 04 starts from 03's
     assert all(metadata_of(out, stage)["dataset_sources"] == [f"{USER}/hpa-utils"] for stage in stages.STAGES)
     assert parameter_values(out / "02_warmup_finetune" / "hpa-02-warmup-finetune.ipynb")["WEIGHTS"] == "imagenet"
     table = kaggle.describe(out).splitlines()
@@ -270,19 +296,30 @@ def test_imagenet_kernels_get_internet_and_the_others_stay_offline(tmp_path, not
     assert table[1].split()[:3] == [f"{USER}/hpa-00-eda", "off", "off"]
     assert table[2].split()[:3] == [f"{USER}/hpa-01-baseline", "on", "on"] and "ImageNet, downloaded" in table[2]
     assert "03_upscale's model" in table[5]
-    assert "| someone/hpa-02-warmup-finetune | on | on | ImageNet, downloaded by Keras |" in (
-        out / "UPLOAD.md").read_text()
+    assert (
+        "| someone/hpa-02-warmup-finetune | on | on | ImageNet, downloaded by Keras |"
+        in (out / "UPLOAD.md").read_text()
+    )
 
 
 def test_a_weights_dataset_keeps_kernels_offline_and_fills_in_every_weights_file(tmp_path, notebooks_dir):
     preset = tmp_path / "fresh.yaml"  # 04 starting afresh needs ImageNet weights too
-    preset.write_text("parameters:\n  WEIGHTS: imagenet\n  BACKBONE: resnet50\nstages:\n  01_baseline:\n"
-                      "    BACKBONE: inceptionv3\n  04_kfold:\n    START_FROM: ''\n")
-    out = kaggle.export(USER, tmp_path / "out", preset=str(preset), notebooks_dir=notebooks_dir,
-                        weights_dataset="someone-else/keras-pretrained-models")
-    expected_files = {"01_baseline": "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                      "02_warmup_finetune": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                      "04_kfold": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"}
+    preset.write_text(
+        "parameters:\n  WEIGHTS: imagenet\n  BACKBONE: resnet50\nstages:\n  01_baseline:\n"
+        "    BACKBONE: inceptionv3\n  04_kfold:\n    START_FROM: ''\n"
+    )
+    out = kaggle.export(
+        USER,
+        tmp_path / "out",
+        preset=str(preset),
+        notebooks_dir=notebooks_dir,
+        weights_dataset="someone-else/keras-pretrained-models",
+    )
+    expected_files = {
+        "01_baseline": "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "02_warmup_finetune": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "04_kfold": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    }
     for stage in stages.STAGES:
         metadata = metadata_of(out, stage)
         assert metadata["enable_internet"] is False, stage
@@ -293,16 +330,19 @@ def test_a_weights_dataset_keeps_kernels_offline_and_fills_in_every_weights_file
         else:
             assert metadata["dataset_sources"] == [f"{USER}/hpa-utils"]
     assert "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 in someone-else/keras-pretrained-models" in (
-        kaggle.describe(out))
+        kaggle.describe(out)
+    )
     with pytest.raises(ValueError, match="weights dataset 'keras models': expected owner/slug"):
         kaggle.kernel_metadata(USER, "01_baseline", weights_dataset="keras models")
 
 
 def test_parameter_defaults_are_rewritten_in_place():
-    source = ('NAME: str = "a"  # naïve comment, with = and "quotes"\n'
-              'SIZES: list[int] = [1, 2]  # sizes\n'
-              "RATE: float = 0.1  # learning rate\n"
-              "FLAG: bool = False  # a switch")
+    source = (
+        'NAME: str = "a"  # naïve comment, with = and "quotes"\n'
+        "SIZES: list[int] = [1, 2]  # sizes\n"
+        "RATE: float = 0.1  # learning rate\n"
+        "FLAG: bool = False  # a switch"
+    )
     rewritten = parameters.set_parameter_defaults(source, {"NAME": 'é"b', "SIZES": [3], "RATE": 1e-05, "FLAG": True})
     assert rewritten.splitlines() == [
         'NAME: str = "é\\"b"  # naïve comment, with = and "quotes"',
@@ -311,7 +351,11 @@ def test_parameter_defaults_are_rewritten_in_place():
         "FLAG: bool = True  # a switch",
     ]
     assert {name: default for name, (_, default) in parameters.declared_in_source(rewritten).items()} == {
-        "NAME": 'é"b', "SIZES": [3], "RATE": 1e-05, "FLAG": True}
+        "NAME": 'é"b',
+        "SIZES": [3],
+        "RATE": 1e-05,
+        "FLAG": True,
+    }
     assert parameters.declared_in_source(rewritten)["SIZES"][0] == "list[int]"
     with pytest.raises(ValueError, match="RATE: nan cannot be written as a literal"):
         parameters.set_parameter_defaults(source, {"RATE": float("nan")})
@@ -335,14 +379,25 @@ class FakeKaggleClient:
     def __init__(self, requests):
         self.requests = requests
         self.kernels = SimpleNamespace(kernels_api_client=SimpleNamespace(save_kernel=self._record("save_kernel")))
-        self.datasets = SimpleNamespace(dataset_api_client=SimpleNamespace(create_dataset=self._record("create_dataset")))
+        self.datasets = SimpleNamespace(
+            dataset_api_client=SimpleNamespace(create_dataset=self._record("create_dataset"))
+        )
 
     def _record(self, name):
         def record(request):
             self.requests.append((name, request))
-            return SimpleNamespace(error=None, versionNumber=1, url="https://www.kaggle.com/fake", ref="fake",
-                                   status="ok", invalidTags=[], invalidDatasetSources=[],
-                                   invalidCompetitionSources=[], invalidKernelSources=[])
+            return SimpleNamespace(
+                error=None,
+                versionNumber=1,
+                url="https://www.kaggle.com/fake",
+                ref="fake",
+                status="ok",
+                invalidTags=[],
+                invalidDatasetSources=[],
+                invalidCompetitionSources=[],
+                invalidKernelSources=[],
+            )
+
         return record
 
     def __enter__(self):
@@ -367,8 +422,13 @@ def kaggle_api(tmp_path, monkeypatch):
     monkeypatch.setattr(api, "build_kaggle_client", lambda *arguments, **keywords: FakeKaggleClient(requests))
     monkeypatch.setattr(api, "dataset_status", lambda reference: (_ for _ in ()).throw(HTTPError("404: not found")))
     uploaded = []
-    monkeypatch.setattr(api, "upload_files", lambda request, resources, folder, blob_type, context, quiet, dir_mode,
-                        ignore_patterns=None: uploaded.append((folder, dir_mode)))
+    monkeypatch.setattr(
+        api,
+        "upload_files",
+        lambda request, resources, folder, blob_type, context, quiet, dir_mode, ignore_patterns=None: uploaded.append(
+            (folder, dir_mode)
+        ),
+    )
     return api, requests, uploaded
 
 
@@ -411,8 +471,23 @@ def test_the_export_command_prints_each_kernels_gpu_internet_and_weights(tmp_pat
     wheel_dir = tmp_path / "wheels"
     wheel_dir.mkdir()
     (wheel_dir / "imgaug-0.4.0-py2.py3-none-any.whl").write_bytes(b"a stand-in, copied as it is")
-    assert cli.main(["kaggle-export", "--user", USER, "--out", str(tmp_path / "other"), "--wheel-dir", str(wheel_dir),
-                     "--preset", "smoke"]) == 0
+    assert (
+        cli.main(
+            [
+                "kaggle-export",
+                "--user",
+                USER,
+                "--out",
+                str(tmp_path / "other"),
+                "--wheel-dir",
+                str(wheel_dir),
+                "--preset",
+                "smoke",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "other" / "hpa-utils" / "wheels" / "imgaug-0.4.0-py2.py3-none-any.whl").read_bytes() == (
-        b"a stand-in, copied as it is")  # taken from --wheel-dir; the missing one was downloaded there
+        b"a stand-in, copied as it is"
+    )  # taken from --wheel-dir; the missing one was downloaded there
     assert sorted(path.name.split("-")[0] for path in wheel_dir.iterdir()) == ["imgaug", "iterative_stratification"]

@@ -73,26 +73,39 @@ def snapshot(folder: Path) -> dict:
 
 def run_kernels(exported: Path, competition: Path, root: Path, layout: str, blocked: Path | None = None) -> dict:
     """Run every exported kernel in order on a simulated Kaggle; {stage: (working folder, executed notebook)}."""
-    sources = {"dataset": {f"{USER}/{kaggle.DATASET_SLUG}": exported / kaggle.DATASET_SLUG},
-               "competition": {environment.COMPETITION: competition}, "kernel": {}}
+    sources = {
+        "dataset": {f"{USER}/{kaggle.DATASET_SLUG}": exported / kaggle.DATASET_SLUG},
+        "competition": {environment.COMPETITION: competition},
+        "kernel": {},
+    }
     results = {}
     for stage in stages.STAGES:
         metadata = json.loads((exported / stage / kaggle.METADATA_FILE).read_text())
         kernel_root = root / stages.kernel_slug(stage)
         input_root, working = kernel_root / "input", kernel_root / "working"
         working.mkdir(parents=True)
-        for kind, key in (("competition", "competition_sources"), ("dataset", "dataset_sources"),
-                          ("kernel", "kernel_sources")):
+        for kind, key in (
+            ("competition", "competition_sources"),
+            ("dataset", "dataset_sources"),
+            ("kernel", "kernel_sources"),
+        ):
             for reference in metadata[key]:
                 attach(sources[kind][reference], input_root / mount_point(kind, reference, layout))
         before = snapshot(input_root)
         executed = kernel_root / metadata["code_file"]
-        runner.execute_notebook(exported / stage / metadata["code_file"], executed, injected={}, cwd=working,
-                                kernel_environment={"KAGGLE_KERNEL_RUN_TYPE": "Batch",
-                                             environment.INPUT_ROOT_VARIABLE: str(input_root),
-                                             "PYTHONPATH": str(blocked) if blocked else None,
-                                             "TMPDIR": str(kernel_root / "tmp")},
-                                label=f"{layout}: {stage}")
+        runner.execute_notebook(
+            exported / stage / metadata["code_file"],
+            executed,
+            injected={},
+            cwd=working,
+            kernel_environment={
+                "KAGGLE_KERNEL_RUN_TYPE": "Batch",
+                environment.INPUT_ROOT_VARIABLE: str(input_root),
+                "PYTHONPATH": str(blocked) if blocked else None,
+                "TMPDIR": str(kernel_root / "tmp"),
+            },
+            label=f"{layout}: {stage}",
+        )
         assert snapshot(input_root) == before, f"{stage} wrote into its inputs, which are read-only on Kaggle"
         sources["kernel"][metadata["id"]] = working  # the next kernels mount this kernel's output
         results[stage] = (working, executed)
@@ -101,8 +114,11 @@ def run_kernels(exported: Path, competition: Path, root: Path, layout: str, bloc
 
 def outputs_text(notebook_path: Path) -> str:
     notebook = nbformat.read(notebook_path, as_version=4)
-    return "\n".join(output.get("text", "") + output.get("evalue", "")  # printed text and error messages
-                     for cell in notebook.cells for output in cell.get("outputs", []))
+    return "\n".join(
+        output.get("text", "") + output.get("evalue", "")  # printed text and error messages
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+    )
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +132,15 @@ def exported(tmp_path_factory):
 @pytest.fixture(scope="module")
 def competition(tmp_path_factory):
     """A small competition dataset in the Kaggle layout, as the competition's data would be mounted."""
-    return synthetic.generate(tmp_path_factory.mktemp("competition") / "data", n_train=64, n_test=16, image_size=64,
-                              seed=0, min_per_class=1, progress=False)
+    return synthetic.generate(
+        tmp_path_factory.mktemp("competition") / "data",
+        n_train=64,
+        n_test=16,
+        image_size=64,
+        seed=0,
+        min_per_class=1,
+        progress=False,
+    )
 
 
 def check_submission(results: dict, competition: Path) -> pd.DataFrame:
@@ -131,8 +154,14 @@ def check_submission(results: dict, competition: Path) -> pd.DataFrame:
 
 def test_the_package_is_not_importable_without_the_dataset(tmp_path):
     variables = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, "-c", "import hpa_utils"], cwd=tmp_path, env=variables,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", "import hpa_utils"],
+        cwd=tmp_path,
+        env=variables,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1 and "No module named 'hpa_utils'" in result.stderr  # so a kernel's came from input
 
 
@@ -142,22 +171,28 @@ def test_todays_layout_runs_the_five_kernels_to_a_valid_submission(exported, com
     _, eda = results["00_eda"]
     assert f"data: {tmp_path}/hpa-00-eda/input/competitions/{environment.COMPETITION}" in outputs_text(eda)
     _, upscale = results["03_upscale"]
-    assert (f"starting from: {tmp_path}/hpa-03-upscale/input/notebooks/{USER}/hpa-02-warmup-finetune/"
-            "02_warmup_finetune") in outputs_text(upscale)
+    assert (
+        f"starting from: {tmp_path}/hpa-03-upscale/input/notebooks/{USER}/hpa-02-warmup-finetune/02_warmup_finetune"
+    ) in outputs_text(upscale)
     working, _ = results["04_kfold"]
     assert sorted(path.name for path in working.iterdir()) == ["04_kfold"]  # a kernel writes only its stage
 
 
-def test_older_layout_without_imgaug_or_iterstrat_uses_the_datasets_wheels(exported, competition, tmp_path,
-                                                                           without_wheel_packages):
+def test_older_layout_without_imgaug_or_iterstrat_uses_the_datasets_wheels(
+    exported, competition, tmp_path, without_wheel_packages
+):
     results = run_kernels(exported, competition, tmp_path, "older", blocked=without_wheel_packages)
     check_submission(results, competition)
     _, baseline = results["01_baseline"]
-    assert (f"iterstrat: not installed here, imported from {tmp_path}/hpa-01-baseline/input/hpa-utils/wheels/"
-            "iterative_stratification-") in outputs_text(baseline)
+    assert (
+        f"iterstrat: not installed here, imported from {tmp_path}/hpa-01-baseline/input/hpa-utils/wheels/"
+        "iterative_stratification-"
+    ) in outputs_text(baseline)
     _, warmup = results["02_warmup_finetune"]
-    assert (f"imgaug: not installed here, imported from {tmp_path}/hpa-02-warmup-finetune/input/hpa-utils/wheels/"
-            "imgaug-0.4.0-") in outputs_text(warmup)
+    assert (
+        f"imgaug: not installed here, imported from {tmp_path}/hpa-02-warmup-finetune/input/hpa-utils/wheels/"
+        "imgaug-0.4.0-"
+    ) in outputs_text(warmup)
 
 
 def test_a_kernel_without_its_upstream_stops_with_what_to_attach(exported, competition, tmp_path):
@@ -165,10 +200,21 @@ def test_a_kernel_without_its_upstream_stops_with_what_to_attach(exported, compe
     working.mkdir()
     attach(exported / kaggle.DATASET_SLUG, input_root / "datasets" / USER / kaggle.DATASET_SLUG)
     attach(competition, input_root / "competitions" / environment.COMPETITION)
-    with pytest.raises(runner.RunError, match="StageMissingError: stage 02_warmup_finetune not found.*Add the output "
-                                              "of the kernel hpa-02-warmup-finetune"):
-        runner.execute_notebook(exported / "03_upscale" / "hpa-03-upscale.ipynb", tmp_path / "03.ipynb", {},
-                                cwd=working, kernel_environment={"KAGGLE_KERNEL_RUN_TYPE": "Batch", "PYTHONPATH": None,
-                                                          environment.INPUT_ROOT_VARIABLE: str(input_root)})
+    with pytest.raises(
+        runner.RunError,
+        match="StageMissingError: stage 02_warmup_finetune not found.*Add the output "
+        "of the kernel hpa-02-warmup-finetune",
+    ):
+        runner.execute_notebook(
+            exported / "03_upscale" / "hpa-03-upscale.ipynb",
+            tmp_path / "03.ipynb",
+            {},
+            cwd=working,
+            kernel_environment={
+                "KAGGLE_KERNEL_RUN_TYPE": "Batch",
+                "PYTHONPATH": None,
+                environment.INPUT_ROOT_VARIABLE: str(input_root),
+            },
+        )
     message = outputs_text(tmp_path / "03.ipynb")
     assert f"{input_root} holds:\n  competitions/\n    {environment.COMPETITION}/\n  datasets/\n    {USER}/" in message

@@ -70,7 +70,11 @@ def test_apply_thresholds_scalar_vector_and_at_least_one():
     assert labels.from_multi_hot(metrics.apply_thresholds(probabilities, 0.5)) == [[5], [7], [0]]
     thresholds = np.full(28, 0.5)
     thresholds[9] = 0.15
-    assert labels.from_multi_hot(metrics.apply_thresholds(probabilities, thresholds, at_least_one=False)) == [[5], [9], []]
+    assert labels.from_multi_hot(metrics.apply_thresholds(probabilities, thresholds, at_least_one=False)) == [
+        [5],
+        [9],
+        [],
+    ]
     with pytest.raises(ValueError, match=r"\(27,\)"):
         metrics.apply_thresholds(probabilities, np.full(27, 0.5))
 
@@ -113,7 +117,9 @@ def test_rare_classes_fall_back_to_the_global_threshold():
     global_threshold, _ = metrics.best_global_threshold(y_true, probabilities)
     thresholds = metrics.per_class_thresholds(y_true, probabilities, min_positives=5)
     assert thresholds[27] == pytest.approx(global_threshold)
-    assert metrics.per_class_thresholds(y_true, probabilities, min_positives=5, fallback=0.42)[27] == pytest.approx(0.42)
+    assert metrics.per_class_thresholds(y_true, probabilities, min_positives=5, fallback=0.42)[27] == pytest.approx(
+        0.42
+    )
     # With the guard lowered the class is tuned: 3 positives are enough for a threshold of their own.
     tuned = metrics.per_class_thresholds(y_true, probabilities, min_positives=3, fallback=0.42)
     assert tuned[27] != pytest.approx(0.42)
@@ -123,7 +129,13 @@ def test_rare_classes_fall_back_to_the_global_threshold():
 def test_threshold_report_is_consistent_and_json_ready():
     y_true, probabilities = random_problem(rows=300, seed=3)
     report = metrics.threshold_report(y_true, probabilities, min_positives=5)
-    assert set(report) == {"f1_at_0.5", "best_global_threshold", "f1_at_best_global", "per_class_thresholds", "f1_at_per_class"}
+    assert set(report) == {
+        "f1_at_0.5",
+        "best_global_threshold",
+        "f1_at_best_global",
+        "per_class_thresholds",
+        "f1_at_per_class",
+    }
     json.dumps(report)
     assert report["f1_at_0.5"] == pytest.approx(metrics.macro_f1(y_true, (probabilities >= 0.5).astype(np.uint8)))
     assert report["f1_at_best_global"] >= report["f1_at_0.5"]

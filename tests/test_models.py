@@ -7,8 +7,16 @@ import pytest
 from hpa_utils import models
 
 LAYER_NAMES = [
-    "image", "input_scale", "input_bn", "backbone", "head_conv",
-    "head_flatten", "head_dropout_1", "head_dense", "head_dropout_2", "predictions",
+    "image",
+    "input_scale",
+    "input_bn",
+    "backbone",
+    "head_conv",
+    "head_flatten",
+    "head_dropout_1",
+    "head_dense",
+    "head_dropout_2",
+    "predictions",
 ]
 
 
@@ -88,7 +96,9 @@ def test_backbone_weights_from_file_and_rgby_first_convolution(tmp_path):
     assert kernel.shape == (7, 7, 4, 64)
     np.testing.assert_array_equal(kernel[:, :, :3], original)
     np.testing.assert_array_equal(kernel[:, :, 3], original[:, :, 0])  # yellow copies red
-    rest_new = [w for layer in rgby.get_layer("backbone").layers if layer.name != "conv1_conv" for w in layer.get_weights()]
+    rest_new = [
+        w for layer in rgby.get_layer("backbone").layers if layer.name != "conv1_conv" for w in layer.get_weights()
+    ]
     rest_old = [w for layer in source.layers if layer.name != "conv1_conv" for w in layer.get_weights()]
     assert len(rest_old) > 300
     assert same_weights(rest_new, rest_old)
@@ -108,7 +118,9 @@ def test_rgby_model_with_zero_yellow_matches_rgb_model():
     bright_yellow = zero_yellow.copy()
     bright_yellow[..., 3] = 255
     assert np.abs(rgby.predict(bright_yellow, verbose=0) - expected).max() > 1e-4
-    np.testing.assert_array_equal(rgby.get_layer("head_dense").kernel.numpy(), rgb.get_layer("head_dense").kernel.numpy())
+    np.testing.assert_array_equal(
+        rgby.get_layer("head_dense").kernel.numpy(), rgb.get_layer("head_dense").kernel.numpy()
+    )
     assert rgby.get_layer("input_bn").gamma.shape == (4,)
 
 
@@ -169,7 +181,9 @@ def test_upscale_model_loads_every_layer_but_the_adapter(tmp_path):
     assert matched == ["input_bn", "backbone", "head_conv", "head_dense", "predictions"]
     for name in matched:
         assert same_weights(layer_weights(upscaled, name), layer_weights(source, name)), name
-    np.testing.assert_array_equal(upscaled.get_layer("head_dense").kernel.numpy(), source.get_layer("head_dense").kernel.numpy())
+    np.testing.assert_array_equal(
+        upscaled.get_layer("head_dense").kernel.numpy(), source.get_layer("head_dense").kernel.numpy()
+    )
     assert same_weights(layer_weights(upscaled, "upscale_adapter"), adapter_before)
 
     # The file also works with Keras' own legacy by-name loading, into a model in the canonical state
@@ -251,16 +265,20 @@ def test_set_backbone_trainable_keeps_pretrained_backbone_batch_norm_frozen():
 
 def test_backbone_from_scratch_trains_its_batch_norm_quickly_and_pretrained_keeps_it_frozen(tmp_path):
     scratch = models.build_model("resnet50", 32, "rgby", "none")
-    batch_norms = [layer for layer in scratch.get_layer("backbone").layers
-                   if isinstance(layer, keras.layers.BatchNormalization)]
+    batch_norms = [
+        layer for layer in scratch.get_layer("backbone").layers if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     assert batch_norms and all(layer.trainable and layer.momentum == 0.9 for layer in batch_norms)
     models.set_backbone_trainable(scratch, False)
     models.set_backbone_trainable(scratch, True)
     assert all(layer.trainable for layer in batch_norms)
     frozen = models.build_model("resnet50", 32, "rgb", "none", freeze_batch_norm=True)
     models.set_backbone_trainable(frozen, True)
-    assert not any(layer.trainable for layer in frozen.get_layer("backbone").layers
-                   if isinstance(layer, keras.layers.BatchNormalization))
+    assert not any(
+        layer.trainable
+        for layer in frozen.get_layer("backbone").layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    )
 
 
 @pytest.mark.parametrize("preset", ["smoke", "demo", "full"])
@@ -268,8 +286,10 @@ def test_adapter_gives_the_small_grid_for_each_preset(preset):
     from hpa_utils import parameters
 
     loaded = parameters.load_preset(preset)
-    source, upscale = (parameters.stage_values(loaded, stage, parameters.declared(stage))
-                       for stage in ("02_warmup_finetune", "03_upscale"))
+    source, upscale = (
+        parameters.stage_values(loaded, stage, parameters.declared(stage))
+        for stage in ("02_warmup_finetune", "03_upscale")
+    )
     backbone, small, large = source["BACKBONE"], source["IMAGE_SIZE"], upscale["IMAGE_SIZE"]
     kernel, stride = models.upscale_adapter_shape(backbone, small, large)
     small_grid, large_grid = models.feature_grid(backbone, small), models.feature_grid(backbone, large)
@@ -287,7 +307,9 @@ def test_small_backbone_has_the_same_head_rgby_rule_and_weights_file(tmp_path):
     rgby = models.rgby_from_rgb(model)
     images = random_images(2, 64)
     zero_yellow = np.concatenate([images, np.zeros_like(images[..., :1])], axis=-1)
-    np.testing.assert_allclose(rgby.predict(zero_yellow, verbose=0), model.predict(images, verbose=0), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        rgby.predict(zero_yellow, verbose=0), model.predict(images, verbose=0), rtol=0, atol=1e-5
+    )
 
     backbone = models.small_cnn(input_shape=(64, 64, 3))
     randomize_weights(backbone, seed=3)
@@ -330,7 +352,10 @@ def test_on_kaggle_a_weights_file_name_is_found_in_any_attached_dataset(tmp_path
     monkeypatch.setenv("HPA_KAGGLE_INPUT", str(tmp_path / "input"))
     model = models.build_model("small", 32, "rgb", weights="small_backbone.h5")
     assert same_weights(model.get_layer("backbone").get_weights(), backbone.get_weights())
-    with pytest.raises(models.WeightsError, match=r"(?s)weights 'resnet50_weights_tf_dim_ordering_tf_kernels_notop"
-                                                  r"\.h5': no such file, and no file named .*Add the dataset.*"
-                                                  r"holds:\n  datasets/\n    someone/"):
+    with pytest.raises(
+        models.WeightsError,
+        match=r"(?s)weights 'resnet50_weights_tf_dim_ordering_tf_kernels_notop"
+        r"\.h5': no such file, and no file named .*Add the dataset.*"
+        r"holds:\n  datasets/\n    someone/",
+    ):
         models.build_model("resnet50", 32, weights="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")

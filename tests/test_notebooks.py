@@ -4,9 +4,8 @@ import ast
 import json
 from pathlib import Path
 
-import pytest
-
 import papermill
+import pytest
 
 from hpa_utils import environment, parameters, runner, stages
 
@@ -39,7 +38,9 @@ def test_one_literals_only_parameters_cell(path):
     assert len(found) == 1, f"{path.name}: {len(found)} cells tagged parameters"
     source = "".join(found[0]["source"])
     for statement in ast.parse(source).body:
-        assert isinstance(statement, ast.AnnAssign), f"{path.name}: {ast.unparse(statement)} is not `NAME: type = literal`"
+        assert isinstance(statement, ast.AnnAssign), (
+            f"{path.name}: {ast.unparse(statement)} is not `NAME: type = literal`"
+        )
         ast.literal_eval(statement.value)  # raises on anything but a literal
     for line in source.splitlines():
         assert "#" in line, f"{path.name}: parameter line without a comment: {line}"
@@ -63,7 +64,7 @@ def test_code_cells_are_short_and_notebook_reads_as_a_story(path):
 def test_shared_parameter_names_mean_the_same_everywhere():
     types = {}
     for path in NOTEBOOKS:
-        for name, (type_name, default) in parameters.declared(path.stem).items():
+        for name, (type_name, _default) in parameters.declared(path.stem).items():
             if name in SHARED_NAMES:
                 types.setdefault(name, set()).add(type_name)
         assert {"DATA_DIR", "OUTPUT_DIR"} <= set(parameters.declared(path.stem)), path.name

@@ -14,22 +14,33 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpa_utils import environment, runner, stages
+from hpa_utils import environment, stages
 
 pytestmark = pytest.mark.slow
 REPO = environment.REPO_ROOT
 
 
 def run_cli(*arguments, timeout=900):
-    return subprocess.run([sys.executable, "-m", "hpa_utils", "run", *arguments], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "hpa_utils", "run", *arguments],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def fingerprint(folder: Path) -> dict:
     """{relative path: (size, mtime_ns, sha1)} of every file below folder."""
-    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns,
-                                            hashlib.sha1(path.read_bytes()).hexdigest())
-            for path in sorted(folder.rglob("*")) if path.is_file()}
+    return {
+        str(path.relative_to(folder)): (
+            path.stat().st_size,
+            path.stat().st_mtime_ns,
+            hashlib.sha1(path.read_bytes()).hexdigest(),
+        )
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
 
 
 @pytest.fixture(scope="session")
@@ -56,8 +67,10 @@ def test_smoke_run_writes_every_stage(smoke_run):
 
 def test_stages_share_one_validation_split(smoke_run):
     run_dir, _ = smoke_run
-    splits = [pd.read_csv(run_dir / stage / "validation_split.csv")
-              for stage in ("01_baseline", "02_warmup_finetune", "03_upscale")]
+    splits = [
+        pd.read_csv(run_dir / stage / "validation_split.csv")
+        for stage in ("01_baseline", "02_warmup_finetune", "03_upscale")
+    ]
     assert all(split.equals(splits[0]) for split in splits)
 
 
@@ -100,8 +113,13 @@ def test_killed_run_resumes_without_touching_finished_stages(smoke_run, tmp_path
     shutil.copytree(run_dir, resumed, ignore=shutil.ignore_patterns("02_*", "03_*", "04_*", "report.html"))
     before = {stage: fingerprint(resumed / stage) for stage in ("00_eda", "01_baseline")}
     notebooks_before = {stage: fingerprint(resumed)[f"{stage}.ipynb"] for stage in ("00_eda", "01_baseline")}
-    process = subprocess.Popen([sys.executable, "-m", "hpa_utils", "run", "--resume", str(resumed)], cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hpa_utils", "run", "--resume", str(resumed)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     while not (resumed / "02_warmup_finetune" / "history.csv").is_file() and time.time() < deadline:
         time.sleep(0.5)

@@ -12,8 +12,6 @@ from hpa_utils import augment, labels, metrics, predict
 REAL_LABELS = Path(__file__).parent / "data"  # the competition's real label files
 
 
-
-
 @pytest.fixture(scope="module")
 def sample_submission():
     """The competition's sample_submission.csv (11,702 test Ids)."""
@@ -38,7 +36,8 @@ def tiny_model(image_size=8, invariant=False, input_dtype="float32"):
     scaled = keras.layers.Rescaling(1 / 255)(inputs)
     pooled = keras.layers.GlobalAveragePooling2D()(scaled) if invariant else keras.layers.Flatten()(scaled)
     outputs = keras.layers.Dense(
-        28, activation="sigmoid",
+        28,
+        activation="sigmoid",
         kernel_initializer=keras.initializers.RandomNormal(stddev=1.0, seed=0),
         bias_initializer=keras.initializers.RandomNormal(stddev=0.5, seed=1),
     )(pooled)
@@ -164,8 +163,11 @@ def test_make_submission_rejects_empty_rows_and_wrong_ids():
     multi_hot = labels.to_multi_hot([[0], [1, 2], [], [27]])
     with pytest.raises(ValueError, match=r"empty prediction for Ids: 1 \(c\)"):
         predict.make_submission(sample, ["a", "b", "c", "d"], multi_hot)
-    with pytest.raises(ValueError, match=r"missing Ids \(in the sample submission, not in this one\): 1 \(d\)(.|\n)*"
-                                         r"extra Ids \(not in the sample submission\): 1 \(e\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"missing Ids \(in the sample submission, not in this one\): 1 \(d\)(.|\n)*"
+        r"extra Ids \(not in the sample submission\): 1 \(e\)",
+    ):
         predict.make_submission(sample, ["a", "b", "c", "e"], multi_hot)
     with pytest.raises(ValueError, match=r"\(3, 28\)"):
         predict.make_submission(sample, ["a", "b", "c", "d"], multi_hot[:3])
@@ -192,7 +194,9 @@ def test_score_submission_equals_macro_f1(sample_submission):
     noisy = np.where(rng.random(truth.shape) < 0.1, 1 - truth, truth).astype(np.uint8)
     noisy = metrics.apply_thresholds(noisy + 0.01 * rng.random(truth.shape), 0.5, at_least_one=True)
     test_labels = pd.DataFrame({"Id": ids, "Target": [labels.format_target(np.flatnonzero(row)) for row in truth]})
-    submission = pd.DataFrame({"Id": ids[::-1], "Predicted": [labels.format_target(np.flatnonzero(row)) for row in noisy[::-1]]})
+    submission = pd.DataFrame(
+        {"Id": ids[::-1], "Predicted": [labels.format_target(np.flatnonzero(row)) for row in noisy[::-1]]}
+    )
     expected = metrics.macro_f1(truth, noisy)
     assert 0.3 < expected < 1.0
     assert predict.score_submission(submission, test_labels) == pytest.approx(expected)
@@ -208,7 +212,8 @@ def test_prediction_reuses_its_traced_function_and_sees_new_weights():
     model.set_weights([weight * 0.5 for weight in model.get_weights()])  # e.g. the next epoch's weights
     second = predict.predict_tta(model, images, views=2, progress=False)
     assert predict._traced[next(iter(predict._traced))][1] is function  # not traced again
-    expected = np.mean([model.predict(augment.dihedral(images, index).astype("float32"), verbose=0)
-                        for index in range(2)], axis=0)
+    expected = np.mean(
+        [model.predict(augment.dihedral(images, index).astype("float32"), verbose=0) for index in range(2)], axis=0
+    )
     np.testing.assert_allclose(second, expected, atol=1e-5)
     assert not np.allclose(first, second)

@@ -23,8 +23,11 @@ def test_preset_file_with_a_typo_is_refused(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("parameters:\n  IMAGE_SIZ: 64\n")
     with pytest.raises(ValueError, match="IMAGE_SIZ, which no notebook declares"):
-        parameters.check_names(parameters.load_preset(str(path)), {}, {stage: parameters.declared(stage)
-                                                                         for stage in ("00_eda", "01_baseline")})
+        parameters.check_names(
+            parameters.load_preset(str(path)),
+            {},
+            {stage: parameters.declared(stage) for stage in ("00_eda", "01_baseline")},
+        )
     path.write_text("parameters: [1, 2]\n")
     with pytest.raises(ValueError, match="mine.yaml: expected a mapping"):
         parameters.load_preset(str(path))
@@ -32,8 +35,11 @@ def test_preset_file_with_a_typo_is_refused(tmp_path):
 
 def test_parameter_of_the_wrong_type_names_parameter_stage_and_source():
     preset = parameters.load_preset("smoke")
-    with pytest.raises(ValueError, match=r"parameter SYNTHETIC_TRAIN of 00_eda expects int, got 'many' \(str\) "
-                                         r"from the command line"):
+    with pytest.raises(
+        ValueError,
+        match=r"parameter SYNTHETIC_TRAIN of 00_eda expects int, got 'many' \(str\) "
+        r"from the command line",
+    ):
         runner.stage_parameters(preset, {"SYNTHETIC_TRAIN": "many"}, "00_eda", Path("/tmp/x"), None)
     with pytest.raises(ValueError, match="expects int, got True"):
         runner.stage_parameters(preset, {"SYNTHETIC_TRAIN": True}, "00_eda", Path("/tmp/x"), None)
@@ -41,7 +47,13 @@ def test_parameter_of_the_wrong_type_names_parameter_stage_and_source():
 
 def test_overrides_are_read_as_yaml():
     assert parameters.parse_overrides(["FOLDS=[0, 1]", "EPOCHS=2", "NAME=abc", "RATE=0.5", "SMALL=1e-4", "W=none"]) == {
-        "FOLDS": [0, 1], "EPOCHS": 2, "NAME": "abc", "RATE": 0.5, "SMALL": 0.0001, "W": "none"}
+        "FOLDS": [0, 1],
+        "EPOCHS": 2,
+        "NAME": "abc",
+        "RATE": 0.5,
+        "SMALL": 0.0001,
+        "W": "none",
+    }
     with pytest.raises(ValueError, match="expected NAME=VALUE"):
         parameters.parse_overrides(["EPOCHS"])
 

@@ -3,7 +3,6 @@
 import re
 import struct
 
-import cv2
 import numpy as np
 import pytest
 from scipy.stats import spearmanr

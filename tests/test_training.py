@@ -51,8 +51,12 @@ def test_make_callbacks(tmp_path):
     callbacks = training.make_callbacks(tmp_path / "stage")
     kinds = [type(callback) for callback in callbacks]
     assert kinds == [
-        keras.callbacks.ModelCheckpoint, keras.callbacks.ReduceLROnPlateau, keras.callbacks.EarlyStopping,
-        keras.callbacks.CSVLogger, keras.callbacks.TerminateOnNaN, training.StopOnDivergence,
+        keras.callbacks.ModelCheckpoint,
+        keras.callbacks.ReduceLROnPlateau,
+        keras.callbacks.EarlyStopping,
+        keras.callbacks.CSVLogger,
+        keras.callbacks.TerminateOnNaN,
+        training.StopOnDivergence,
     ]
     checkpoint, reduce_learning_rate, early_stopping, logger = callbacks[:4]
     assert checkpoint.filepath == str(tmp_path / "stage" / "best.weights.h5")
@@ -72,7 +76,9 @@ def test_divergence_stops_with_a_clear_error(tmp_path):
     model = training.compile_model(tiny_dense_model(), 1e-3)
     images = np.full((8, 4), np.nan, dtype="float32")
     targets = np.zeros((8, 28), dtype="float32")
-    with pytest.raises(training.TrainingDivergedError, match="loss became nan at epoch 1, batch 0.*lower learning rate"):
+    with pytest.raises(
+        training.TrainingDivergedError, match="loss became nan at epoch 1, batch 0.*lower learning rate"
+    ):
         training.fit(model, (images, targets), epochs=2, stage_dir=tmp_path, batch_size=4, verbose=0)
     assert (tmp_path / "history.csv").exists()
 
@@ -131,9 +137,17 @@ def test_warmup_freezes_the_backbone_and_finetune_trains_it(tmp_path):
     snapshots = WeightSnapshots()
     callbacks = training.make_callbacks(tmp_path) + [snapshots]
     history = training.warmup_then_finetune(
-        model, (images, targets), (images, targets), warmup_epochs=1, finetune_epochs=1,
-        learning_rate=1e-3, finetune_learning_rate=1e-4, stage_dir=tmp_path, callbacks=callbacks,
-        batch_size=4, verbose=0,
+        model,
+        (images, targets),
+        (images, targets),
+        warmup_epochs=1,
+        finetune_epochs=1,
+        learning_rate=1e-3,
+        finetune_learning_rate=1e-4,
+        stage_dir=tmp_path,
+        callbacks=callbacks,
+        batch_size=4,
+        verbose=0,
     )
     warmup_start, warmup_end, finetune_start, finetune_end = snapshots.snapshots
 

@@ -14,8 +14,9 @@ from hpa_utils import environment, wheels
 
 def package_dataset(folder: Path, with_wheels: bool) -> Path:
     """The hpa-utils dataset as the export writes it: the package, and wheels/ beside it."""
-    shutil.copytree(environment.REPO_ROOT / "hpa_utils", folder / "hpa_utils",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        environment.REPO_ROOT / "hpa_utils", folder / "hpa_utils", ignore=shutil.ignore_patterns("__pycache__")
+    )
     if with_wheels:
         wheels.collect(folder / wheels.WHEELS_FOLDER)
     return folder
@@ -23,16 +24,24 @@ def package_dataset(folder: Path, with_wheels: bool) -> Path:
 
 def run_python(code: str, dataset: Path, blocked: Path) -> subprocess.CompletedProcess:
     environment_variables = {**os.environ, "PYTHONPATH": str(blocked)}
-    return subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(1, {str(dataset)!r}); {code}"],
-                          cwd=dataset, env=environment_variables, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.path.insert(1, {str(dataset)!r}); {code}"],
+        cwd=dataset,
+        env=environment_variables,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_collect_copies_the_installed_versions_from_the_cache(tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
     versions = {distribution: importlib.metadata.version(distribution) for distribution in wheels.WHEELS.values()}
-    names = [f"imgaug-{versions['imgaug']}-py2.py3-none-any.whl",
-             f"iterative_stratification-{versions['iterative-stratification']}-py3-none-any.whl"]
+    names = [
+        f"imgaug-{versions['imgaug']}-py2.py3-none-any.whl",
+        f"iterative_stratification-{versions['iterative-stratification']}-py3-none-any.whl",
+    ]
     for name in names + ["imgaug-0.3.0-py2.py3-none-any.whl"]:  # another version is not taken
         (cache / name).write_bytes(name.encode())
     copied = wheels.collect(tmp_path / "out", cache=cache)
@@ -44,19 +53,23 @@ def test_collect_downloads_into_the_cache_and_says_clearly_when_it_cannot(tmp_pa
     cache = tmp_path / "cache"
     copied = wheels.collect(tmp_path / "out", cache=cache)  # pip download --no-deps from the registry
     assert sorted(path.name for path in cache.iterdir()) == sorted(path.name for path in copied)
-    with pytest.raises(RuntimeError, match=r"no wheel of imgaug==0\.0\.99: not in .*cache, and `pip download` "
-                                           r"failed \(.+\)\. Put imgaug-0\.0\.99-\*\.whl into"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"no wheel of imgaug==0\.0\.99: not in .*cache, and `pip download` "
+        r"failed \(.+\)\. Put imgaug-0\.0\.99-\*\.whl into",
+    ):
         wheels.collect(tmp_path / "out", cache=cache, versions={"imgaug": "0.0.99"})
 
 
-def test_without_imgaug_and_iterstrat_installed_they_come_from_the_datasets_wheels(tmp_path,
-                                                                                    without_wheel_packages):
+def test_without_imgaug_and_iterstrat_installed_they_come_from_the_datasets_wheels(tmp_path, without_wheel_packages):
     dataset = package_dataset(tmp_path / "hpa-utils", with_wheels=True)
-    code = ("import numpy as np; from hpa_utils import augment, folds; "
-            "augmenter = augment.build_augmenter('dihedral'); "
-            "print(augmenter(images=np.zeros((2, 8, 8, 3), np.uint8)).shape); "
-            "print(folds.make_folds(np.eye(4, dtype=int)[np.arange(12) % 4], 3).tolist()); "
-            "import imgaug, iterstrat; print(imgaug.__file__); print(iterstrat.__file__)")
+    code = (
+        "import numpy as np; from hpa_utils import augment, folds; "
+        "augmenter = augment.build_augmenter('dihedral'); "
+        "print(augmenter(images=np.zeros((2, 8, 8, 3), np.uint8)).shape); "
+        "print(folds.make_folds(np.eye(4, dtype=int)[np.arange(12) % 4], 3).tolist()); "
+        "import imgaug, iterstrat; print(imgaug.__file__); print(iterstrat.__file__)"
+    )
     result = run_python(code, dataset, without_wheel_packages)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -67,11 +80,14 @@ def test_without_imgaug_and_iterstrat_installed_they_come_from_the_datasets_whee
 
 def test_without_the_package_or_its_wheel_the_error_says_what_to_do(tmp_path, without_wheel_packages):
     dataset = package_dataset(tmp_path / "hpa-utils", with_wheels=False)
-    result = run_python("from hpa_utils import augment; augment.build_augmenter('dihedral')", dataset,
-                        without_wheel_packages)
+    result = run_python(
+        "from hpa_utils import augment; augment.build_augmenter('dihedral')", dataset, without_wheel_packages
+    )
     assert result.returncode == 1
-    assert (f"ModuleNotFoundError: imgaug is not installed and {dataset / 'wheels'} holds no imgaug wheel. Install it "
-            "(pip install --no-deps imgaug)") in result.stderr
+    assert (
+        f"ModuleNotFoundError: imgaug is not installed and {dataset / 'wheels'} holds no imgaug wheel. Install it "
+        "(pip install --no-deps imgaug)"
+    ) in result.stderr
 
 
 def test_other_missing_modules_are_not_hidden():

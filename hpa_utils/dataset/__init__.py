@@ -4,12 +4,41 @@
 the names below are the ones the notebooks and the rest of the package use.
 """
 
-from hpa_utils.dataset.images import (CHANNEL_MODES, COLORS, IMAGE_EXTENSIONS, ImageError, image_path, load_channel,
-                                      load_sample)
-from hpa_utils.dataset.label_files import (SAMPLE_SUBMISSION_CSV, TEST_LABELS_CSV, TRAIN_CSV, DatasetError,
-                                           read_sample_submission, read_test_labels, read_train_labels)
+from hpa_utils.dataset.images import (
+    CHANNEL_MODES,
+    COLORS,
+    IMAGE_EXTENSIONS,
+    ImageError,
+    image_path,
+    load_channel,
+    load_sample,
+)
+from hpa_utils.dataset.label_files import (
+    SAMPLE_SUBMISSION_CSV,
+    TEST_LABELS_CSV,
+    TRAIN_CSV,
+    DatasetError,
+    read_sample_submission,
+    read_test_labels,
+    read_train_labels,
+)
 from hpa_utils.dataset.validation import main_validate, validate
 
-__all__ = ["CHANNEL_MODES", "COLORS", "IMAGE_EXTENSIONS", "SAMPLE_SUBMISSION_CSV", "TEST_LABELS_CSV", "TRAIN_CSV",
-           "DatasetError", "ImageError", "image_path", "load_channel", "load_sample", "main_validate",
-           "read_sample_submission", "read_test_labels", "read_train_labels", "validate"]
+__all__ = [
+    "CHANNEL_MODES",
+    "COLORS",
+    "IMAGE_EXTENSIONS",
+    "SAMPLE_SUBMISSION_CSV",
+    "TEST_LABELS_CSV",
+    "TRAIN_CSV",
+    "DatasetError",
+    "ImageError",
+    "image_path",
+    "load_channel",
+    "load_sample",
+    "main_validate",
+    "read_sample_submission",
+    "read_test_labels",
+    "read_train_labels",
+    "validate",
+]

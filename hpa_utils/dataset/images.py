@@ -30,11 +30,14 @@ _JPEG_END = b"\xff\xd9"
 
 _TRAILER_SEARCH_BYTES = 1024  # a complete file has its end marker within this many bytes of the end
 
+
 class ImageError(ValueError):
     """A channel image that cannot be used: empty, not an image, truncated or corrupt. The message names the file."""
 
+
 def channel_file_names(image_id: str, color: str) -> list[str]:
     return [f"{image_id}_{color}{extension}" for extension in IMAGE_EXTENSIONS]
+
 
 def image_path(data_dir, split: str, image_id: str, color: str) -> Path:
     """The file of one channel: ``data_dir/split/<image_id>_<color>.png``, else .jpg/.jpeg/.tif/.tiff.
@@ -51,9 +54,8 @@ def image_path(data_dir, split: str, image_id: str, color: str) -> Path:
         if candidate.is_file():
             return candidate
     extensions = "/".join(IMAGE_EXTENSIONS)
-    raise FileNotFoundError(
-        f"{folder}: no {color} image for Id {image_id} (looked for {image_id}_{color}{extensions})"
-    )
+    raise FileNotFoundError(f"{folder}: no {color} image for Id {image_id} (looked for {image_id}_{color}{extensions})")
+
 
 def _check_complete(path: Path, data: bytes) -> None:
     """Raise ImageError when a PNG or JPEG file is cut short (a partial download or copy)."""
@@ -74,6 +76,7 @@ def _check_complete(path: Path, data: bytes) -> None:
         except Exception as error:
             raise ImageError(f"{path}: truncated JPEG (no end-of-image marker; {error})") from None
 
+
 def _decode_with_pil(path: Path, data: bytes) -> np.ndarray:
     from PIL import Image
 
@@ -93,6 +96,7 @@ def _decode_with_pil(path: Path, data: bytes) -> np.ndarray:
         array = np.clip(array, 0, 65535).astype(np.uint16)
     return array
 
+
 def _to_uint8(array: np.ndarray) -> np.ndarray:
     """Any numeric image as uint8: 16-bit by >> 8, other integers by their type's range, floats by 255 or their max."""
     if array.dtype == np.uint8:
@@ -111,6 +115,7 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
         return np.clip(array * scale, 0, 255).round().astype(np.uint8)
     raise ValueError(f"unsupported pixel type {array.dtype}")
 
+
 def _resize(array: np.ndarray, height: int, width: int) -> np.ndarray:
     if array.shape[:2] == (height, width):
         return array
@@ -119,6 +124,7 @@ def _resize(array: np.ndarray, height: int, width: int) -> np.ndarray:
     while array.shape[0] >= 2 * height and array.shape[1] >= 2 * width:  # halving first: same look, ~2x faster
         array = cv2.resize(array, (array.shape[1] // 2, array.shape[0] // 2), interpolation=cv2.INTER_AREA)
     return cv2.resize(array, (width, height), interpolation=cv2.INTER_AREA)
+
 
 def load_channel(path, image_size: int | None = None) -> np.ndarray:
     """Decode one channel file into an HxW uint8 array, converting what differs from the Kaggle format.
@@ -169,6 +175,7 @@ def load_channel(path, image_size: int | None = None) -> np.ndarray:
     if image_size is not None:
         array = _resize(array, int(image_size), int(image_size))
     return np.ascontiguousarray(array)
+
 
 def load_sample(
     data_dir, split: str, image_id: str, channels: str = "rgby", image_size: int | None = None

@@ -18,6 +18,7 @@ TEST_LABELS_CSV = "test_labels.csv"
 
 MAX_PROBLEMS_SHOWN = 50
 
+
 class DatasetError(ValueError):
     """A data folder or label file with problems; ``.problems`` lists every one of them.
 
@@ -35,6 +36,7 @@ class DatasetError(ValueError):
     def __reduce__(self):
         return (type(self), (self.problems,))
 
+
 def _id_problem(image_id: str) -> str | None:
     """Why ``image_id`` cannot be used as a file name prefix inside the image folder, or None."""
     if not image_id:
@@ -49,10 +51,12 @@ def _id_problem(image_id: str) -> str | None:
         return f"Id {image_id!r} is an absolute path (an Id must be a plain file name)"
     return None
 
+
 def check_image_id(image_id: str) -> None:
     problem = _id_problem(image_id)
     if problem:
         raise ValueError(problem)
+
 
 def _read_csv_rows(path: Path, required_columns: tuple[str, ...], optional_columns: tuple[str, ...] = ()):
     """Rows of a CSV file as ``(row_number, {column: stripped value})`` plus the problems found.
@@ -77,9 +81,7 @@ def _read_csv_rows(path: Path, required_columns: tuple[str, ...], optional_colum
             missing = [column for column in required_columns if column not in columns]
             if missing:
                 found = ", ".join(repr(column) for column in columns)
-                return [], [
-                    f"{path}: missing column {column!r} (columns found: {found})" for column in missing
-                ]
+                return [], [f"{path}: missing column {column!r} (columns found: {found})" for column in missing]
             wanted = required_columns + tuple(column for column in optional_columns if column in columns)
             index = {column: columns.index(column) for column in wanted}
             previous_line = reader.line_num
@@ -108,6 +110,7 @@ def _read_csv_rows(path: Path, required_columns: tuple[str, ...], optional_colum
         problems.append(f"{path}: no rows after the header")
     return rows, problems
 
+
 def _check_ids(name: str, rows):
     """Problems with the Id column (empty, unsafe, duplicate) and the rows whose Id is usable (first of duplicates)."""
     problems, usable, first_row = [], [], {}
@@ -127,6 +130,7 @@ def _check_ids(name: str, rows):
         listed = ", ".join(str(number) for number in row_numbers[:-1]) + f" and {row_numbers[-1]}"
         problems.append(f"{name} rows {listed}: duplicate Id {image_id!r}")
     return usable, problems
+
 
 def read_label_file(path: Path):
     """An Id,Target file as (DataFrame of its valid rows, problems, every usable Id even where its Target is bad)."""
@@ -153,6 +157,7 @@ def read_label_file(path: Path):
     )
     return frame, problems, [values["Id"] for _, values in rows]
 
+
 def read_submission_file(path: Path):
     """An Id[,Predicted] file as (DataFrame of its usable rows in file order, problems)."""
     rows, problems = _read_csv_rows(path, ("Id",), optional_columns=("Predicted",))
@@ -166,6 +171,7 @@ def read_submission_file(path: Path):
     )
     return frame, problems
 
+
 def read_train_labels(data_dir) -> pd.DataFrame:
     """train.csv as a DataFrame with columns Id, Target (normalised, "0 16") and labels (list[int]).
 
@@ -178,6 +184,7 @@ def read_train_labels(data_dir) -> pd.DataFrame:
         raise DatasetError(problems)
     return frame
 
+
 def read_test_labels(data_dir) -> pd.DataFrame | None:
     """test_labels.csv (written only by the synthetic dataset) like read_train_labels, or None when absent."""
     path = Path(data_dir) / TEST_LABELS_CSV
@@ -187,6 +194,7 @@ def read_test_labels(data_dir) -> pd.DataFrame | None:
     if problems:
         raise DatasetError(problems)
     return frame
+
 
 def read_sample_submission(data_dir) -> pd.DataFrame:
     """sample_submission.csv as a DataFrame with columns Id, Predicted, in file order.

@@ -27,6 +27,7 @@ def _check_image(path: Path) -> str | None:
         return f"{path}: cannot decode ({type(error).__name__}: {error})"
     return None
 
+
 def _find_channel_files(folder: Path, image_ids, source_name: str):
     """Channel files of each Id in ``folder`` (from one directory listing) and a problem per Id with missing colours."""
     present = set(os.listdir(folder))
@@ -47,6 +48,7 @@ def _find_channel_files(folder: Path, image_ids, source_name: str):
                 f"(looked for {image_id}_<colour>.png/.jpg/.jpeg/.tif/.tiff)"
             )
     return files, problems
+
 
 def _validate(data_dir, check_images: bool = True, workers: int | None = None, progress: bool = True):
     """validate() plus how many train and test samples and image files were checked."""
@@ -81,6 +83,7 @@ def _validate(data_dir, check_images: bool = True, workers: int | None = None, p
         counts["files"] = len(files)
     return problems, counts
 
+
 def validate(data_dir, check_images: bool = True, *, workers: int | None = None, progress: bool = True) -> list[str]:
     """Every problem of a Kaggle-layout data folder, one message each; an empty list means OK.
 
@@ -91,6 +94,7 @@ def validate(data_dir, check_images: bool = True, *, workers: int | None = None,
     tqdm progress bar (``progress``). Image files whose Id is in no csv file are not a problem.
     """
     return _validate(data_dir, check_images, workers=workers, progress=progress)[0]
+
 
 def main_validate(data_dir, check_images: bool = True) -> int:
     """Print every problem of ``data_dir`` (or one OK line) and return the exit code: 0 when OK, 1 otherwise."""

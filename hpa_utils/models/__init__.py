@@ -1,4 +1,4 @@
-"""The classifier: pretrained backbones, the kernel's head, freezing, the upscale adapter, RGBY surgery, by-name weights.
+"""The classifier: pretrained backbones, the kernel's head, freezing, the upscale adapter, RGBY, weights by name.
 
 Every model built here is one chain of named layers::
 
@@ -19,10 +19,30 @@ are the ones the notebooks and the rest of the package use.
 
 from hpa_utils.models.backbones import BACKBONES, CHANNELS, WeightsError, feature_grid, small_cnn
 from hpa_utils.models.build import build_model, set_backbone_trainable, set_input_statistics
-from hpa_utils.models.surgery import (ADAPTER_NAME, adapter_kernel_and_stride, rgby_backbone, rgby_from_rgb,
-                                      upscale_adapter_shape)
+from hpa_utils.models.surgery import (
+    ADAPTER_NAME,
+    adapter_kernel_and_stride,
+    rgby_backbone,
+    rgby_from_rgb,
+    upscale_adapter_shape,
+)
 from hpa_utils.models.weights import load_weights, save_weights, transfer_weights
 
-__all__ = ["ADAPTER_NAME", "BACKBONES", "CHANNELS", "WeightsError", "adapter_kernel_and_stride", "build_model",
-           "feature_grid", "load_weights", "rgby_backbone", "rgby_from_rgb", "save_weights", "set_backbone_trainable",
-           "set_input_statistics", "small_cnn", "transfer_weights", "upscale_adapter_shape"]
+__all__ = [
+    "ADAPTER_NAME",
+    "BACKBONES",
+    "CHANNELS",
+    "WeightsError",
+    "adapter_kernel_and_stride",
+    "build_model",
+    "feature_grid",
+    "load_weights",
+    "rgby_backbone",
+    "rgby_from_rgb",
+    "save_weights",
+    "set_backbone_trainable",
+    "set_input_statistics",
+    "small_cnn",
+    "transfer_weights",
+    "upscale_adapter_shape",
+]

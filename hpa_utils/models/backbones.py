@@ -1,4 +1,4 @@
-"""Backbones: the Keras applications and the small CPU CNN, their ImageNet weights, feature grids, BatchNormalization."""
+"""Backbones: Keras applications and the small CPU CNN, their ImageNet weights, feature grids, BatchNormalization."""
 
 from __future__ import annotations
 
@@ -13,16 +13,20 @@ SMALL_FILTERS = (32, 64, 128, 256)  # small_cnn, the CPU demo's backbone
 
 CHANNELS = {"rgb": 3, "rgby": 4}
 
+
 class WeightsError(ValueError):
     """A weights argument or weights file that cannot be used (missing, wrong format, nothing matched)."""
+
 
 def check_backbone(backbone) -> None:
     if backbone not in BACKBONES:
         raise ValueError(f"backbone={backbone!r} is not supported; choose one of {sorted(BACKBONES)}")
 
+
 def check_channels(channels) -> None:
     if channels not in CHANNELS:
         raise ValueError(f"channels={channels!r} is not supported; choose one of {sorted(CHANNELS)}")
+
 
 def check_image_size(backbone: str, image_size, argument: str = "image_size") -> None:
     minimum = BACKBONES[backbone][1]
@@ -30,6 +34,7 @@ def check_image_size(backbone: str, image_size, argument: str = "image_size") ->
         raise ValueError(f"{argument}={image_size!r} must be an int (pixels)")
     if image_size < minimum:
         raise ValueError(f"{argument}={image_size}: {backbone} needs images of at least {minimum}x{minimum} pixels")
+
 
 def small_cnn(include_top: bool = False, weights=None, input_shape=(64, 64, 3)) -> keras.Model:
     """A plain CNN for CPU demos: 4 blocks of (3x3 conv, BN, ReLU) x 2 and a 2x2 max-pool (grid = side / 16).
@@ -55,6 +60,7 @@ def small_cnn(include_top: bool = False, weights=None, input_shape=(64, 64, 3)) 
         model.load_weights(weights)
     return model
 
+
 # name -> (constructor, called as keras.applications' are; smallest input side it accepts;
 #          the weights file it loads: ImageNet "notop" weights as Keras and Kaggle datasets ship them)
 BACKBONES = {
@@ -63,6 +69,7 @@ BACKBONES = {
     "densenet121": (keras.applications.DenseNet121, 32, "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     "small": (small_cnn, 16, "a file saved by save_weights from a 'small' backbone"),
 }
+
 
 def pretrained_backbone(backbone: str, image_size: int, weights) -> keras.Model:
     """The 3-channel backbone (include_top=False) with the requested weights."""
@@ -86,15 +93,16 @@ def pretrained_backbone(backbone: str, image_size: int, weights) -> keras.Model:
     try:  # on Kaggle a file name is looked for in every attached dataset
         path = environment.resolve_input_file(str(weights), "weights")
     except FileNotFoundError as error:
-        raise WeightsError(f"{error}\n(expected 'imagenet', 'none' or the path of a weights file such as "
-                           f"{notop_file})") from None
+        raise WeightsError(
+            f"{error}\n(expected 'imagenet', 'none' or the path of a weights file such as {notop_file})"
+        ) from None
     try:
         return constructor(include_top=False, weights=str(path), input_shape=shape)
     except Exception as error:
         raise WeightsError(
-            f"{path}: could not load as {backbone} weights without the top ({error}); "
-            f"expected a file like {notop_file}"
+            f"{path}: could not load as {backbone} weights without the top ({error}); expected a file like {notop_file}"
         ) from None
+
 
 def freeze_batch_normalization(model: keras.Model) -> None:
     """Make every BatchNormalization layer inside ``model`` non-trainable (inference mode).
@@ -111,6 +119,7 @@ def freeze_batch_normalization(model: keras.Model) -> None:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
 
+
 def quicken_batch_normalization(model: keras.Model, momentum: float = 0.9) -> None:
     """Let the moving statistics of a backbone trained from scratch follow its batches within tens of steps.
 
@@ -121,12 +130,14 @@ def quicken_batch_normalization(model: keras.Model, momentum: float = 0.9) -> No
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = momentum
 
+
 def walk_layers(layer):
     """``layer`` and all layers nested in it, parents before children."""
     yield layer
     if isinstance(layer, keras.Model):
         for child in layer.layers:
             yield from walk_layers(child)
+
 
 @lru_cache(maxsize=None)
 def feature_grid(backbone: str, image_size: int) -> int:

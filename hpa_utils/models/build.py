@@ -73,9 +73,7 @@ def build_model(
     x = keras.layers.Conv2D(head_filters, 1, activation="relu", name="head_conv")(x)
     if adapter is not None:
         kernel, stride = adapter
-        adapter_layer = keras.layers.Conv2D(
-            head_filters, kernel, strides=stride, activation="relu", name=ADAPTER_NAME
-        )
+        adapter_layer = keras.layers.Conv2D(head_filters, kernel, strides=stride, activation="relu", name=ADAPTER_NAME)
         x = adapter_layer(x)
         average = np.zeros((kernel, kernel, head_filters, head_filters), dtype="float32")
         average[:, :, np.arange(head_filters), np.arange(head_filters)] = 1.0 / (kernel * kernel)
@@ -87,6 +85,7 @@ def build_model(
     outputs = keras.layers.Dense(NUM_CLASSES, activation="sigmoid", name="predictions")(x)
     model = keras.Model(inputs, outputs, name=f"{backbone}_{image_size}_rgb")
     return rgby_from_rgb(model) if channels == "rgby" else model
+
 
 def set_input_statistics(model: keras.Model, images, indices=None, max_images: int = 1000) -> np.ndarray:
     """Start ``input_bn``'s moving mean and variance at the images' per-channel values (of pixels / 255).
@@ -103,7 +102,7 @@ def set_input_statistics(model: keras.Model, images, indices=None, max_images: i
     layer = model.get_layer("input_bn")
     total = total_squares = 0.0
     for start in range(0, len(rows), 64):
-        chunk = np.asarray(images[rows[start:start + 64]], dtype=np.float64) / 255.0
+        chunk = np.asarray(images[rows[start : start + 64]], dtype=np.float64) / 255.0
         flat = chunk.reshape(-1, chunk.shape[-1])
         total = total + flat.sum(axis=0)
         total_squares = total_squares + np.square(flat).sum(axis=0)
@@ -115,6 +114,7 @@ def set_input_statistics(model: keras.Model, images, indices=None, max_images: i
     gamma, beta, _, _ = layer.get_weights()
     layer.set_weights([gamma, beta, mean.astype("float32"), variance.astype("float32")])
     return np.stack([mean, variance])
+
 
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
     """Freeze (False) or unfreeze (True) the "backbone" layer; the caller must recompile afterwards.

@@ -9,6 +9,7 @@ from hpa_utils.models.backbones import check_backbone, check_image_size, feature
 
 ADAPTER_NAME = "upscale_adapter"
 
+
 def adapter_kernel_and_stride(source_grid: int, target_grid: int) -> tuple[int, int]:
     """(kernel, stride) of a 'valid' convolution that maps a source_grid side to exactly target_grid.
 
@@ -28,6 +29,7 @@ def adapter_kernel_and_stride(source_grid: int, target_grid: int) -> tuple[int, 
     kernel = source_grid - stride * (target_grid - 1)
     return kernel, stride
 
+
 def upscale_adapter_shape(backbone: str, source_image_size: int, image_size: int) -> tuple[int, int]:
     """(kernel, stride) of the adapter that maps the grid at ``image_size`` to the grid at ``source_image_size``.
 
@@ -45,9 +47,11 @@ def upscale_adapter_shape(backbone: str, source_image_size: int, image_size: int
         )
     return adapter_kernel_and_stride(large, small)
 
+
 def _expand_kernel(kernel: np.ndarray) -> np.ndarray:
     """Add a yellow input channel to a (kh, kw, 3, filters) kernel: a copy of the red channel's kernel."""
     return np.concatenate([kernel, kernel[:, :, :1, :]], axis=2)
+
 
 def rgby_backbone(backbone: keras.Model) -> keras.Model:
     """A 4-channel copy of a 3-channel backbone: same layers and weights, first convolution widened.
@@ -85,6 +89,7 @@ def rgby_backbone(backbone: keras.Model) -> keras.Model:
     result = keras.Model(expanded.input, expanded.output, name=backbone.name)
     result.freeze_batch_norm = getattr(backbone, "freeze_batch_norm", True)
     return result
+
 
 def rgby_from_rgb(model: keras.Model) -> keras.Model:
     """A 4-channel (RGBY) copy of a 3-channel model built by ``build_model``, with every weight copied.

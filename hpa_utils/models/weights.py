@@ -38,6 +38,7 @@ def _canonical_weight_order(model: keras.Model):
         for layer, trainable in states:  # parents first, in case a parent's setter resets its children
             layer.trainable = trainable
 
+
 def _check_legacy_path(path) -> Path:
     path = Path(path)
     name = path.name.lower()
@@ -47,6 +48,7 @@ def _check_legacy_path(path) -> Path:
             "(Keras reads a .weights.h5 name as its own format, which cannot load by name)"
         )
     return path
+
 
 def save_weights(model: keras.Model, path) -> Path:
     """Write the model's weights as a legacy (Keras 2 style) HDF5 file, atomically.
@@ -61,6 +63,7 @@ def save_weights(model: keras.Model, path) -> Path:
         with h5py.File(temporary, "w") as file:
             legacy_h5_format.save_weights_to_hdf5_group(file, model)
     return path
+
 
 def _read_legacy_weights(path: Path) -> dict[str, list[np.ndarray]]:
     """Layer name -> list of arrays (legacy order) from a legacy .h5 weights file."""
@@ -77,17 +80,18 @@ def _read_legacy_weights(path: Path) -> dict[str, list[np.ndarray]]:
                     "a .weights.h5 checkpoint loads with load_weights into the same architecture"
                 )
             names = legacy_h5_format.load_attributes_from_hdf5_group(group, "layer_names")
-            return {
-                str(name): legacy_h5_format.load_subset_weights_from_hdf5_group(group[name]) for name in names
-            }
+            return {str(name): legacy_h5_format.load_subset_weights_from_hdf5_group(group[name]) for name in names}
     except OSError as error:
         raise WeightsError(f"{path}: cannot read as HDF5 ({error})") from None
+
 
 def _stored_names(stored: dict) -> list[str]:
     return sorted(name for name, arrays in stored.items() if arrays)
 
+
 def _weighted_layer_names(model: keras.Model) -> list[str]:
     return [layer.name for layer in model.layers if layer.weights]
+
 
 def transfer_weights(model: keras.Model, path, min_matched=None) -> list[str]:
     """Load a legacy .h5 file by layer name and return the names of the layers that got its values.
@@ -130,6 +134,7 @@ def transfer_weights(model: keras.Model, path, min_matched=None) -> list[str]:
                 f"shapes differ); the file has weights for {_stored_names(stored)}, matched {matched}"
             )
     return matched
+
 
 def load_weights(model: keras.Model, path) -> list[str]:
     """Reload weights saved from the same architecture (a best checkpoint, a finished stage).

@@ -9,5 +9,13 @@ from hpa_utils.synthetic.label_sets import sample_label_sets
 from hpa_utils.synthetic.sample import MIN_IMAGE_SIZE, render_sample
 from hpa_utils.synthetic.writer import GENERATOR_VERSION, dataset_name, ensure_dataset, generate, make_ids
 
-__all__ = ["GENERATOR_VERSION", "MIN_IMAGE_SIZE", "dataset_name", "ensure_dataset", "generate", "make_ids",
-           "render_sample", "sample_label_sets"]
+__all__ = [
+    "GENERATOR_VERSION",
+    "MIN_IMAGE_SIZE",
+    "dataset_name",
+    "ensure_dataset",
+    "generate",
+    "make_ids",
+    "render_sample",
+    "sample_label_sets",
+]

@@ -12,6 +12,7 @@ ANGLES = 64  # directions of each cell's polar outline (from the nucleus centre)
 
 TWO_PI = 2.0 * math.pi
 
+
 @dataclass
 class Cell:
     """One cell of a field of view: outline, nucleus and where its organelles sit (pixels, float)."""
@@ -74,11 +75,14 @@ class Cell:
         radius = float(self.radii_at(np.array([angle]), self.nucleus_radius)[0]) + gap
         return self.nucleus_center + radius * np.array([math.cos(angle), math.sin(angle)])
 
+
 _ANGLE_GRID = np.linspace(0.0, TWO_PI, ANGLES, endpoint=False)
+
 
 def _random_harmonics(rng, largest):
     orders = np.arange(2, 5, dtype=np.float64)
     return np.stack([orders, rng.uniform(0.0, largest, 3) / orders * 2.0, rng.uniform(0.0, TWO_PI, 3)], axis=1)
+
 
 def _new_cell(rng, center, radius, unit):
     elongation = rng.uniform(1.0, 1.9)
@@ -115,6 +119,7 @@ def _new_cell(rng, center, radius, unit):
         )
     return cell
 
+
 def _make_mitotic(cell, spindle_angle):
     """Turn ``cell`` into a rounded cell in metaphase: condensed chromosomes in a plate, a spindle axis."""
     radius = cell.radius * 0.8
@@ -127,6 +132,7 @@ def _make_mitotic(cell, spindle_angle):
     cell.nucleoli = []
     cell.kind = "mitotic"
     cell.spindle_angle = spindle_angle
+
 
 def _make_daughters(cell, rng_values, unit):
     """Replace ``cell`` by two small round daughter cells, apart along an axis (a cytokinetic pair)."""
@@ -154,6 +160,7 @@ def _make_daughters(cell, rng_values, unit):
         )
     bridge = (daughters[0].center + daughters[1].center) / 2.0
     return daughters, bridge, direction
+
 
 @dataclass
 class Geometry:
@@ -193,6 +200,7 @@ class Geometry:
         table[1:] = values
         return np.take(table, self._cache["index"])
 
+
 def _place_cells(rng, size, unit):
     """3-12 cells of varying size and shape, grown as a colony so that neighbours touch."""
     count = int(rng.integers(3, 13))
@@ -218,6 +226,7 @@ def _place_cells(rng, size, unit):
         centers.append(placed if placed is not None else rng.uniform(0.1, 0.9, 2) * size)
     return [_new_cell(rng, center, radius, unit) for center, radius in zip(centers, radii)]
 
+
 def _normalised_distance(shape_box, center, axes, angle, harmonics):
     """Distance from ``center`` in units of the (wobbly) ellipse radius, over a pixel box (y0, y1, x0, x1).
 
@@ -236,6 +245,7 @@ def _normalised_distance(shape_box, center, axes, angle, harmonics):
     xs = np.arange(x0, x1, dtype=np.float32)
     return _normalised_distance_at(xs, ys, center, axes, angle, harmonics)
 
+
 def _normalised_distance_at(xs, ys, center, axes, angle, harmonics):
     ys = (ys - np.float32(center[1]))[:, None]
     xs = (xs - np.float32(center[0]))[None, :]
@@ -248,11 +258,12 @@ def _normalised_distance_at(xs, ys, center, axes, angle, harmonics):
     cos_1, sin_1 = u * inverse, v * inverse
     cos_k, sin_k = cos_1, sin_1
     wobble = np.ones_like(rho)
-    for order, amplitude, phase in harmonics:  # orders 2, 3, 4 in sequence
+    for _order, amplitude, phase in harmonics:  # orders 2, 3, 4 in sequence
         cos_k, sin_k = cos_k * cos_1 - sin_k * sin_1, sin_k * cos_1 + cos_k * sin_1
         if amplitude > 0:
             wobble += cos_k * np.float32(amplitude * math.cos(phase)) - sin_k * np.float32(amplitude * math.sin(phase))
     return rho / wobble
+
 
 def _wobbly_radius(angles, axes, angle, harmonics):
     """Analytic radius of the wobbly ellipse ``_normalised_distance`` measures, per direction."""
@@ -266,12 +277,14 @@ def _wobbly_radius(angles, axes, angle, harmonics):
         wobble += amplitude * np.cos(order * theta + phase)
     return wobble / rho
 
+
 def bounding_box(center, reach, size):
     x0 = max(int(math.floor(center[0] - reach)), 0)
     y0 = max(int(math.floor(center[1] - reach)), 0)
     x1 = min(int(math.ceil(center[0] + reach)) + 1, size)
     y1 = min(int(math.ceil(center[1] + reach)) + 1, size)
     return y0, y1, x0, x1
+
 
 def _rasterise(cells, size, unit, bridge=None):
     """Per-pixel cell ids and distances, then each cell's polar outline measured on those pixels."""
@@ -303,12 +316,14 @@ def _rasterise(cells, size, unit, bridge=None):
         box = bounding_box(cell.nucleus_center, reach, size)
         if box[0] >= box[1] or box[2] >= box[3]:
             continue
-        distance = _normalised_distance(box, cell.nucleus_center, cell.nucleus_axes, cell.nucleus_angle,
-                                        cell.nucleus_harmonics)
+        distance = _normalised_distance(
+            box, cell.nucleus_center, cell.nucleus_axes, cell.nucleus_angle, cell.nucleus_harmonics
+        )
         own = cell_id[box[0] : box[1], box[2] : box[3]] == cell.index
         nucleus_distance[box[0] : box[1], box[2] : box[3]][own] = distance[own]
     _measure_outlines(cells, cell_id, size, unit)
     return Geometry(size, unit, cells, cell_id, cell_distance, nucleus_distance, bridge)
+
 
 def _measure_outlines(cells, cell_id, size, unit):
     """March rays from each nucleus centre to find, per direction, the cell edge and what lies beyond."""
@@ -331,6 +346,7 @@ def _measure_outlines(cells, cell_id, size, unit):
         nucleus = _wobbly_radius(_ANGLE_GRID, cell.nucleus_axes, cell.nucleus_angle, cell.nucleus_harmonics)
         cell.nucleus_radius = np.minimum(nucleus, cell.edge_radius * 0.85)
 
+
 def _central_cells(cells, size, exclude):
     """Indices of the cells whose centre is well inside the frame (else the most central one)."""
     candidates = [index for index in range(len(cells)) if index != exclude]
@@ -338,6 +354,7 @@ def _central_cells(cells, size, exclude):
     if inside:
         return inside
     return [min(candidates, key=lambda index: float(np.abs(cells[index].center / size - 0.5).max()))]
+
 
 def build_geometry(labels, size, rng):
     unit = size / 512.0

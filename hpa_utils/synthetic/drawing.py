@@ -11,28 +11,41 @@ SHIFT = 4  # cv2 sub-pixel bits: coordinates are drawn as int(x * 16)
 
 ONE = 1 << SHIFT
 
+
 def fixed(points):
     """Float pixel coordinates as cv2's fixed-point int32 (shift = 4)."""
     return np.rint(np.asarray(points, dtype=np.float64) * ONE).astype(np.int32)
+
 
 def _line_width(value, thickness):
     """cv2 draws whole pixels: a line meant to be thinner than one pixel is drawn dimmer instead."""
     drawn = max(int(round(thickness)), 1)
     return int(round(value * min(max(thickness / drawn, 0.3), 1.0))), drawn
 
+
 def disc(canvas, point, radius, value, thickness=None):
     """A filled disc, or a ring ``thickness`` pixels wide (float)."""
     if thickness is not None:
         value, thickness = _line_width(value, thickness)
-    cv2.circle(canvas, tuple(int(v) for v in fixed(point)), max(int(round(radius * ONE)), 1), value,
-               -1 if thickness is None else thickness, cv2.LINE_AA, SHIFT)
+    cv2.circle(
+        canvas,
+        tuple(int(v) for v in fixed(point)),
+        max(int(round(radius * ONE)), 1),
+        value,
+        -1 if thickness is None else thickness,
+        cv2.LINE_AA,
+        SHIFT,
+    )
+
 
 def polylines(canvas, curves, value, thickness=1.0, closed=False):
     """Anti-aliased curves (each an (n, 2) array of float pixel coordinates), ``thickness`` pixels wide."""
     if len(curves):
         value, drawn = _line_width(value, thickness)
-        cv2.polylines(canvas, [fixed(curve).reshape(-1, 1, 2) for curve in curves], closed, value, drawn,
-                      cv2.LINE_AA, SHIFT)
+        cv2.polylines(
+            canvas, [fixed(curve).reshape(-1, 1, 2) for curve in curves], closed, value, drawn, cv2.LINE_AA, SHIFT
+        )
+
 
 def spots(size, points, amplitudes, sigma):
     """Gaussian spots of peak ~``amplitudes`` at ``points`` (fast: splat, then one blur)."""
@@ -44,6 +57,7 @@ def spots(size, points, amplitudes, sigma):
     sigma = max(sigma, 0.5)
     return cv2.GaussianBlur(canvas, (0, 0), sigma) * np.float32(2.0 * math.pi * sigma * sigma)
 
+
 def smooth_noise(rng, size, feature, dtype=np.float32):
     """Unit-variance random field with blobs about ``feature`` pixels across."""
     grid = max(int(math.ceil(size / max(feature, 1.0))) + 1, 2)
@@ -51,6 +65,7 @@ def smooth_noise(rng, size, feature, dtype=np.float32):
     values = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
     values *= np.float32(1.0 / max(float(values[::4, ::4].std()), 1e-6))
     return values
+
 
 def bent_curves(starts, ends, wobble, rng, points=6):
     """Many slightly bent lines at once: (n, points, 2) from ``starts`` to ``ends`` (sideways spread ``wobble``)."""
@@ -63,6 +78,7 @@ def bent_curves(starts, ends, wobble, rng, points=6):
     offsets *= np.broadcast_to(wobble, (len(starts),))[:, None]
     along = np.linspace(0.0, 1.0, points)[None, :, None]
     return starts[:, None, :] + along * direction[:, None, :] + offsets[:, :, None] * normal[:, None, :]
+
 
 def polylines_graded(canvas, curves, values, thickness=1.0):
     """Draw curves in a few brightness groups (one cv2 call per group)."""

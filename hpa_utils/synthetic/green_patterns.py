@@ -28,14 +28,17 @@ def _cell_gains(geometry, rng, low=0.45, high=1.0, share=1.0):
     gains[rng.random(len(geometry.cells)) > share] = 0.0
     return gains
 
+
 def _green_nucleoplasm(geometry, rng, context):  # 0
     texture = 1.0 + 0.08 * smooth_noise(rng, geometry.size, 10.0 * geometry.unit)
     return geometry.nucleus_mask() * texture * geometry.per_cell(_cell_gains(geometry, rng, 0.6, 1.0)) * 0.75
+
 
 def _green_nuclear_membrane(geometry, rng, context):  # 1
     width = np.float32(max(0.05, 1.4 * geometry.unit / 30.0))
     ring = np.exp(-np.square((geometry.nucleus_distance - 0.97) / width))
     return ring * geometry.per_cell(_cell_gains(geometry, rng, 0.6, 1.0))
+
 
 def _green_nucleoli(geometry, rng, context):  # 2
     canvas = np.zeros((geometry.size, geometry.size), dtype=np.uint8)
@@ -43,6 +46,7 @@ def _green_nucleoli(geometry, rng, context):  # 2
         for x, y, radius in cell.nucleoli:
             disc(canvas, (x, y), radius * 1.05, int(255 * gain))
     return cv2.GaussianBlur(canvas, (0, 0), max(0.8 * geometry.unit, 0.5)).astype(np.float32) / 255.0
+
 
 def _green_fibrillar_center(geometry, rng, context):  # 3
     points, amplitudes = [], []
@@ -58,6 +62,7 @@ def _green_fibrillar_center(geometry, rng, context):  # 3
     glow = _green_nucleoli(geometry, rng, context) * 0.12  # the nucleoli around the dots, faintly
     return glow + spots(geometry.size, np.concatenate(points), np.concatenate(amplitudes), 0.8 * geometry.unit) * 1.6
 
+
 def _green_speckles(geometry, rng, context):  # 4
     unit = geometry.unit
     canvas = np.zeros((geometry.size, geometry.size), dtype=np.uint8)
@@ -65,11 +70,21 @@ def _green_speckles(geometry, rng, context):  # 4
         count = int(rng.integers(10, 31))
         for point in cell.nucleus_points(count, rng, high=0.85):
             axes = rng.uniform(1.5, 3.5, 2) * unit
-            cv2.ellipse(canvas, tuple(int(v) for v in fixed(point)),
-                        tuple(max(int(round(a * ONE)), 1) for a in axes), float(rng.uniform(0, 180)), 0, 360,
-                        int(255 * gain * rng.uniform(0.6, 1.0)), -1, cv2.LINE_AA, SHIFT)
+            cv2.ellipse(
+                canvas,
+                tuple(int(v) for v in fixed(point)),
+                tuple(max(int(round(a * ONE)), 1) for a in axes),
+                float(rng.uniform(0, 180)),
+                0,
+                360,
+                int(255 * gain * rng.uniform(0.6, 1.0)),
+                -1,
+                cv2.LINE_AA,
+                SHIFT,
+            )
     speckles = cv2.GaussianBlur(canvas, (0, 0), max(0.7 * unit, 0.5)).astype(np.float32) / 255.0
     return speckles + 0.12 * geometry.nucleus_mask()
+
 
 def _green_nuclear_bodies(geometry, rng, context):  # 5
     unit = geometry.unit
@@ -79,8 +94,10 @@ def _green_nuclear_bodies(geometry, rng, context):  # 5
             disc(canvas, point, rng.uniform(2.0, 3.4) * unit, int(255 * gain))
     return canvas.astype(np.float32) / 255.0
 
+
 def _green_endoplasmic_reticulum(geometry, rng, context):  # 6
     return context["network"] * geometry.per_cell(_cell_gains(geometry, rng, 0.6, 1.0)) * 1.2
+
 
 def _green_golgi(geometry, rng, context):  # 7
     unit = geometry.unit
@@ -99,8 +116,19 @@ def _green_golgi(geometry, rng, context):  # 7
             disc(canvas, point + rng.normal(0.0, 2.0 * unit, 2), rng.uniform(3.0, 5.0) * unit, int(255 * gain))
     return cv2.GaussianBlur(canvas, (0, 0), max(1.0 * unit, 0.5)).astype(np.float32) / 255.0
 
-def _dots_in_cytoplasm(geometry, rng, per_100_pixels, radius_range, ring_share=0.0, low=0.06, high=0.94,
-                       power=0.5, share=1.0, thickness=1.0):
+
+def _dots_in_cytoplasm(
+    geometry,
+    rng,
+    per_100_pixels,
+    radius_range,
+    ring_share=0.0,
+    low=0.06,
+    high=0.94,
+    power=0.5,
+    share=1.0,
+    thickness=1.0,
+):
     """Round dots (some hollow) over each cell's cytoplasm; ``per_100_pixels`` scales with the cell radius."""
     unit = geometry.unit
     canvas = np.zeros((geometry.size, geometry.size), dtype=np.uint8)
@@ -116,15 +144,18 @@ def _dots_in_cytoplasm(geometry, rng, per_100_pixels, radius_range, ring_share=0
             disc(canvas, point, radius, int(value), thickness * unit if is_ring else None)
     return canvas.astype(np.float32) / 255.0
 
+
 def _green_peroxisomes(geometry, rng, context):  # 8
     return _dots_in_cytoplasm(geometry, rng, (70, 110), (0.9, 1.6))
+
 
 def _green_endosomes(geometry, rng, context):  # 9
     return _dots_in_cytoplasm(geometry, rng, (22, 40), (2.0, 3.5), ring_share=0.35, power=0.7)
 
+
 def _green_lysosomes(geometry, rng, context):  # 10
-    return _dots_in_cytoplasm(geometry, rng, (22, 40), (1.8, 3.2), ring_share=0.1, low=0.02, high=0.45,
-                              power=1.3)
+    return _dots_in_cytoplasm(geometry, rng, (22, 40), (1.8, 3.2), ring_share=0.1, low=0.02, high=0.45, power=1.3)
+
 
 def _green_intermediate_filaments(geometry, rng, context):  # 11
     unit = geometry.unit
@@ -142,6 +173,7 @@ def _green_intermediate_filaments(geometry, rng, context):  # 11
         values = (200 * gain * rng.choice([0.45, 0.6, 0.75, 0.9, 1.0], count)).astype(int)
         polylines_graded(canvas, curves, values, 1.2 * unit)
     return cv2.GaussianBlur(canvas, (0, 0), max(0.6 * unit, 0.5)).astype(np.float32) / 200.0
+
 
 def _green_actin(geometry, rng, context):  # 12
     unit = geometry.unit
@@ -172,6 +204,7 @@ def _green_actin(geometry, rng, context):  # 12
         np.maximum(region, local, out=region)
     return cv2.GaussianBlur(canvas, (0, 0), max(0.6 * unit, 0.5)).astype(np.float32) / 255.0
 
+
 def _green_focal_adhesions(geometry, rng, context):  # 13
     unit = geometry.unit
     canvas = np.zeros((geometry.size, geometry.size), dtype=np.uint8)
@@ -186,14 +219,17 @@ def _green_focal_adhesions(geometry, rng, context):  # 13
         inward = cell.nucleus_center - outer
         inward /= np.maximum(np.hypot(inward[:, 0], inward[:, 1]), 1e-6)[:, None]
         lengths = rng.uniform(4.0, 9.0, angles.size) * unit
-        curves = [np.stack([point, point + direction * length]) for point, direction, length in
-                  zip(outer, inward, lengths)]
+        curves = [
+            np.stack([point, point + direction * length]) for point, direction, length in zip(outer, inward, lengths)
+        ]
         polylines(canvas, curves, int(255 * gain), 2.5 * unit)
     return cv2.GaussianBlur(canvas, (0, 0), max(0.6 * unit, 0.5)).astype(np.float32) / 255.0
+
 
 def _green_microtubules(geometry, rng, context):  # 14
     gains = geometry.per_cell(_cell_gains(geometry, rng, 0.7, 1.0))
     return context["filaments"].astype(np.float32) * np.float32(1.0 / 140.0) * gains
+
 
 def _green_microtubule_ends(geometry, rng, context):  # 15
     tips = context["tips"]
@@ -202,15 +238,16 @@ def _green_microtubule_ends(geometry, rng, context):  # 15
     keep = rng.random(len(tips)) < 0.85
     return spots(geometry.size, tips[keep], rng.uniform(0.6, 1.0, int(keep.sum())), 1.0 * geometry.unit) * 1.2
 
+
 def _green_cytokinetic_bridge(geometry, rng, context):  # 16
     unit = geometry.unit
     canvas = np.zeros((geometry.size, geometry.size), dtype=np.uint8)
     if geometry.bridge is not None:
         midpoint, direction, half = geometry.bridge
-        polylines(canvas, [np.stack([midpoint - direction * half, midpoint + direction * half])], 230,
-                   3.0 * unit)
+        polylines(canvas, [np.stack([midpoint - direction * half, midpoint + direction * half])], 230, 3.0 * unit)
         disc(canvas, midpoint, 3.0 * unit, 255)
     return cv2.GaussianBlur(canvas, (0, 0), max(0.7 * unit, 0.5)).astype(np.float32) / 255.0
+
 
 def _green_mitotic_spindle(geometry, rng, context):  # 17
     unit = geometry.unit
@@ -229,13 +266,15 @@ def _green_mitotic_spindle(geometry, rng, context):  # 17
         draw_spindle(canvas, cell, rng, unit, value_range=(200, 255), count=10)
     return cv2.GaussianBlur(canvas, (0, 0), max(1.0 * unit, 0.5)).astype(np.float32) / 255.0
 
+
 def _centrosome_points(geometry, rng, pair):
     points, amplitudes = [], []
     for cell, gain in zip(geometry.cells, _cell_gains(geometry, rng, 0.7, 1.0)):
         if cell.kind == "mitotic":
             continue
-        center = cell.beside_nucleus(cell.centrosome_angle + rng.normal(0.0, 0.2), rng.uniform(2.0, 4.0) *
-                                     geometry.unit)
+        center = cell.beside_nucleus(
+            cell.centrosome_angle + rng.normal(0.0, 0.2), rng.uniform(2.0, 4.0) * geometry.unit
+        )
         points.append(center)
         amplitudes.append(gain)
         if pair:
@@ -244,16 +283,20 @@ def _centrosome_points(geometry, rng, pair):
             amplitudes.append(gain * rng.uniform(0.8, 1.0))
     return points, amplitudes
 
+
 def _green_mtoc(geometry, rng, context):  # 18
     points, amplitudes = _centrosome_points(geometry, rng, pair=False)
     return spots(geometry.size, points, amplitudes, 2.6 * geometry.unit)
+
 
 def _green_centrosome(geometry, rng, context):  # 19
     points, amplitudes = _centrosome_points(geometry, rng, pair=True)
     return spots(geometry.size, points, amplitudes, 1.6 * geometry.unit)
 
+
 def _green_lipid_droplets(geometry, rng, context):  # 20
     return _dots_in_cytoplasm(geometry, rng, (10, 22), (2.5, 4.5), ring_share=1.0, thickness=1.3)
+
 
 def _outline_curves(cell, wanted):
     """Runs of the cell's outline whose neighbour matches ``wanted`` (a predicate on neighbour ids)."""
@@ -278,6 +321,7 @@ def _outline_curves(cell, wanted):
         curves.append(np.array(run))
     return curves
 
+
 def _green_plasma_membrane(geometry, rng, context):  # 21
     unit = geometry.unit
     canvas = np.zeros((geometry.size, geometry.size), dtype=np.uint8)
@@ -285,12 +329,14 @@ def _green_plasma_membrane(geometry, rng, context):  # 21
         polylines(canvas, _outline_curves(cell, lambda ids: ids != -2), int(200 * gain), 1.3 * unit)
     return cv2.GaussianBlur(canvas, (0, 0), max(0.7 * unit, 0.5)).astype(np.float32) / 200.0
 
+
 def _green_cell_junctions(geometry, rng, context):  # 22
     unit = geometry.unit
     canvas = np.zeros((geometry.size, geometry.size), dtype=np.uint8)
     for cell, gain in zip(geometry.cells, _cell_gains(geometry, rng, 0.7, 1.0)):
         polylines(canvas, _outline_curves(cell, lambda ids: ids >= 0), int(255 * gain), 2.5 * unit)
     return cv2.GaussianBlur(canvas, (0, 0), max(0.8 * unit, 0.5)).astype(np.float32) / 255.0
+
 
 def _green_mitochondria(geometry, rng, context):  # 23
     unit = geometry.unit
@@ -305,6 +351,7 @@ def _green_mitochondria(geometry, rng, context):  # 23
         polylines(canvas, list(curves), int(230 * gain), 1.5 * unit)
     return cv2.GaussianBlur(canvas, (0, 0), max(0.7 * unit, 0.5)).astype(np.float32) / 230.0
 
+
 def _green_aggresome(geometry, rng, context):  # 24
     unit = geometry.unit
     canvas = np.zeros((geometry.size, geometry.size), dtype=np.uint8)
@@ -314,18 +361,30 @@ def _green_aggresome(geometry, rng, context):  # 24
         radius = max(rng.uniform(0.3, 0.45) * cell.mean_nucleus_radius, 3.0 * unit)
         center = cell.beside_nucleus(cell.centrosome_angle, radius * 0.8)
         axes = (radius * rng.uniform(1.0, 1.3), radius * rng.uniform(0.75, 1.0))
-        cv2.ellipse(canvas, tuple(int(v) for v in fixed(center)),
-                    tuple(max(int(round(a * ONE)), 1) for a in axes), math.degrees(cell.centrosome_angle), 0, 360,
-                    int(255 * gain), -1, cv2.LINE_AA, SHIFT)
+        cv2.ellipse(
+            canvas,
+            tuple(int(v) for v in fixed(center)),
+            tuple(max(int(round(a * ONE)), 1) for a in axes),
+            math.degrees(cell.centrosome_angle),
+            0,
+            360,
+            int(255 * gain),
+            -1,
+            cv2.LINE_AA,
+            SHIFT,
+        )
     return cv2.GaussianBlur(canvas, (0, 0), max(1.5 * unit, 0.5)).astype(np.float32) / 255.0
+
 
 def _green_cytosol(geometry, rng, context):  # 25
     texture = 1.0 + 0.1 * smooth_noise(rng, geometry.size, 14.0 * geometry.unit)
     fade = 1.0 - 0.35 * np.clip(geometry.cell_distance, 0.0, 1.0)
     return geometry.cytoplasm_mask() * fade * texture * geometry.per_cell(_cell_gains(geometry, rng, 0.5, 1.0)) * 0.6
 
+
 def _green_cytoplasmic_bodies(geometry, rng, context):  # 26
     return _dots_in_cytoplasm(geometry, rng, (2, 5), (3.5, 6.0), share=0.8, low=0.1, high=0.85)
+
 
 def _green_rods_and_rings(geometry, rng, context):  # 27
     unit = geometry.unit
@@ -343,6 +402,7 @@ def _green_rods_and_rings(geometry, rng, context):  # 27
             else:
                 disc(canvas, point, rng.uniform(3.0, 5.0) * unit, int(255 * gain), 1.8 * unit)
     return cv2.GaussianBlur(canvas, (0, 0), max(0.6 * unit, 0.5)).astype(np.float32) / 255.0
+
 
 GREEN_PATTERNS = (
     _green_nucleoplasm,

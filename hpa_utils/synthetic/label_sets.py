@@ -28,6 +28,7 @@ def sample_label_sets(n: int, rng: np.random.Generator, min_per_class: int = 2) 
             break
     return [list(sets[index]) for index in draws]
 
+
 def _enforce_floor(draws, floor, membership, set_counts, rng):
     """Replace draws until every class occurs ``floor`` times; None when n images cannot hold it."""
     real_class_counts = membership.T.astype(np.int64) @ set_counts

@@ -17,6 +17,7 @@ from hpa_utils.synthetic.stains import draw_blue, draw_red, draw_yellow
 
 MIN_IMAGE_SIZE = 32
 
+
 def render_sample(labels, image_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Render one field of view: {"red", "green", "blue", "yellow"} -> (image_size, image_size) uint8.
 
@@ -42,6 +43,7 @@ def render_sample(labels, image_size: int, rng: np.random.Generator) -> dict[str
         brightness = np.float32(pattern_rng.uniform(140.0, 220.0))
         green += GREEN_PATTERNS[label](geometry, pattern_rng, context) * brightness
     return _finish({"red": red, "green": green, "blue": blue, "yellow": yellow}, geometry, finish_rng)
+
 
 def _finish(channels, geometry, rng):
     """Microscope blur, uneven illumination, a dark offset and camera noise; then 8-bit."""

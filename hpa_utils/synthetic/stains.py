@@ -31,13 +31,18 @@ def draw_red(geometry, rng):
         tips.append(ends)
     if geometry.bridge is not None:
         midpoint, direction, half = geometry.bridge
-        polylines(filaments, [np.stack([midpoint - direction * half * 1.6, midpoint + direction * half * 1.6])],
-                   90, 1.5 * unit)
+        polylines(
+            filaments,
+            [np.stack([midpoint - direction * half * 1.6, midpoint + direction * half * 1.6])],
+            90,
+            1.5 * unit,
+        )
     tips = np.concatenate(tips) if tips else np.zeros((0, 2))
     diffuse = geometry.cytoplasm_mask() * geometry.per_cell(rng.uniform(14.0, 26.0, len(geometry.cells)))
     diffuse += geometry.nucleus_mask() * geometry.per_cell(rng.uniform(5.0, 10.0, len(geometry.cells)))
     image = diffuse + filaments.astype(np.float32) * geometry.cell_mask() * np.float32(rng.uniform(0.8, 1.1))
     return image, filaments, tips
+
 
 def draw_spindle(canvas, cell, rng, unit, value_range, count):
     """Spindle fibres from two poles to the metaphase plate, plus short astral rays."""
@@ -56,6 +61,7 @@ def draw_spindle(canvas, cell, rng, unit, value_range, count):
             curves.append(np.stack([pole, pole + ray * cell.radius * rng.uniform(0.15, 0.3)]))
     polylines(canvas, curves, int(rng.integers(*value_range)), unit)
 
+
 def draw_yellow(geometry, rng):
     """Endoplasmic reticulum: a reticular network, brightest around the nucleus. Returns (image, network)."""
     size, unit = geometry.size, geometry.unit
@@ -71,6 +77,7 @@ def draw_yellow(geometry, rng):
     network *= weight
     image = network * np.float32(rng.uniform(140, 200)) + weight * np.float32(rng.uniform(18, 30))
     return image, network
+
 
 def draw_blue(geometry, rng):
     """Nuclei: bright textured ovals with darker nucleoli; condensed chromosomes in mitotic cells."""

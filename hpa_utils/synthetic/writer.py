@@ -30,9 +30,11 @@ PNG_OPTIONS = (cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMW
 # Purposes of the per-sample random streams: np.random.default_rng([seed, purpose, index]).
 _TRAIN_SAMPLES, _TEST_SAMPLES, _LABEL_DRAWS, _ID_DRAWS = 0, 1, 2, 3
 
+
 def dataset_name(n_train: int, n_test: int, image_size: int, seed: int, min_per_class: int = 2) -> str:
     """The folder name ensure_dataset uses for these arguments (and this generator version)."""
     return f"synthetic-train{n_train}-test{n_test}-{image_size}px-seed{seed}-min{min_per_class}-v{GENERATOR_VERSION}"
+
 
 def make_ids(count: int, seed: int) -> list[str]:
     """``count`` unique UUID-shaped Ids like the real ones (xxxxxxxx-xxxx-11e8-b2xx-xxxxxxxxxxxx)."""
@@ -41,15 +43,23 @@ def make_ids(count: int, seed: int) -> list[str]:
     while len(ids) < count:
         words = rng.integers(0, 2**32, size=(count - len(ids), 4), dtype=np.uint64)
         for first, second, third, fourth in words.tolist():
-            image_id = (f"{first:08x}-{second >> 16:04x}-11e8-b2{second & 0xFF:02x}-"
-                        f"{third & 0xFFFF:04x}{fourth:08x}")
+            image_id = f"{first:08x}-{second >> 16:04x}-11e8-b2{second & 0xFF:02x}-{third & 0xFFFF:04x}{fourth:08x}"
             if image_id not in seen:
                 seen.add(image_id)
                 ids.append(image_id)
     return ids
 
-def generate(out_dir, n_train: int, n_test: int, image_size: int = 512, seed: int = 0, min_per_class: int = 2,
-             workers: int | None = None, progress: bool = True) -> Path:
+
+def generate(
+    out_dir,
+    n_train: int,
+    n_test: int,
+    image_size: int = 512,
+    seed: int = 0,
+    min_per_class: int = 2,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Path:
     """Write the synthetic dataset in the Kaggle layout into ``out_dir``; returns its Path.
 
     Files: train.csv (Id,Target), sample_submission.csv (Id,Predicted), test_labels.csv (Id,Target;
@@ -57,7 +67,8 @@ def generate(out_dir, n_train: int, n_test: int, image_size: int = 512, seed: in
     same arguments give byte-identical files whatever ``workers`` (processes; default os.cpu_count()).
     Train and test label sets are drawn alike (real statistics, each split with the
     ``min_per_class`` floor). Everything is written into a hidden sibling folder that is renamed to
-    ``out_dir`` at the end, so a killed run never leaves a half dataset there. Raises ValueError for bad arguments or an ``out_dir`` that exists and is not empty.
+    ``out_dir`` at the end, so a killed run never leaves a half dataset there. Raises ValueError for bad
+    arguments or an ``out_dir`` that exists and is not empty.
     """
     n_train = checks.integer("n_train", n_train, minimum=1)
     n_test = checks.integer("n_test", n_test, minimum=1)
@@ -81,12 +92,21 @@ def generate(out_dir, n_train: int, n_test: int, image_size: int = 512, seed: in
     temporary = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
     temporary.mkdir()  # (not tempfile.mkdtemp: its 0700 mode would stay on the dataset)
     try:
-        _write_csv(temporary / "train.csv", ("Id", "Target"),
-                   [(image_id, labels_module.format_target(label_set)) for image_id, label_set in splits["train"]])
-        _write_csv(temporary / "test_labels.csv", ("Id", "Target"),
-                   [(image_id, labels_module.format_target(label_set)) for image_id, label_set in splits["test"]])
-        _write_csv(temporary / "sample_submission.csv", ("Id", "Predicted"),
-                   [(image_id, "0") for image_id, _ in splits["test"]])
+        _write_csv(
+            temporary / "train.csv",
+            ("Id", "Target"),
+            [(image_id, labels_module.format_target(label_set)) for image_id, label_set in splits["train"]],
+        )
+        _write_csv(
+            temporary / "test_labels.csv",
+            ("Id", "Target"),
+            [(image_id, labels_module.format_target(label_set)) for image_id, label_set in splits["test"]],
+        )
+        _write_csv(
+            temporary / "sample_submission.csv",
+            ("Id", "Predicted"),
+            [(image_id, "0") for image_id, _ in splits["test"]],
+        )
         tasks = []
         for split_index, split in enumerate(SPLITS):
             (temporary / split).mkdir()
@@ -99,12 +119,15 @@ def generate(out_dir, n_train: int, n_test: int, image_size: int = 512, seed: in
             os.rename(temporary, out_dir)  # replaces an empty folder; fails on a non-empty one
         except OSError:
             if out_dir.is_dir() and any(out_dir.iterdir()):
-                raise ValueError(f"{out_dir}: another process wrote this folder meanwhile; not overwriting it") from None
+                raise ValueError(
+                    f"{out_dir}: another process wrote this folder meanwhile; not overwriting it"
+                ) from None
             raise
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     return out_dir
+
 
 def ensure_dataset(root, n_train: int, n_test: int, image_size: int, seed: int, min_per_class: int = 2) -> Path:
     """root/<dataset_name(...)>: generated on first use, reused afterwards (prints which)."""
@@ -120,9 +143,11 @@ def ensure_dataset(root, n_train: int, n_test: int, image_size: int, seed: int, 
             return path
         raise
 
+
 def _write_csv(path, header, rows):
     lines = [",".join(header)] + [",".join(row) for row in rows]
     path.write_text("\n".join(lines) + "\n")
+
 
 def _render_chunk(task) -> int:
     folder, split_index, seed, image_size, rows = task
@@ -137,8 +162,10 @@ def _render_chunk(task) -> int:
             (folder / f"{image_id}_{color}.png").write_bytes(encoded.tobytes())
     return len(rows)
 
+
 def _worker_start():
     cv2.setNumThreads(1)
+
 
 def _run_tasks(tasks, workers, progress, total):
     from tqdm import tqdm
@@ -151,8 +178,9 @@ def _run_tasks(tasks, workers, progress, total):
         # not "fork": the caller (a notebook) may already run TensorFlow's threads, which fork copies badly
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        with concurrent.futures.ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context,
-                                                    initializer=_worker_start) as pool:
+        with concurrent.futures.ProcessPoolExecutor(
+            min(workers, len(tasks)), mp_context=context, initializer=_worker_start
+        ) as pool:
             futures = [pool.submit(_render_chunk, task) for task in tasks]
             try:
                 for future in concurrent.futures.as_completed(futures):
