@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PRESET ?= demo
+# pytest on every core, each test file whole on one worker, the longest first (tests/conftest.py)
+PYTEST_PARALLEL ?= -n auto --dist loadfile --no-loadscope-reorder
 
 .PHONY: demo smoke test test-fast lint format lab bench clean
 
@@ -20,11 +22,11 @@ demo: $(STAMP)  ## the whole pipeline on the embedded dataset, into runs/<timest
 smoke: $(STAMP)  ## the same in a few minutes (tiny images, one epoch)
 	$(PY) -m hpa_utils run --preset smoke
 
-test: $(STAMP)  ## every test, the smoke pipeline included
-	$(PY) -m pytest
+test: $(STAMP)  ## every test, the smoke pipeline and the Kaggle simulation included
+	$(PY) -m pytest $(PYTEST_PARALLEL)
 
 test-fast: $(STAMP)  ## unit and contract tests only
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not slow"
 
 lint: $(STAMP)  ## ruff: the linter, and the formatter's check (pyproject.toml)
 	$(VENV)/bin/ruff check .

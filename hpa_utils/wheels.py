@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from hpa_utils import environment
@@ -59,6 +61,20 @@ def import_module(name: str):
     return module
 
 
+def _download(requirement: str, cache: Path) -> str:
+    """Download one wheel into ``cache`` with pip (no dependencies); the error text, or "" on success.
+
+    pip writes into a fresh folder beside the cache and each wheel is then renamed into it, so a
+    reader (another export, another test worker) never sees a half-written wheel.
+    """
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=cache) as folder:
+        error = _pip_download(requirement, Path(folder))
+        for wheel in Path(folder).glob("*.whl"):
+            os.replace(wheel, cache / wheel.name)
+    return error
+
+
 def _pip_download(requirement: str, folder: Path) -> str:
     """Download one wheel with pip (no dependencies); the error text, or "" on success."""
     command = [
@@ -97,8 +113,7 @@ def collect(out: Path, cache: Path | None = None, versions: dict | None = None) 
         version = (versions or {}).get(distribution) or importlib.metadata.version(distribution)
         wheel = find_wheel(distribution, cache, version)
         if wheel is None:
-            cache.mkdir(parents=True, exist_ok=True)
-            error = _pip_download(f"{distribution}=={version}", cache)
+            error = _download(f"{distribution}=={version}", cache)
             wheel = find_wheel(distribution, cache, version)
             if wheel is None:
                 raise RuntimeError(

@@ -1,10 +1,28 @@
-"""Fixtures shared by several test files."""
+"""Fixtures shared by several test files, and the order that lets `make test`'s two workers finish together."""
 
 from pathlib import Path
 
 import pytest
 
 from hpa_utils import wheels
+
+# `make test` runs `pytest -n auto --dist loadfile --no-loadscope-reorder`: each file goes whole to one worker, in
+# collection order, and each worker starts with two files. The longest files (minutes each) go first, paired so
+# that the two workers' first pairs take about as long: pipeline + models, simulation + benchmarks.
+LONGEST_FIRST = (
+    "test_pipeline.py",
+    "test_kaggle_simulation.py",
+    "test_models.py",
+    "test_benchmarks.py",
+    "test_training.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        return LONGEST_FIRST.index(item.path.name) if item.path.name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the tests of a file keep their order
 
 
 @pytest.fixture()

@@ -89,7 +89,7 @@ def test_halve_then_resize_is_inter_area_for_a_halving():
     assert run.halve_then_resize(image, 20).shape == (20, 20)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # runs `python -m benchmarks.run --quick`: every benchmark once, ResNet50 included
 def test_run_quick_prints_every_row_and_target(tmp_path):
     output = run_module("benchmarks.run", tmp_path)
     assert re.search(r"^machine: .*os\.cpu_count\(\) = \d+.*load average at start", output, flags=re.MULTILINE)
@@ -101,7 +101,7 @@ def test_run_quick_prints_every_row_and_target(tmp_path):
     assert not list(tmp_path.glob("work-*")), "the temporary caches were left behind"
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # runs `python -m benchmarks.gpu --quick`: ResNet50 built and trained at two sizes
 def test_gpu_quick_prints_every_row_and_target(tmp_path):
     from benchmarks import gpu
 

@@ -16,6 +16,7 @@ import pytest
 
 from hpa_utils import environment, stages
 
+# slow: the smoke pipeline through papermill (00 -> 04, about 1.5 minutes), run once and shared by these tests
 pytestmark = pytest.mark.slow
 REPO = environment.REPO_ROOT
 
@@ -89,6 +90,7 @@ def test_submission_keeps_sample_submission_ids_and_order(smoke_run):
     assert "04_kfold" in report and 'href="02_warmup_finetune.html"' in report
 
 
+# slow: runs 04_kfold twice more, one fold each
 def test_folds_trained_in_separate_runs_merge_like_one_run(smoke_run, tmp_path):
     run_dir, _ = smoke_run
     split_run = tmp_path / "split"
@@ -107,12 +109,14 @@ def test_folds_trained_in_separate_runs_merge_like_one_run(smoke_run, tmp_path):
     np.testing.assert_allclose(np.load(split_run / "04_kfold" / "test_pred.npy"), np.mean(test_predictions, axis=0))
 
 
+# slow: runs 03_upscale until it is killed, then 03 and 04 again
 def test_killed_run_resumes_without_touching_finished_stages(smoke_run, tmp_path):
     run_dir, _ = smoke_run
     resumed = tmp_path / "resumed"
-    shutil.copytree(run_dir, resumed, ignore=shutil.ignore_patterns("02_*", "03_*", "04_*", "report.html"))
-    before = {stage: fingerprint(resumed / stage) for stage in ("00_eda", "01_baseline")}
-    notebooks_before = {stage: fingerprint(resumed)[f"{stage}.ipynb"] for stage in ("00_eda", "01_baseline")}
+    shutil.copytree(run_dir, resumed, ignore=shutil.ignore_patterns("03_*", "04_*", "report.html"))
+    finished = ("00_eda", "01_baseline", "02_warmup_finetune")
+    before = {stage: fingerprint(resumed / stage) for stage in finished}
+    notebooks_before = {stage: fingerprint(resumed)[f"{stage}.ipynb"] for stage in finished}
     process = subprocess.Popen(
         [sys.executable, "-m", "hpa_utils", "run", "--resume", str(resumed)],
         cwd=REPO,
@@ -121,11 +125,11 @@ def test_killed_run_resumes_without_touching_finished_stages(smoke_run, tmp_path
         start_new_session=True,
     )
     deadline = time.time() + 300
-    while not (resumed / "02_warmup_finetune" / "history.csv").is_file() and time.time() < deadline:
+    while not (resumed / "03_upscale" / "history.csv").is_file() and time.time() < deadline:
         time.sleep(0.5)
     os.killpg(process.pid, signal.SIGKILL)  # the runner and its kernel, mid-training
     process.wait()
-    assert not (resumed / "02_warmup_finetune" / "metrics.json").is_file()
+    assert not (resumed / "03_upscale" / "metrics.json").is_file()
     result = run_cli("--resume", str(resumed))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert {stage: fingerprint(resumed / stage) for stage in before} == before
@@ -137,6 +141,7 @@ def test_killed_run_resumes_without_touching_finished_stages(smoke_run, tmp_path
     assert "kept" in result.stdout
 
 
+# slow: starts a notebook kernel (TensorFlow's import) for a stage that fails early
 def test_failing_cell_names_notebook_cell_and_executed_copy(tmp_path):
     run_dir = tmp_path / "bad"
     result = run_cli("--preset", "smoke", "--out", str(run_dir), "--only", "03", timeout=600)

@@ -129,7 +129,7 @@ def changed(before, after, name):
     return [not np.array_equal(a, b) for a, b in zip(before[name], after[name])]
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # trains a ResNet50 for two epochs, weights compared after each phase
 def test_warmup_freezes_the_backbone_and_finetune_trains_it(tmp_path):
     training.set_seed(0)
     model = models.build_model("resnet50", 32, freeze_batch_norm=True)  # as with pretrained weights
