@@ -179,6 +179,7 @@ def resolve_input_file(value: str, what: str) -> Path:
 
 def resolve_data_dir(
     data_dir="",
+    *,
     synthetic_train: int = 600,
     synthetic_test: int = 200,
     synthetic_size: int = 512,

@@ -17,6 +17,51 @@ def steps(n: int, batch_size: int, drop_remainder: bool = False) -> int:
     return n // batch_size if drop_remainder else math.ceil(n / batch_size)
 
 
+def _checked(images, targets, batch_size: int, indices):
+    """``targets`` as float32 and ``indices`` as int64 rows; ValueError for mismatched or badly typed inputs."""
+    if not hasattr(images, "shape") or len(images.shape) != 4 or images.dtype != np.uint8:
+        raise ValueError(
+            f"images must be an (N, H, W, C) uint8 array, got {getattr(images, 'shape', type(images))} "
+            f"{getattr(images, 'dtype', '')}"
+        )
+    count = images.shape[0]
+    if count == 0:
+        raise ValueError("images is empty")
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if targets is not None:
+        targets = np.asarray(targets, dtype=np.float32)
+        if targets.ndim != 2 or len(targets) != count:
+            raise ValueError(f"targets must be (N, K) with N = {count} images, got shape {targets.shape}")
+    indices = np.asarray(np.arange(count) if indices is None else indices, dtype=np.int64)
+    if indices.ndim != 1 or len(indices) == 0 or indices.min() < 0 or indices.max() >= count:
+        raise ValueError(f"indices must be a non-empty 1-D array of rows 0..{count - 1}")
+    return targets, indices
+
+
+def _gather_op(images, targets, image_shape, batch_dimension):
+    """The tf.data map that turns a batch of row indices into the images (and targets) of those rows."""
+
+    def gather(indices):
+        indices = np.asarray(indices)
+        batch = np.ascontiguousarray(images[indices])
+        if targets is None:
+            return batch
+        return batch, targets[indices]
+
+    def gather_op(indices):
+        if targets is None:
+            batch = tf.numpy_function(gather, [indices], tf.uint8, stateful=False)
+            batch.set_shape(image_shape)
+            return batch
+        batch, batch_targets = tf.numpy_function(gather, [indices], (tf.uint8, tf.float32), stateful=False)
+        batch.set_shape(image_shape)
+        batch_targets.set_shape((batch_dimension, targets.shape[1]))
+        return batch, batch_targets
+
+    return gather_op
+
+
 def make_dataset(
     images,
     targets=None,
@@ -37,45 +82,11 @@ def make_dataset(
     ``targets`` (a training or validation part) without copying them. Raises ValueError for mismatched or badly
     typed inputs.
     """
-    if not hasattr(images, "shape") or len(images.shape) != 4 or images.dtype != np.uint8:
-        raise ValueError(
-            f"images must be an (N, H, W, C) uint8 array, got {getattr(images, 'shape', type(images))} "
-            f"{getattr(images, 'dtype', '')}"
-        )
-    count, height, width, channel_count = images.shape
-    if count == 0:
-        raise ValueError("images is empty")
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    if targets is not None:
-        targets = np.asarray(targets, dtype=np.float32)
-        if targets.ndim != 2 or len(targets) != count:
-            raise ValueError(f"targets must be (N, K) with N = {count} images, got shape {targets.shape}")
-    if indices is None:
-        indices = np.arange(count, dtype=np.int64)
-    indices = np.asarray(indices, dtype=np.int64)
-    if indices.ndim != 1 or len(indices) == 0 or indices.min() < 0 or indices.max() >= count:
-        raise ValueError(f"indices must be a non-empty 1-D array of rows 0..{count - 1}")
+    targets, indices = _checked(images, targets, batch_size, indices)
     augmenter = augment.build_augmenter(augmentation)  # ValueError for an unknown name, before any work
     batch_dimension = batch_size if drop_remainder else None
-    image_shape = (batch_dimension, height, width, channel_count)
-
-    def gather(indices):
-        indices = np.asarray(indices)
-        batch = np.ascontiguousarray(images[indices])
-        if targets is None:
-            return batch
-        return batch, targets[indices]
-
-    def gather_op(indices):
-        if targets is None:
-            batch = tf.numpy_function(gather, [indices], tf.uint8, stateful=False)
-            batch.set_shape(image_shape)
-            return batch
-        batch, batch_targets = tf.numpy_function(gather, [indices], (tf.uint8, tf.float32), stateful=False)
-        batch.set_shape(image_shape)
-        batch_targets.set_shape((batch_dimension, targets.shape[1]))
-        return batch, batch_targets
+    image_shape = (batch_dimension, *images.shape[1:])
+    gather_op = _gather_op(images, targets, image_shape, batch_dimension)
 
     def augment_op(batch_seed, element):
         batch = element[0] if targets is not None else element

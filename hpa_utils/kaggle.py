@@ -98,6 +98,7 @@ def kaggle_parameters(preset: dict, stage: str, declared: dict) -> dict:
 
 
 def _read_notebooks(notebooks_dir: Path, notebooks: list[str]) -> dict:
+    """{stage: (path, notebook, declared parameters)}; FileNotFoundError naming a missing notebook."""
     import nbformat
 
     loaded = {}
@@ -105,13 +106,36 @@ def _read_notebooks(notebooks_dir: Path, notebooks: list[str]) -> dict:
         path = notebooks_dir / f"{stage}.ipynb"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: notebook not found; the export needs every notebook of the preset")
-        loaded[stage] = (path, nbformat.read(path, as_version=4))
+        notebook = nbformat.read(path, as_version=4)
+        declared = parameters.declared_in_source(parameters.parameters_cell(notebook, path).source, str(path))
+        loaded[stage] = (path, notebook, declared)
     return loaded
 
 
-def _write_kernel(folder: Path, path: Path, notebook, values: dict, metadata: dict) -> None:
+def _write_kernel(
+    folder: Path,
+    path: Path,
+    notebook,
+    declared: dict,
+    *,
+    user: str,
+    preset: dict,
+    public: bool,
+    weights_dataset: str | None,
+) -> dict:
+    """One kernel folder: the notebook with the preset's values as defaults, and its kernel-metadata.json.
+
+    Returns the export table's row for it (GPU, internet, where its weights come from).
+    """
     import nbformat
 
+    stage = folder.name
+    values = kaggle_parameters(preset, stage, declared)
+    effective = {name: default for name, (_, default) in declared.items()} | values
+    imagenet = uses_imagenet(effective)
+    if imagenet and weights_dataset is not None:
+        values["WEIGHTS"] = effective["WEIGHTS"] = _notop_file(effective.get("BACKBONE"), stage)
+    metadata = kernel_metadata(user, stage, public, weights_dataset, imagenet=imagenet)
     cell = parameters.parameters_cell(notebook, path)
     cell.source = parameters.set_parameter_defaults(cell.source, values, str(path))
     for each in notebook.cells:
@@ -122,6 +146,7 @@ def _write_kernel(folder: Path, path: Path, notebook, values: dict, metadata: di
     folder.mkdir(parents=True)
     nbformat.write(notebook, folder / metadata["code_file"])
     files.write_json(folder / METADATA_FILE, metadata)
+    return _kernel_row(stage, metadata, effective, weights_dataset)
 
 
 def _write_package_dataset(folder: Path, user: str, wheel_dir=None) -> None:
@@ -274,9 +299,23 @@ def _replace_folder(staging: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _write_guide_and_marker(folder: Path, user: str, preset: dict, rows: list[dict]) -> None:
+    """UPLOAD.md (what to push, in order) and the marker that lets a later export replace this one."""
+    (folder / "UPLOAD.md").write_text(_upload_guide(user, preset["name"], preset["notebooks"], rows), encoding="utf-8")
+    marker = {
+        "written_by": "python -m hpa_utils kaggle-export",
+        "user": user,
+        "preset": preset["name"],
+        "notebooks": preset["notebooks"],
+        "kernels": rows,
+    }
+    files.write_json(folder / MARKER, marker)
+
+
 def export(
     user: str,
     out="kaggle_export",
+    *,
     public: bool = False,
     preset: str = "full",
     weights_dataset: str | None = None,
@@ -304,39 +343,26 @@ def export(
     _check_out(out)
     notebooks = preset_record["notebooks"]
     loaded = _read_notebooks(Path(notebooks_dir) if notebooks_dir else parameters.NOTEBOOKS_DIR, notebooks)
-    declared = {
-        stage: parameters.declared_in_source(parameters.parameters_cell(notebook, path).source, str(path))
-        for stage, (path, notebook) in loaded.items()
-    }
-    parameters.check_names(preset_record, {}, declared)
+    parameters.check_names(preset_record, {}, {stage: declared for stage, (_, _, declared) in loaded.items()})
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     try:
-        rows = []
-        for stage, (path, notebook) in loaded.items():
-            values = kaggle_parameters(preset_record, stage, declared[stage])
-            effective = {name: default for name, (_, default) in declared[stage].items()} | values
-            imagenet = uses_imagenet(effective)
-            if imagenet and weights_dataset is not None:
-                values["WEIGHTS"] = effective["WEIGHTS"] = _notop_file(effective.get("BACKBONE"), stage)
-            metadata = kernel_metadata(user, stage, public, weights_dataset, imagenet=imagenet)
-            _write_kernel(staging / stage, path, notebook, values, metadata)
-            rows.append(_kernel_row(stage, metadata, effective, weights_dataset))
+        rows = [
+            _write_kernel(
+                staging / stage,
+                path,
+                notebook,
+                declared,
+                user=user,
+                preset=preset_record,
+                public=public,
+                weights_dataset=weights_dataset,
+            )
+            for stage, (path, notebook, declared) in loaded.items()
+        ]
         _write_package_dataset(staging / DATASET_SLUG, user, wheel_dir)
-        (staging / "UPLOAD.md").write_text(
-            _upload_guide(user, preset_record["name"], notebooks, rows), encoding="utf-8"
-        )
-        files.write_json(
-            staging / MARKER,
-            {
-                "written_by": "python -m hpa_utils kaggle-export",
-                "user": user,
-                "preset": preset_record["name"],
-                "notebooks": notebooks,
-                "kernels": rows,
-            },
-        )
+        _write_guide_and_marker(staging, user, preset_record, rows)
         _check_out(out)  # still safe to replace (nothing appeared there meanwhile)
         _replace_folder(staging, out)
     finally:

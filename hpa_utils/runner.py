@@ -180,6 +180,18 @@ def summary(run_dir: Path, statuses: dict) -> str:
     return "\n".join(lines)
 
 
+def check_run(preset: dict, overrides: dict, only, data_dir) -> list[str]:
+    """Every check before anything is created or runs (a typo must not cost a stage's minutes); the stages to run."""
+    declared = {stage: parameters.declared(stage) for stage in preset["notebooks"]}
+    parameters.check_names(preset, overrides, declared)
+    chosen = select_stages(preset["notebooks"], only)
+    for stage in chosen:
+        parameters.stage_values(preset, stage, declared[stage], overrides)
+    if data_dir:
+        check_data_dir(data_dir)
+    return chosen
+
+
 def run(
     preset: str | None = None,
     data_dir: str | None = None,
@@ -204,14 +216,7 @@ def run(
         data_dir = data_dir or record.get("data_dir")
     else:
         preset_record = parameters.load_preset(preset or "demo")
-    # Every check before anything is created or runs: a typo must not cost a stage's minutes.
-    declared = {stage: parameters.declared(stage) for stage in preset_record["notebooks"]}
-    parameters.check_names(preset_record, overrides, declared)
-    chosen = select_stages(preset_record["notebooks"], only)
-    for stage in chosen:
-        parameters.stage_values(preset_record, stage, declared[stage], overrides)
-    if data_dir:
-        check_data_dir(data_dir)
+    chosen = check_run(preset_record, overrides, only, data_dir)
     if not resume:
         run_dir = new_run_dir(out, preset_record["name"])
         record = {

@@ -229,6 +229,7 @@ def warmup_then_finetune(
     model: keras.Model,
     train_data,
     validation_data,
+    *,
     warmup_epochs: int,
     finetune_epochs: int,
     learning_rate: float,
@@ -281,9 +282,14 @@ def warmup_then_finetune(
         frames.append(
             fit(model, epochs=epochs_done + finetune_epochs, initial_epoch=epochs_done, phase=FINETUNE, **common)
         )
+    _restore_best_epoch(model, callbacks, monitor, verbose)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _restore_best_epoch(model: keras.Model, callbacks, monitor: str, verbose: int) -> None:
+    """Load the checkpoint's weights (the best epoch of both phases by validation macro F1), where there is one."""
     checkpoint = _checkpoint(callbacks)
     if checkpoint is not None and Path(checkpoint.filepath).is_file():
-        models.load_weights(model, checkpoint.filepath)  # the best epoch of both phases by validation macro F1
+        models.load_weights(model, checkpoint.filepath)
         if verbose:
             print(f"Restored the weights of the best epoch of both phases ({monitor}={checkpoint.best:.4f}).")
-    return pd.concat(frames, ignore_index=True)

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks import run
+from benchmarks import common, public_kernel, run
+from hpa_utils.environment import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 NUMBER = r"-?[0-9]+(?:\.[0-9]+)?"
 TARGET_LINE = re.compile(
     rf"^target (?P<name>.+?): (?P<measured>{NUMBER})(?: %|x) \(goal (?:>=|<) {NUMBER}(?: %|x)\) (?P<verdict>PASS|MISS)$"
@@ -47,9 +47,16 @@ def target_lines(output: str) -> dict[str, str]:
 
 
 def test_target_line_and_numbers():
-    assert run.target_line("first pass", 2.5, "x", 2, at_least=True) == "target first pass: 2.50x (goal >= 2.00x) PASS"
-    assert run.target_line("overhead", 5.0, " %", 5, at_least=False).endswith("(goal < 5.00 %) MISS")
-    assert [run.format_number(value) for value in (1234.4, 56.78, 1.234, 0.01234)] == ["1234", "56.8", "1.23", "0.012"]
+    assert (
+        common.target_line("first pass", 2.5, "x", 2, at_least=True) == "target first pass: 2.50x (goal >= 2.00x) PASS"
+    )
+    assert common.target_line("overhead", 5.0, " %", 5, at_least=False).endswith("(goal < 5.00 %) MISS")
+    assert [common.format_number(value) for value in (1234.4, 56.78, 1.234, 0.01234)] == [
+        "1234",
+        "56.8",
+        "1.23",
+        "0.012",
+    ]
 
 
 def test_best_times_rotates_the_order_and_keeps_the_minimum():
@@ -63,7 +70,7 @@ def test_best_times_rotates_the_order_and_keeps_the_minimum():
 
         return measure
 
-    best = run.best_times({"a": variant("a"), "b": variant("b")}, repeats=3)
+    best = common.best_times({"a": variant("a"), "b": variant("b")}, repeats=3)
     assert best == {"a": 1.0, "b": 4.0}
     assert calls == ["a", "b", "b", "a", "a", "b"]
 
@@ -75,18 +82,18 @@ def test_png_idat_is_the_zlib_stream_of_the_pixels():
     ok, encoded = cv2.imencode(".png", image)
     assert ok
     data = encoded.tobytes()
-    raw = zlib.decompress(run.png_idat(data))
+    raw = zlib.decompress(public_kernel.png_idat(data))
     assert len(raw) == 30 * (40 + 1)  # one filter byte per row
-    assert run.png_header(data) == (40, 30, 8, 0)
+    assert public_kernel.png_header(data) == (40, 30, 8, 0)
     with pytest.raises(ValueError, match="not a PNG"):
-        run.png_idat(b"GIF89a" + data)
+        public_kernel.png_idat(b"GIF89a" + data)
 
 
 def test_halve_then_resize_is_inter_area_for_a_halving():
     image = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
     expected = cv2.resize(image, (32, 32), interpolation=cv2.INTER_AREA)
-    assert np.array_equal(run.halve_then_resize(image, 32), expected)
-    assert run.halve_then_resize(image, 20).shape == (20, 20)
+    assert np.array_equal(public_kernel.halve_then_resize(image, 32), expected)
+    assert public_kernel.halve_then_resize(image, 20).shape == (20, 20)
 
 
 @pytest.mark.slow  # runs `python -m benchmarks.run --quick`: every benchmark once, ResNet50 included

@@ -125,16 +125,16 @@ def test_rgby_model_with_zero_yellow_matches_rgb_model():
 
 
 @pytest.mark.parametrize("source_grid", range(1, 40))
-def test_adapter_kernel_and_stride_gives_exactly_the_small_grid(source_grid):
+def test_adapter_kernel_size_and_stride_gives_exactly_the_small_grid(source_grid):
     for target_grid in range(1, source_grid + 1):
-        kernel, stride = models.adapter_kernel_and_stride(source_grid, target_grid)
-        assert (source_grid - kernel) // stride + 1 == target_grid
-        assert kernel >= stride >= 1  # every position of the large grid is covered
+        kernel_size, stride = models.adapter_kernel_size_and_stride(source_grid, target_grid)
+        assert (source_grid - kernel_size) // stride + 1 == target_grid
+        assert kernel_size >= stride >= 1  # every position of the large grid is covered
 
 
 def test_adapter_rejects_a_larger_target_grid():
     with pytest.raises(ValueError, match="cannot map 7x7 to the larger 16x16"):
-        models.adapter_kernel_and_stride(7, 16)
+        models.adapter_kernel_size_and_stride(7, 16)
 
 
 def test_feature_grid_and_adapter_for_small_sizes():
@@ -159,10 +159,10 @@ def test_feature_grid_and_adapter_for_small_sizes():
 def test_adapter_for_real_sizes(backbone, small_size, large_size, small_grid, large_grid):
     assert models.feature_grid(backbone, small_size) == small_grid
     assert models.feature_grid(backbone, large_size) == large_grid
-    kernel, stride = models.upscale_adapter_shape(backbone, small_size, large_size)
-    assert (large_grid - kernel) // stride + 1 == small_grid
+    kernel_size, stride = models.upscale_adapter_shape(backbone, small_size, large_size)
+    assert (large_grid - kernel_size) // stride + 1 == small_grid
     if backbone == "resnet50":
-        assert (kernel, stride) == (4, 2)  # the method's 16 -> 7
+        assert (kernel_size, stride) == (4, 2)  # the method's 16 -> 7
         model = models.build_model(backbone, large_size, source_image_size=small_size)
         assert model.get_layer("upscale_adapter").output.shape[1:3] == (7, 7)
         assert model.get_layer("head_dense").kernel.shape == (7 * 7 * 32, 1024)
@@ -291,9 +291,9 @@ def test_adapter_gives_the_small_grid_for_each_preset(preset):
         for stage in ("02_warmup_finetune", "03_upscale")
     )
     backbone, small, large = source["BACKBONE"], source["IMAGE_SIZE"], upscale["IMAGE_SIZE"]
-    kernel, stride = models.upscale_adapter_shape(backbone, small, large)
+    kernel_size, stride = models.upscale_adapter_shape(backbone, small, large)
     small_grid, large_grid = models.feature_grid(backbone, small), models.feature_grid(backbone, large)
-    assert (large_grid - kernel) // stride + 1 == small_grid
+    assert (large_grid - kernel_size) // stride + 1 == small_grid
     if backbone == "small":
         model = models.build_model(backbone, large, "rgby", source_image_size=small)
         assert model.get_layer("upscale_adapter").output.shape[1:3] == (small_grid, small_grid)

@@ -9,8 +9,8 @@ Every model built here is one chain of named layers::
 The names are the contract between stages: ``03_upscale`` builds a 512 px model whose layers
 carry the same names (and, apart from ``upscale_adapter``, the same shapes) as the 224 px model of
 ``02_warmup_finetune``, and loads its weights by name from a legacy ``.h5`` file
-(``save_weights`` / ``transfer_weights``). Why the backbone's BatchNormalization stays in inference
-mode is said once, in ``backbones.freeze_batch_normalization``.
+(``save_weights`` / ``transfer_weights``). Why and how the backbone's BatchNormalization stays in
+inference mode: ``backbones.freeze_batch_normalization``.
 
 ``backbones`` (the networks, their weights, feature grids), ``surgery`` (RGBY, the adapter's shape),
 ``build`` (the classifier) and ``weights`` (legacy .h5 files by name) hold the code; the names below
@@ -21,7 +21,7 @@ from hpa_utils.models.backbones import BACKBONES, CHANNELS, WeightsError, featur
 from hpa_utils.models.build import build_model, set_backbone_trainable, set_input_statistics
 from hpa_utils.models.surgery import (
     ADAPTER_NAME,
-    adapter_kernel_and_stride,
+    adapter_kernel_size_and_stride,
     rgby_backbone,
     rgby_from_rgb,
     upscale_adapter_shape,
@@ -33,7 +33,7 @@ __all__ = [
     "BACKBONES",
     "CHANNELS",
     "WeightsError",
-    "adapter_kernel_and_stride",
+    "adapter_kernel_size_and_stride",
     "build_model",
     "feature_grid",
     "load_weights",

@@ -107,13 +107,10 @@ def pretrained_backbone(backbone: str, image_size: int, weights) -> keras.Model:
 def freeze_batch_normalization(model: keras.Model) -> None:
     """Make every BatchNormalization layer inside ``model`` non-trainable (inference mode).
 
-    Why, for a pretrained backbone (the Keras fine-tuning guide's rule): its moving statistics come from
-    ImageNet; small fine-tuning batches would replace them with noisy estimates, and switching them to
-    training mode at unfreezing would shift every activation the warmed-up head has learned from. The
-    backbone is also called with ``training=False``, but in Keras 3 an outer ``fit`` overrides that for a
-    nested model, while a non-trainable BatchNormalization layer always uses its moving statistics.
-    A backbone trained from scratch has no statistics to keep: its BatchNormalization trains
-    (``quicken_batch_normalization``).
+    Why a pretrained backbone's statistics are kept is the lesson of notebooks/02_warmup_finetune.ipynb
+    (section 3). How: the backbone is also called with ``training=False``, but in Keras 3 an outer ``fit``
+    overrides that for a nested model, while a non-trainable BatchNormalization layer always uses its
+    moving statistics. A backbone trained from scratch has none to keep (``quicken_batch_normalization``).
     """
     for layer in walk_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):

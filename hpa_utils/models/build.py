@@ -1,4 +1,4 @@
-"""The classifier: input scaling and BatchNormalization, backbone, the kernel's head; freezing the backbone."""
+"""The classifier: input scaling and BatchNormalization, backbone, the public kernel's head; freezing."""
 
 from __future__ import annotations
 
@@ -17,6 +17,28 @@ from hpa_utils.models.backbones import (
 from hpa_utils.models.surgery import ADAPTER_NAME, rgby_from_rgb, upscale_adapter_shape
 
 
+def _backbone_model(backbone: str, image_size: int, weights, freeze_batch_norm: bool) -> keras.Model:
+    """The 3-channel backbone as one named layer, its BatchNormalization frozen or quickened."""
+    pretrained = pretrained_backbone(backbone, image_size, weights)
+    if freeze_batch_norm:
+        freeze_batch_normalization(pretrained)
+    else:
+        quicken_batch_normalization(pretrained)
+    backbone_model = keras.Model(pretrained.input, pretrained.output, name="backbone")
+    backbone_model.freeze_batch_norm = bool(freeze_batch_norm)
+    return backbone_model
+
+
+def _upscale_adapter(x, kernel_size: int, stride: int, filters: int):
+    """The named Conv2D that maps the larger feature grid back to the source grid, starting as an average."""
+    layer = keras.layers.Conv2D(filters, kernel_size, strides=stride, activation="relu", name=ADAPTER_NAME)
+    x = layer(x)
+    average = np.zeros((kernel_size, kernel_size, filters, filters), dtype="float32")
+    average[:, :, np.arange(filters), np.arange(filters)] = 1.0 / (kernel_size * kernel_size)
+    layer.set_weights([average, np.zeros(filters, dtype="float32")])
+    return x
+
+
 def build_model(
     backbone: str = "resnet50",
     image_size: int = 224,
@@ -28,7 +50,7 @@ def build_model(
     source_image_size: int | None = None,
     freeze_batch_norm: bool | None = None,
 ) -> keras.Model:
-    """The kernel's classifier: input scaling and BatchNormalization, a backbone, the 1x1-conv head.
+    """The public kernel's classifier: input scaling and BatchNormalization, a backbone, the 1x1-conv head.
 
     backbone: "resnet50", "inceptionv3" or "densenet121" (keras.applications, include_top=False),
         or "small" (``small_cnn``, for CPU demos).
@@ -54,15 +76,9 @@ def build_model(
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout={dropout!r} must be in [0, 1)")
 
-    pretrained = pretrained_backbone(backbone, image_size, weights)
     if freeze_batch_norm is None:
         freeze_batch_norm = weights not in (None, "none")
-    if freeze_batch_norm:
-        freeze_batch_normalization(pretrained)
-    else:
-        quicken_batch_normalization(pretrained)
-    backbone_model = keras.Model(pretrained.input, pretrained.output, name="backbone")
-    backbone_model.freeze_batch_norm = bool(freeze_batch_norm)
+    backbone_model = _backbone_model(backbone, image_size, weights, freeze_batch_norm)
 
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = keras.layers.Rescaling(1.0 / 255.0, name="input_scale")(inputs)
@@ -72,12 +88,7 @@ def build_model(
     x = backbone_model(x, training=False)
     x = keras.layers.Conv2D(head_filters, 1, activation="relu", name="head_conv")(x)
     if adapter is not None:
-        kernel, stride = adapter
-        adapter_layer = keras.layers.Conv2D(head_filters, kernel, strides=stride, activation="relu", name=ADAPTER_NAME)
-        x = adapter_layer(x)
-        average = np.zeros((kernel, kernel, head_filters, head_filters), dtype="float32")
-        average[:, :, np.arange(head_filters), np.arange(head_filters)] = 1.0 / (kernel * kernel)
-        adapter_layer.set_weights([average, np.zeros(head_filters, dtype="float32")])
+        x = _upscale_adapter(x, *adapter, head_filters)
     x = keras.layers.Flatten(name="head_flatten")(x)
     x = keras.layers.Dropout(dropout, name="head_dropout_1")(x)
     x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
@@ -120,10 +131,7 @@ def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
     """Freeze (False) or unfreeze (True) the "backbone" layer; the caller must recompile afterwards.
 
     Where the backbone's weights are pretrained (``build_model(freeze_batch_norm=...)``), its
-    BatchNormalization layers stay non-trainable either way, so they keep running in
-    inference mode with their pretrained moving statistics: fine-tuning batches are small (noisy
-    statistics would replace ImageNet's), and switching BatchNormalization to training mode when
-    unfreezing would shift every activation the head has just learned from and undo the warm-up.
+    BatchNormalization layers stay non-trainable either way (why: ``backbones.freeze_batch_normalization``).
     ``input_bn`` is outside the backbone and trains normally.
     """
     backbone = model.get_layer("backbone")

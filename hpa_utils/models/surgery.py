@@ -10,12 +10,12 @@ from hpa_utils.models.backbones import check_backbone, check_image_size, feature
 ADAPTER_NAME = "upscale_adapter"
 
 
-def adapter_kernel_and_stride(source_grid: int, target_grid: int) -> tuple[int, int]:
-    """(kernel, stride) of a 'valid' convolution that maps a source_grid side to exactly target_grid.
+def adapter_kernel_size_and_stride(source_grid: int, target_grid: int) -> tuple[int, int]:
+    """(kernel_size, stride) of a 'valid' convolution that maps a source_grid side to exactly target_grid.
 
-    stride = source_grid // target_grid and kernel = source_grid - stride * (target_grid - 1): the
-    output side is then exactly target_grid and kernel >= stride, so every position of the large
-    grid is seen (16 -> 7 gives kernel 4, stride 2; 14 -> 7 gives kernel 2, stride 2).
+    stride = source_grid // target_grid and kernel_size = source_grid - stride * (target_grid - 1): the
+    output side is then exactly target_grid and kernel_size >= stride, so every position of the large
+    grid is seen (16 -> 7 gives kernel size 4, stride 2; 14 -> 7 gives kernel size 2, stride 2).
     Raises ValueError when target_grid is larger than source_grid (the adapter only shrinks).
     """
     if target_grid < 1 or source_grid < 1:
@@ -26,12 +26,12 @@ def adapter_kernel_and_stride(source_grid: int, target_grid: int) -> tuple[int, 
             f"to the larger {target_grid}x{target_grid}"
         )
     stride = max(1, source_grid // target_grid)
-    kernel = source_grid - stride * (target_grid - 1)
-    return kernel, stride
+    kernel_size = source_grid - stride * (target_grid - 1)
+    return kernel_size, stride
 
 
 def upscale_adapter_shape(backbone: str, source_image_size: int, image_size: int) -> tuple[int, int]:
-    """(kernel, stride) of the adapter that maps the grid at ``image_size`` to the grid at ``source_image_size``.
+    """(kernel_size, stride) of the adapter that maps the grid at ``image_size`` to the grid at ``source_image_size``.
 
     ``source_image_size`` is the size the weights were trained at (224), ``image_size`` the new,
     larger size (512). Raises ValueError when the new grid is smaller than the source grid.
@@ -45,12 +45,12 @@ def upscale_adapter_shape(backbone: str, source_image_size: int, image_size: int
             f"{backbone}: image_size={image_size} gives a {large}x{large} feature grid, smaller than the "
             f"{small}x{small} grid of source_image_size={source_image_size}; the adapter only shrinks"
         )
-    return adapter_kernel_and_stride(large, small)
+    return adapter_kernel_size_and_stride(large, small)
 
 
-def _expand_kernel(kernel: np.ndarray) -> np.ndarray:
-    """Add a yellow input channel to a (kh, kw, 3, filters) kernel: a copy of the red channel's kernel."""
-    return np.concatenate([kernel, kernel[:, :, :1, :]], axis=2)
+def _add_yellow_input(weights: np.ndarray) -> np.ndarray:
+    """Add a yellow input channel to (kh, kw, 3, filters) convolution weights: a copy of the red channel's."""
+    return np.concatenate([weights, weights[:, :, :1, :]], axis=2)
 
 
 def rgby_backbone(backbone: keras.Model) -> keras.Model:
@@ -79,7 +79,7 @@ def rgby_backbone(backbone: keras.Model) -> keras.Model:
                         f"rgby_backbone: unexpected shape change in layer {old.name}: "
                         f"{old_value.shape} -> {tuple(new_variable.shape)}"
                     )
-                old_value = _expand_kernel(old_value)
+                old_value = _add_yellow_input(old_value)
                 widened.append(old.name)
             values.append(old_value)
         new.set_weights(values)

@@ -1,7 +1,8 @@
 """The embedded HPA-like dataset: label sets drawn from the real statistics, rendered cells, the Kaggle layout.
 
 One idea per file: ``label_sets`` (which classes a sample carries), ``cells`` (the field's geometry),
-``drawing`` (canvas helpers), ``stains`` (red, yellow, blue), ``green_patterns`` (one per class),
+``drawing`` (canvas helpers), ``stains`` (red, yellow, blue), ``green_patterns`` (one per class, from
+``green_nucleus``, ``green_cytoplasm`` and ``green_cytoskeleton``),
 ``sample`` (one field of view) and ``writer`` (the dataset on disk).
 """
 

@@ -378,3 +378,10 @@ def build_geometry(labels, size, rng):
         bridge = (midpoint, direction, gap / 2.0 + 3.0 * unit)
         cells[parent : parent + 1] = daughters
     return _rasterise(cells, size, unit, bridge)
+
+
+def cell_gains(geometry, rng, low=0.45, high=1.0, share=1.0):
+    """A brightness per cell; a cell shows the pattern with probability ``share``."""
+    gains = rng.uniform(low, high, len(geometry.cells))
+    gains[rng.random(len(geometry.cells)) > share] = 0.0
+    return gains

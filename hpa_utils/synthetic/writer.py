@@ -50,6 +50,28 @@ def make_ids(count: int, seed: int) -> list[str]:
     return ids
 
 
+def _labelled_splits(n_train: int, n_test: int, seed: int, min_per_class: int) -> dict:
+    """{"train": [(Id, label set), ...], "test": [...]}: Ids sorted, label sets drawn per split."""
+    ids = make_ids(n_train + n_test, seed)
+    splits = {}
+    for split_index, (split, split_ids, count) in enumerate(
+        (("train", ids[:n_train], n_train), ("test", ids[n_train:], n_test))
+    ):
+        label_sets = sample_label_sets(count, np.random.default_rng([seed, _LABEL_DRAWS, split_index]), min_per_class)
+        splits[split] = list(zip(sorted(split_ids), label_sets))
+    return splits
+
+
+def _write_label_files(folder: Path, splits: dict) -> None:
+    """train.csv, test_labels.csv (for evaluation only) and sample_submission.csv."""
+    for name, split in (("train.csv", "train"), ("test_labels.csv", "test")):
+        rows = [(image_id, labels_module.format_target(label_set)) for image_id, label_set in splits[split]]
+        _write_csv(folder / name, ("Id", "Target"), rows)
+    _write_csv(
+        folder / "sample_submission.csv", ("Id", "Predicted"), [(image_id, "0") for image_id, _ in splits["test"]]
+    )
+
+
 def generate(
     out_dir,
     n_train: int,
@@ -80,33 +102,12 @@ def generate(
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ValueError(f"{out_dir}: already exists and is not an empty folder; choose a new out_dir")
 
-    ids = make_ids(n_train + n_test, seed)
-    splits = {}
-    for split_index, (split, split_ids, count) in enumerate(
-        (("train", ids[:n_train], n_train), ("test", ids[n_train:], n_test))
-    ):
-        label_sets = sample_label_sets(count, np.random.default_rng([seed, _LABEL_DRAWS, split_index]), min_per_class)
-        splits[split] = list(zip(sorted(split_ids), label_sets))
-
+    splits = _labelled_splits(n_train, n_test, seed, min_per_class)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     temporary = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
     temporary.mkdir()  # (not tempfile.mkdtemp: its 0700 mode would stay on the dataset)
     try:
-        _write_csv(
-            temporary / "train.csv",
-            ("Id", "Target"),
-            [(image_id, labels_module.format_target(label_set)) for image_id, label_set in splits["train"]],
-        )
-        _write_csv(
-            temporary / "test_labels.csv",
-            ("Id", "Target"),
-            [(image_id, labels_module.format_target(label_set)) for image_id, label_set in splits["test"]],
-        )
-        _write_csv(
-            temporary / "sample_submission.csv",
-            ("Id", "Predicted"),
-            [(image_id, "0") for image_id, _ in splits["test"]],
-        )
+        _write_label_files(temporary, splits)
         tasks = []
         for split_index, split in enumerate(SPLITS):
             (temporary / split).mkdir()

@@ -6,41 +6,41 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpa_utils import experiments, labels
+from hpa_utils import labels, stage_steps
 
 
 def test_folds_to_train_defaults_to_all_and_rejects_bad_folds():
-    assert experiments.folds_to_train([], 3) == [0, 1, 2]
-    assert experiments.folds_to_train([2], 3) == [2]
+    assert stage_steps.folds_to_train([], 3) == [0, 1, 2]
+    assert stage_steps.folds_to_train([2], 3) == [2]
     with pytest.raises(ValueError, match=r"FOLDS \[3\]: each fold must be an integer 0..2"):
-        experiments.folds_to_train([3], 3)
+        stage_steps.folds_to_train([3], 3)
 
 
 def test_folds_are_written_once_and_reused(tmp_path):
     ids = [f"id{i}" for i in range(40)]
     targets = labels.to_multi_hot([[i % 3] for i in range(40)])
-    first = experiments.load_folds(tmp_path, ids, targets, 4, seed=1)
-    again = experiments.load_folds(tmp_path, ids, targets, 4, seed=99)  # the file wins over the seed
+    first = stage_steps.load_folds(tmp_path, ids, targets, n_folds=4, seed=1)
+    again = stage_steps.load_folds(tmp_path, ids, targets, n_folds=4, seed=99)  # the file wins over the seed
     np.testing.assert_array_equal(first, again)
     with pytest.raises(ValueError, match="has 4 folds but N_FOLDS = 5"):
-        experiments.load_folds(tmp_path, ids, targets, 5)
+        stage_steps.load_folds(tmp_path, ids, targets, n_folds=5)
 
 
 def write_fold(stage_dir, fold, rows, n_test, value):
     fold_dir = stage_dir / f"fold_{fold}"
-    experiments.save_array(fold_dir / "oof.npy", np.full((rows, 28), value, np.float32))
-    experiments.save_array(fold_dir / "test_pred.npy", np.full((n_test, 28), value, np.float32))
+    stage_steps.save_array(fold_dir / "oof.npy", np.full((rows, 28), value, np.float32))
+    stage_steps.save_array(fold_dir / "test_pred.npy", np.full((n_test, 28), value, np.float32))
     (fold_dir / "metrics.json").write_text("{}")
 
 
 def test_merge_covers_each_image_once_from_whatever_folds_exist(tmp_path):
     fold_of = np.array([0, 1, 0, 1, 1])
     write_fold(tmp_path, 0, 2, 3, 0.25)
-    oof, test_prediction, finished = experiments.merge_folds(tmp_path, fold_of, 3)
+    oof, test_prediction, finished = stage_steps.merge_folds(tmp_path, fold_of, 3)
     assert finished == [0]
     assert np.isnan(oof[fold_of == 1]).all() and (oof[fold_of == 0] == 0.25).all()
     write_fold(tmp_path, 1, 3, 3, 0.75)
-    oof, test_prediction, finished = experiments.merge_folds(tmp_path, fold_of, 3)
+    oof, test_prediction, finished = stage_steps.merge_folds(tmp_path, fold_of, 3)
     assert finished == [0, 1] and not np.isnan(oof).any()
     np.testing.assert_allclose(test_prediction, 0.5)
 
@@ -48,12 +48,12 @@ def test_merge_covers_each_image_once_from_whatever_folds_exist(tmp_path):
 def test_merge_refuses_predictions_that_do_not_fit_the_folds(tmp_path):
     write_fold(tmp_path, 0, 3, 3, 0.5)
     with pytest.raises(ValueError, match="fold_0: predictions of shape .* do not fit fold 0 \\(2 images\\)"):
-        experiments.merge_folds(tmp_path, np.array([0, 1, 0]), 3)
+        stage_steps.merge_folds(tmp_path, np.array([0, 1, 0]), 3)
 
 
 def test_thresholds_file_has_28_named_thresholds(tmp_path):
     report = {"best_global_threshold": 0.3, "per_class_thresholds": [0.1 * (i % 9) for i in range(28)]}
-    experiments.save_thresholds(tmp_path, report)
+    stage_steps.save_thresholds(tmp_path, report)
     saved = json.loads((tmp_path / "thresholds.json").read_text())
     assert saved["global"] == 0.3 and len(saved["per_class"]) == 28
     assert list(saved["classes"])[27] == "27 Rods & rings"
@@ -62,7 +62,7 @@ def test_thresholds_file_has_28_named_thresholds(tmp_path):
 def test_evaluate_scores_a_perfect_and_a_prior_prediction():
     rng = np.random.default_rng(0)
     targets = (rng.random((60, 28)) < 0.2).astype(np.float32)
-    scores = experiments.evaluate(targets * 0.9 + 0.05, targets, targets)
+    scores = stage_steps.evaluate(targets * 0.9 + 0.05, targets, targets)
     assert scores["val_f1_at_0.5"] == pytest.approx(1.0) and len(scores["per_class_f1"]) == 28
     assert scores["prior_baseline_f1"] < 0.5
 
@@ -101,11 +101,11 @@ def test_model_from_stage_and_start_model_keep_dropout_load_by_name_and_set_inpu
     stage = tmp_path / "02_warmup_finetune"
     stage.mkdir()
     history = pd.DataFrame({"epoch": [0], "loss": [0.5]})
-    experiments.save_stage(
+    stage_steps.save_stage(
         stage,
         source,
-        history,
-        {"val_f1_at_0.5": 0.0},
+        history=history,
+        scores={"val_f1_at_0.5": 0.0},
         backbone="small",
         channels="rgby",
         backbone_weights="none",
@@ -113,7 +113,7 @@ def test_model_from_stage_and_start_model_keep_dropout_load_by_name_and_set_inpu
         dropout=0.2,
     )
 
-    upscaled = experiments.model_from_stage(stage, 48)
+    upscaled = stage_steps.model_from_stage(stage, 48)
     assert upscaled.input.shape == (None, 48, 48, 4)
     assert upscaled.get_layer("upscale_adapter").output.shape[1:3] == (2, 2)
     assert upscaled.get_layer("head_dropout_1").rate == 0.2
@@ -124,14 +124,32 @@ def test_model_from_stage_and_start_model_keep_dropout_load_by_name_and_set_inpu
     images[:2] = 60  # held out: must not count
     is_held_out = np.array([True, True, False, False])
     assert (
-        experiments.start_model(stage, 48, "small", "rgby", "none", images, is_held_out)
+        stage_steps.start_model(
+            stage,
+            image_size=48,
+            backbone="small",
+            channels="rgby",
+            weights="none",
+            images=images,
+            is_held_out=is_held_out,
+        )
         .get_layer("head_dropout_2")
         .rate
         == 0.2
     )
     with pytest.raises(ValueError, match="trained as small/rgby, but BACKBONE/CHANNELS are resnet50/rgby"):
-        experiments.start_model(stage, 48, "resnet50", "rgby", "none", images, is_held_out)
-    fresh = experiments.start_model(None, 48, "small", "rgby", "none", images, is_held_out)
+        stage_steps.start_model(
+            stage,
+            image_size=48,
+            backbone="resnet50",
+            channels="rgby",
+            weights="none",
+            images=images,
+            is_held_out=is_held_out,
+        )
+    fresh = stage_steps.start_model(
+        None, image_size=48, backbone="small", channels="rgby", weights="none", images=images, is_held_out=is_held_out
+    )
     np.testing.assert_allclose(fresh.get_layer("input_bn").moving_mean.numpy(), 20 / 255, rtol=1e-6)
     np.testing.assert_allclose(fresh.get_layer("input_bn").moving_variance.numpy(), 0.0, atol=1e-9)
 

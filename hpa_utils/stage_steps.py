@@ -43,6 +43,7 @@ def load_training_data(
     data_dir,
     image_size: int,
     channels: str,
+    *,
     stage_dir,
     validation_fraction: float = 0.2,
     seed: int = 0,
@@ -78,7 +79,7 @@ def evaluate(probabilities, targets, train_targets, min_positives: int = 5) -> d
     }
 
 
-def save_stage(stage_dir, model, history: pd.DataFrame, scores: dict, **details) -> dict:
+def save_stage(stage_dir, model, *, history: pd.DataFrame, scores: dict, **details) -> dict:
     """Write the stage's weights (legacy .h5), history.csv and, last, metrics.json; return the metrics."""
     from hpa_utils import models
 
@@ -119,7 +120,7 @@ def model_from_stage(stage_path, image_size: int | None = None):
     return model
 
 
-def load_folds(stage_dir, ids, targets, n_folds: int, seed: int = 0) -> np.ndarray:
+def load_folds(stage_dir, ids, targets, *, n_folds: int, seed: int = 0) -> np.ndarray:
     """The fold of each image: stage_dir/folds.csv when it exists (runs that add folds agree), else made now."""
     path = Path(stage_dir) / "folds.csv"
     if path.is_file():
@@ -144,7 +145,7 @@ def folds_to_train(requested: list, n_folds: int) -> list[int]:
     return chosen
 
 
-def start_model(start_stage, image_size: int, backbone: str, channels: str, weights: str, images, is_held_out):
+def start_model(start_stage, *, image_size: int, backbone: str, channels: str, weights: str, images, is_held_out):
     """The model a fold starts from: a finished stage's weights (START_FROM), else a new model.
 
     A new model's input statistics come from ``images`` outside ``is_held_out`` (the fold's training rows).
@@ -164,7 +165,7 @@ def start_model(start_stage, image_size: int, backbone: str, channels: str, weig
     return model_from_stage(start_stage, image_size)
 
 
-def save_fold(fold_dir, model, history, images, is_fold, test_images, views: int, batch_size: int) -> dict:
+def save_fold(fold_dir, model, history, *, images, is_fold, test_images, views: int, batch_size: int) -> dict:
     """Predict the fold's held-out images (out-of-fold) and the test set with TTA; write them and the weights."""
     from hpa_utils import predict
 
@@ -173,7 +174,7 @@ def save_fold(fold_dir, model, history, images, is_fold, test_images, views: int
     test_prediction = predict.predict_tta(model, test_images, views=views, batch_size=batch_size)
     save_array(fold_dir / "oof.npy", oof)
     save_array(fold_dir / "test_pred.npy", test_prediction)
-    return save_stage(fold_dir, model, history, {"rows": int(is_fold.sum())}, views=views)
+    return save_stage(fold_dir, model, history=history, scores={"rows": int(is_fold.sum())}, views=views)
 
 
 def merge_folds(stage_dir, fold_of: np.ndarray, n_test: int):
@@ -207,7 +208,9 @@ def save_array(path, array) -> Path:
     return Path(path)
 
 
-def datasets(images, targets, is_validation, batch_size: int, augmentation: str = "none", seed: int = 0):
+def train_and_validation_pipelines(
+    images, targets, is_validation, *, batch_size: int, augmentation: str = "none", seed: int = 0
+):
     """(training, validation) tf.data pipelines over one image array: shuffled and augmented for training,
     plain for the held-out rows (``is_validation``: the validation split, or one fold)."""
     from hpa_utils import inputs
@@ -253,7 +256,7 @@ def score_if_labelled(data_dir, submission: pd.DataFrame) -> float | None:
     return score
 
 
-def save_kfold_metrics(stage_dir, report: dict, targets, oof, test_f1, **details) -> dict:
+def save_kfold_metrics(stage_dir, report: dict, *, targets, oof, test_f1, **details) -> dict:
     """metrics.json of the k-fold stage: OOF macro F1 at 0.5 / best global / per-class thresholds, test F1."""
     chosen = metrics.apply_thresholds(oof, report["per_class_thresholds"], at_least_one=True)
     result = {

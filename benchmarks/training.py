@@ -1,0 +1,206 @@
+"""Augmentation and training: imgaug's cost per image, and what our input pipeline adds to an epoch."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from benchmarks.common import Row, Settings, Variant, log, timed, timed_in_turns
+from hpa_utils import augment, cache, dataset, inputs, labels
+
+
+@dataclasses.dataclass
+class AugmentationContext:
+    settings: Settings
+    augmenters: dict
+    images: dict  # "model size" / "full size" -> a batch of rgby uint8 images
+
+
+def _augmentation(name: str, size: str) -> Variant:
+    def run(context: AugmentationContext) -> float:
+        return timed(
+            lambda: [
+                augment.augment_batch(context.images[size], context.augmenters[name], seed=seed)
+                for seed in range(context.settings.augment_calls)
+            ]
+        )
+
+    def detail(context: AugmentationContext, best: dict, row: str) -> str:
+        side = context.images[size].shape[1]
+        return f"{side} px rgby uint8, batches of {len(context.images[size])}, 1 thread"
+
+    return Variant(f"{name}, {size}", run, detail)
+
+
+AUGMENTATIONS = tuple(
+    _augmentation(name, size) for name in ("dihedral", "strong") for size in ("model size", "full size")
+)
+
+
+def measure_augmentation(settings: Settings, data_dir: Path, ids: list[str]) -> list[Row]:
+    """ms per image of augment_batch for "dihedral" and "strong", at the model size and the full size."""
+    count = settings.augment_batch
+    full = np.stack([dataset.load_sample(data_dir, "train", ids[index % len(ids)], "rgby") for index in range(count)])
+    size = (settings.load_size, settings.load_size)
+    small = np.stack([cv2.resize(image, size, interpolation=cv2.INTER_AREA) for image in full])
+    log(f"augmentation: batches of {count} rgby images at {settings.load_size} and {settings.source_size} px")
+    augmenters = {name: augment.build_augmenter(name) for name in ("dihedral", "strong")}
+    for augmenter in augmenters.values():  # first calls pay imgaug's imports and caches
+        augment.augment_batch(small, augmenter, seed=0)
+    context = AugmentationContext(settings, augmenters, {"model size": small, "full size": full})
+    best = timed_in_turns(AUGMENTATIONS, context, settings.repeats)
+    return [
+        Row(
+            variant.name,
+            1000 * best[variant.name] / (settings.augment_calls * count),
+            "ms/image",
+            "",
+            variant.describe(context, best),
+        )
+        for variant in AUGMENTATIONS
+    ]
+
+
+def build_small_model(settings: Settings):
+    """The ResNet50 the training and prediction sections share (rgby, weights none, at ``train_size``)."""
+    from hpa_utils import models, training
+
+    model = models.build_model("resnet50", settings.train_size, "rgby", "none")
+    return training.compile_model(model, learning_rate=1e-4)
+
+
+@dataclasses.dataclass
+class FeedContext:
+    images: np.ndarray
+    targets: np.ndarray
+    count: int
+    batch_size: int
+
+
+def _from_memory(context: FeedContext):
+    import tensorflow as tf
+
+    pairs = (np.array(context.images[: context.count]), context.targets[: context.count])
+    return tf.data.Dataset.from_tensor_slices(pairs).batch(context.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+# The feeds give the same batches (in order, no shuffling); ours adds the dihedral augmentation in one.
+# Each feed makes two rows: "epoch <name>" (with the model) and "pipeline alone, <name>" (without).
+FEEDS = (
+    Variant("from memory", _from_memory),
+    Variant(
+        "ours, no augmentation",
+        lambda c: inputs.make_dataset(c.images, c.targets, c.batch_size, indices=np.arange(c.count)),
+    ),
+    Variant(
+        "ours, dihedral",
+        lambda c: inputs.make_dataset(
+            c.images, c.targets, c.batch_size, augmentation="dihedral", indices=np.arange(c.count)
+        ),
+    ),
+)
+TRAINING_ROWS = tuple(f"epoch {feed.name}" for feed in FEEDS) + tuple(f"pipeline alone, {feed.name}" for feed in FEEDS)
+
+
+def _interleaved_steps(feeds: dict, model, settings: Settings) -> tuple[dict, dict]:
+    """Seconds and CPU seconds of each train step, one step per feed in turn, the order rotated each time.
+
+    The shared machine's load swings more than the effect measured here from one epoch to the next (a
+    step takes 1x or 2x), so it has to fall on every feed alike: an epoch is later its start-up plus
+    train_batches median steps (the fastest step is rare and lands on one feed by chance).
+    """
+    iterators = {name: iter(feed.repeat()) for name, feed in feeds.items()}
+
+    def train_step(name):
+        images_batch, targets_batch = next(iterators[name])
+        model.train_on_batch(images_batch, targets_batch)
+
+    for name in feeds:  # warm-up: traces the train step, fills each pipeline
+        for _ in range(2):
+            train_step(name)
+    seconds, processor = {name: [] for name in feeds}, {name: [] for name in feeds}
+    names = list(feeds)
+    for step_index in range(settings.training_repeats * settings.train_batches):
+        shift = step_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            processor_start = time.process_time()
+            seconds[name].append(timed(train_step, name))
+            processor[name].append(time.process_time() - processor_start)
+    return seconds, processor
+
+
+def _pipelines_alone(feeds: dict, repeats: int) -> tuple[dict, dict]:
+    """Each pipeline without a model (a new iterator, all batches): best seconds and CPU seconds per epoch."""
+    processor = {name: math.inf for name in feeds}
+
+    def alone(name):
+        def run(context):
+            processor_start = time.process_time()
+            seconds = timed(lambda: [None for _ in feeds[name]])
+            processor[name] = min(processor[name], time.process_time() - processor_start)
+            return seconds
+
+        return run
+
+    best = timed_in_turns([Variant(name, alone(name)) for name in feeds], None, repeats)
+    return best, processor
+
+
+def measure_training(
+    settings: Settings, data_dir: Path, ids: list[str], work_dir: Path, model
+) -> tuple[list[Row], float]:
+    """One epoch's time fed by make_dataset (memmap, with and without dihedral) vs from memory, and the
+    pipelines' own cost without a model. Returns the rows and the overhead (%) with dihedral augmentation.
+    """
+    count = min(len(ids), settings.batch_size * settings.train_batches)
+    images = cache.build_cache(
+        data_dir, "train", ids, settings.train_size, "rgby", cache_dir=work_dir / "training", progress=False
+    )
+    targets = labels.to_multi_hot(dataset.read_train_labels(data_dir)["labels"].tolist(), dtype=np.float32)
+    log(f"training: ResNet50 {settings.train_size} px rgby, {count} samples in batches of {settings.batch_size}")
+    context = FeedContext(images, targets, count, settings.batch_size)
+    feeds = {feed.name: feed.run(context) for feed in FEEDS}
+    startup = timed_in_turns(
+        [Variant(name, lambda c, feed=feed: timed(lambda: next(iter(feed)))) for name, feed in feeds.items()],
+        None,
+        settings.repeats,
+    )
+    steps, step_processor = _interleaved_steps(feeds, model, settings)
+    epoch = {name: startup[name] + settings.train_batches * float(np.median(steps[name])) for name in feeds}
+    processor = {name: settings.train_batches * float(np.median(step_processor[name])) for name in feeds}
+    memory, memory_processor = epoch["from memory"], processor["from memory"]
+    rows = []
+    for name in feeds:
+        overhead = 100 * (epoch[name] - memory) / memory
+        low, median, high = np.percentile(steps[name], [10, 50, 90])
+        rows.append(
+            Row(
+                f"epoch {name}",
+                epoch[name],
+                "s",
+                "baseline" if name == "from memory" else f"{overhead:+.1f} % overhead",
+                f"{count / epoch[name]:.1f} images/s; step median {median:.3f} s (p10 {low:.3f}, p90 {high:.3f}, "
+                f"{len(steps[name])} steps); start-up {1000 * startup[name]:.0f} ms; "
+                f"CPU time {100 * (processor[name] - memory_processor) / memory_processor:+.1f} %",
+            )
+        )
+    alone, alone_processor = _pipelines_alone(feeds, 3 * settings.repeats)
+    for name in feeds:
+        rows.append(
+            Row(
+                f"pipeline alone, {name}",
+                1000 * alone[name],
+                "ms/epoch",
+                f"{100 * alone[name] / memory:.1f} % of epoch",
+                f"CPU time {1000 * alone_processor[name]:.0f} ms = "
+                f"{100 * alone_processor[name] / memory_processor:.1f} % of a memory-fed epoch's; "
+                "the most it can add when nothing overlaps",
+            )
+        )
+    # the target: the pipeline as training uses it (make_dataset with dihedral augmentation)
+    return rows, 100 * (epoch["ours, dihedral"] - memory) / memory
