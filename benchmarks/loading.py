@@ -50,18 +50,26 @@ class Context:
         return len(self.ids)
 
 
-def _first_pass(context: Context) -> float:
-    with tempfile.TemporaryDirectory(dir=context.work_dir) as fresh:
-        return timed(
-            cache.build_cache,
-            context.data_dir,
-            "train",
-            context.ids,
-            context.size,
-            "rgby",
-            cache_dir=fresh,
-            progress=False,
-        )
+def _build(workers=None, cv2_threads=None):
+    def run(context: Context) -> float:
+        with tempfile.TemporaryDirectory(dir=context.work_dir) as fresh:
+
+            def call():
+                return timed(
+                    cache.build_cache,
+                    context.data_dir,
+                    "train",
+                    context.ids,
+                    context.size,
+                    "rgby",
+                    cache_dir=fresh,
+                    workers=workers,
+                    progress=False,
+                )
+
+            return call() if cv2_threads is None else with_cv2_threads(cv2_threads, call)
+
+    return run
 
 
 def _cached_passes(context: Context) -> float:
@@ -81,7 +89,7 @@ LOADING = (
     ),
     Variant(
         "ours first pass",
-        _first_pass,
+        _build(),
         lambda c, best, name: f"cache.build_cache into a fresh folder, {c.threads} threads",
     ),
     Variant(
@@ -227,28 +235,6 @@ def _inflate(workers):
         flat = [stream for sample in context.streams for stream in sample]
         with ThreadPoolExecutor(max_workers=workers(context)) as pool:
             return timed(lambda: list(pool.map(zlib.decompress, flat)))
-
-    return run
-
-
-def _build(workers=None, cv2_threads=None):
-    def run(context: Context) -> float:
-        with tempfile.TemporaryDirectory(dir=context.work_dir) as fresh:
-
-            def call():
-                return timed(
-                    cache.build_cache,
-                    context.data_dir,
-                    "train",
-                    context.ids,
-                    context.size,
-                    "rgby",
-                    cache_dir=fresh,
-                    workers=workers,
-                    progress=False,
-                )
-
-            return call() if cv2_threads is None else with_cv2_threads(cv2_threads, call)
 
     return run
 
