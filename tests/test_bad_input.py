@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from hpa_utils import dataset, synthetic
+from hpa_utils import dataset, environment, synthetic
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = environment.REPO_ROOT
 CLI_TIMEOUT = 120  # seconds; every CLI case fails before a notebook starts, in a few seconds
 
 

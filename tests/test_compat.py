@@ -4,13 +4,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 
-from hpa_utils import compat
+from hpa_utils import compat, environment
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = environment.REPO_ROOT
 
 # Runs in a fresh interpreter, so the "before" state is NumPy as imported, untouched by other tests.
 FRESH_PROCESS_CHECK = """
