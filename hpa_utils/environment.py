@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from hpa_utils.dataset.label_files import SAMPLE_SUBMISSION_CSV, TRAIN_CSV
+
 REPO_ROOT = Path(__file__).resolve().parents[1]  # the repository, or the hpa-utils dataset on Kaggle
 KAGGLE_SWITCH = "KAGGLE_KERNEL_RUN_TYPE"  # set by Kaggle in every kernel (Interactive or Batch)
 INPUT_ROOT_VARIABLE = "HPA_KAGGLE_INPUT"
@@ -21,7 +23,7 @@ COMPETITION = "human-protein-atlas-image-classification"
 PACKAGE_DATASET = "hpa-utils"  # the slug of the dataset that carries this package
 MAX_DEPTH = 5  # /kaggle/input/notebooks/<owner>/<kernel>/<stage> is 4 deep; one more for a nested upload
 MAX_FILE_DEPTH = 10  # a weights file may sit deep inside a dataset of pretrained models
-DATA_FILES = ("train.csv", "sample_submission.csv")  # with train/: a competition data folder
+DATA_FILES = (TRAIN_CSV, SAMPLE_SUBMISSION_CSV)  # with train/: a competition data folder
 IMAGE_FOLDERS = ("train", "test")
 MOUNT_LISTING_LIMIT = 40
 

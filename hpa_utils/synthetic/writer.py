@@ -14,6 +14,7 @@ import numpy as np
 
 from hpa_utils import checks
 from hpa_utils import labels as labels_module
+from hpa_utils.dataset.label_files import SAMPLE_SUBMISSION_CSV, TEST_LABELS_CSV, TRAIN_CSV
 from hpa_utils.synthetic.label_sets import sample_label_sets
 from hpa_utils.synthetic.sample import MIN_IMAGE_SIZE, render_sample
 
@@ -64,12 +65,10 @@ def _labelled_splits(n_train: int, n_test: int, seed: int, min_per_class: int) -
 
 def _write_label_files(folder: Path, splits: dict) -> None:
     """train.csv, test_labels.csv (for evaluation only) and sample_submission.csv."""
-    for name, split in (("train.csv", "train"), ("test_labels.csv", "test")):
+    for name, split in ((TRAIN_CSV, "train"), (TEST_LABELS_CSV, "test")):
         rows = [(image_id, labels_module.format_target(label_set)) for image_id, label_set in splits[split]]
         _write_csv(folder / name, ("Id", "Target"), rows)
-    _write_csv(
-        folder / "sample_submission.csv", ("Id", "Predicted"), [(image_id, "0") for image_id, _ in splits["test"]]
-    )
+    _write_csv(folder / SAMPLE_SUBMISSION_CSV, ("Id", "Predicted"), [(image_id, "0") for image_id, _ in splits["test"]])
 
 
 def generate(
@@ -133,14 +132,14 @@ def generate(
 def ensure_dataset(root, n_train: int, n_test: int, image_size: int, seed: int, min_per_class: int = 2) -> Path:
     """root/<dataset_name(...)>: generated on first use, reused afterwards (prints which)."""
     path = Path(root) / dataset_name(n_train, n_test, image_size, seed, min_per_class)
-    if (path / "train.csv").is_file():
+    if (path / TRAIN_CSV).is_file():
         print(f"synthetic dataset: reusing {path}")
         return path
     print(f"synthetic dataset: generating {path} ({n_train} train + {n_test} test images, {image_size} px)")
     try:
         return generate(path, n_train, n_test, image_size=image_size, seed=seed, min_per_class=min_per_class)
     except ValueError:
-        if (path / "train.csv").is_file():  # another process finished it first
+        if (path / TRAIN_CSV).is_file():  # another process finished it first
             return path
         raise
 
