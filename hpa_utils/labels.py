@@ -42,38 +42,42 @@ NUM_CLASSES = len(CLASS_NAMES)
 LABEL_SETS_FILE = Path(__file__).with_name("data") / "train_label_sets.csv"
 
 
-def target_problem(text) -> tuple[str, str | int | None] | None:
-    """What is wrong with a Target (or Predicted) string, as (kind, culprit), or None when it parses.
+class TargetError(ValueError):
+    """A Target (or Predicted) string that does not parse; ``kind`` and ``culprit`` say why, for callers that group.
 
     kind is "empty", "non-integer label" (culprit: the token) or "label outside" (culprit: the label).
     """
-    if not isinstance(text, str) or not text.strip():
-        return "empty", None
-    for token in text.split():
-        try:
-            label = int(token)
-        except ValueError:
-            return "non-integer label", token
-        if not 0 <= label < NUM_CLASSES:
-            return "label outside", label
-    return None
+
+    def __init__(self, message: str, kind: str, culprit=None):
+        super().__init__(message)
+        self.kind, self.culprit = kind, culprit
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.kind, self.culprit))
 
 
 def parse_target(text, where: str = "Target") -> list[int]:
     """Parse a space-separated Target string ("16 0") into a sorted list of unique labels.
 
-    ``where`` names the culprit in the error (file, row, Id). Raises ValueError on an empty or
-    non-integer Target or a label outside 0..27.
+    ``where`` names the culprit in the error (file, row, Id). Raises TargetError (a ValueError) on an
+    empty or non-integer Target or a label outside 0..27.
     """
-    problem = target_problem(text)
-    if problem is not None:
-        kind, culprit = problem
-        if kind == "empty":
-            raise ValueError(f"{where}: empty Target (expected labels 0..{NUM_CLASSES - 1})")
-        if kind == "non-integer label":
-            raise ValueError(f"{where}: Target {text!r} has a non-integer label {culprit!r}")
-        raise ValueError(f"{where}: Target {text!r} has label {culprit} outside 0..{NUM_CLASSES - 1}")
-    return sorted({int(token) for token in text.split()})
+    if not isinstance(text, str) or not text.strip():
+        raise TargetError(f"{where}: empty Target (expected labels 0..{NUM_CLASSES - 1})", "empty")
+    result = set()
+    for token in text.split():
+        try:
+            label = int(token)
+        except ValueError:
+            raise TargetError(
+                f"{where}: Target {text!r} has a non-integer label {token!r}", "non-integer label", token
+            ) from None
+        if not 0 <= label < NUM_CLASSES:
+            raise TargetError(
+                f"{where}: Target {text!r} has label {label} outside 0..{NUM_CLASSES - 1}", "label outside", label
+            )
+        result.add(label)
+    return sorted(result)
 
 
 def format_target(labels) -> str:

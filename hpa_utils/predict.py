@@ -168,15 +168,15 @@ def _as_text(value) -> str:
 
 def _prediction_problem(value) -> tuple[str, str] | None:
     """What is wrong with one Predicted value, as (kind, detail), or None."""
-    problem = labels.target_problem(_as_text(value))
-    if problem is None:
-        return None
-    kind, culprit = problem
-    if kind == "empty":
-        return "empty prediction", ""
-    if kind == "non-integer label":
-        return kind, f" ({culprit!r})"
-    return f"label outside 0..{labels.NUM_CLASSES - 1}", f" ({culprit})"
+    try:
+        labels.parse_target(_as_text(value))
+    except labels.TargetError as error:
+        if error.kind == "empty":
+            return "empty prediction", ""
+        if error.kind == "non-integer label":
+            return error.kind, f" ({error.culprit!r})"
+        return f"label outside 0..{labels.NUM_CLASSES - 1}", f" ({error.culprit})"
+    return None
 
 
 def validate_submission(df, sample_submission_df) -> None:

@@ -7,8 +7,9 @@ import pytest
 from hpa_utils import wheels
 
 # `make test` runs `pytest -n auto --dist loadfile --no-loadscope-reorder`: each file goes whole to one worker, in
-# collection order, and each worker starts with two files. The longest files (minutes each) go first, paired so
-# that the two workers' first pairs take about as long: pipeline + models, simulation + benchmarks.
+# collection order, and each worker starts with two files. The longest files (minutes each) go first, so that
+# they start at once on different workers instead of one of them waiting at the end (xdist's default order
+# sorts files by their number of tests, which put the pipeline late).
 LONGEST_FIRST = (
     "test_pipeline.py",
     "test_kaggle_simulation.py",

@@ -152,6 +152,17 @@ def test_dataset_error_caps_what_it_shows_but_keeps_every_problem(tmp_path):
     assert copy.problems == error.problems and str(copy) == str(error)
 
 
+def test_target_errors_say_their_kind_and_culprit_and_survive_pickling():
+    for text, kind, culprit in (("", "empty", None), ("3 x", "non-integer label", "x"), ("3 28", "label outside", 28)):
+        with pytest.raises(labels.TargetError) as error:
+            labels.parse_target(text, where="row 2")
+        assert (error.value.kind, error.value.culprit) == (kind, culprit)
+        assert str(error.value).startswith("row 2: ")
+        copy = pickle.loads(pickle.dumps(error.value))
+        assert (str(copy), copy.kind, copy.culprit) == (str(error.value), kind, culprit)
+    assert labels.parse_target(" 16 0 16 ") == [0, 16]
+
+
 def test_bom_crlf_extra_columns_blank_lines_and_spaces_are_tolerated(tmp_path):
     text = "\ufeffId,Target,Notes\r\na,16 0,x\r\n\r\n b , 5 ,y\r\nc,1,\r\n"
     write_csv(tmp_path / "train.csv", text)
