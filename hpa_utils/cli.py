@@ -1,4 +1,4 @@
-"""The command line: `python -m hpa_utils {run,validate,synth,kaggle-export}`."""
+"""The command line: `python -m hpa_utils {run,ablate,summary,validate,synth,kaggle-export}`."""
 
 from __future__ import annotations
 
@@ -25,6 +25,29 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="override a notebook parameter (VALUE is read as YAML: 3, 0.5, [0, 1], text)",
     )
+
+    ablate = commands.add_parser(
+        "ablate", help="run one stage for every setting and seed (its upstream stages once) and compare them"
+    )
+    ablate.add_argument("--preset", default="demo", help="a preset name or YAML file (default demo)")
+    ablate.add_argument("--stage", help="the stage to vary, e.g. 02_warmup_finetune")
+    ablate.add_argument(
+        "--vary", action="append", default=[], metavar="NAME=V1,V2", help="a parameter and its values (repeatable)"
+    )
+    ablate.add_argument("--seeds", type=int, default=3, help="runs per setting, SEED from the preset's up (default 3)")
+    ablate.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="vary one name at a time from the preset's values (default: every combination)",
+    )
+    ablate.add_argument("--data-dir", help="a Kaggle-layout folder (default: the embedded synthetic dataset)")
+    ablate.add_argument("--out", metavar="DIR", help="the ablation folder (the same --out again continues it)")
+    ablate.add_argument("--resume", metavar="DIR", help="continue the ablation in DIR as it was asked")
+    ablate.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE")
+
+    summary = commands.add_parser("summary", help="print a run folder's stage table (the README's results table)")
+    summary.add_argument("run_dir")
+    summary.add_argument("--markdown", action="store_true", help="as a Markdown table (default: plain text)")
 
     validate = commands.add_parser("validate", help="check a Kaggle-layout data folder and print every problem")
     validate.add_argument("data_dir")
@@ -61,6 +84,45 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _ablate(arguments) -> int:
+    from hpa_utils import ablation, parameters, runner
+
+    try:
+        if arguments.resume:
+            ablation.resume(arguments.resume)
+            return 0
+        if not arguments.stage:
+            raise ValueError("ablate needs --stage (or --resume DIR)")
+        ablation.ablate(
+            arguments.preset,
+            arguments.stage,
+            arguments.vary,
+            seeds=arguments.seeds,
+            out=arguments.out,
+            data_dir=arguments.data_dir,
+            overrides=parameters.parse_overrides(arguments.parameter),
+            one_at_a_time=arguments.one_at_a_time,
+        )
+    except runner.RunError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _summary(run_dir: str, as_markdown: bool) -> int:
+    from pathlib import Path
+
+    from hpa_utils import comparison
+
+    if not Path(run_dir).is_dir():
+        raise FileNotFoundError(f"{run_dir}: no such run folder")
+    table = comparison.table(run_dir)
+    if table.empty:
+        raise ValueError(f"{run_dir}: no training stage has finished there (no <stage>/metrics.json)")
+    print(comparison.markdown(table) if as_markdown else table.to_string(index=False))
+    return 0
+
+
 def main(argv=None) -> int:
     arguments = _parser().parse_args(argv)
     try:
@@ -68,6 +130,10 @@ def main(argv=None) -> int:
             from hpa_utils import runner
 
             return runner.main(arguments)
+        if arguments.command == "ablate":
+            return _ablate(arguments)
+        if arguments.command == "summary":
+            return _summary(arguments.run_dir, arguments.markdown)
         if arguments.command == "validate":
             from hpa_utils import dataset
 

@@ -47,7 +47,7 @@ def upstream_stages(stage: str) -> list[str]:
     """The stages whose kernel output ``stage`` reads: its direct upstream and every earlier training stage.
 
     The direct upstream gives the chain (03_upscale loads 02's weights); the earlier training stages
-    let stages.comparison_table show every score so far. 00_eda is only the direct upstream of 01.
+    let comparison.table show every score so far. 00_eda is only the direct upstream of 01.
     """
     index = stages.STAGES.index(stages.check_stage(stage))
     wanted = set(stages.STAGES[1:index]) | ({stages.STAGES[index - 1]} if index else set())

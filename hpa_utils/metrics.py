@@ -140,3 +140,88 @@ def prior_baseline_f1(train_targets, y_true) -> float:
     probabilities = np.broadcast_to(frequencies, y_true.shape)
     _, score = best_global_threshold(y_true, probabilities, at_least_one=True)
     return score
+
+
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0
+
+
+def _resample_counts(n_images: int, resamples: int, seed: int):
+    """Bootstrap resamples of ``n_images`` images as count vectors (how often each image is drawn), in chunks.
+
+    The same ``n_images``, ``resamples`` and ``seed`` give the same resamples: two predictions of the same
+    images are compared on the same draws (a paired bootstrap).
+    """
+    if n_images < 1:
+        raise ValueError("cannot bootstrap an empty set of images")
+    if resamples < 1:
+        raise ValueError(f"resamples must be at least 1, got {resamples}")
+    generator = np.random.default_rng(seed)
+    chunk = max(1, min(resamples, 20_000_000 // n_images))  # at most ~80 MB of counts at a time
+    for start in range(0, resamples, chunk):
+        draws = generator.integers(0, n_images, size=(min(chunk, resamples - start), n_images))
+        offsets = np.arange(len(draws))[:, None] * n_images  # one bincount for the whole chunk
+        counts = np.bincount((draws + offsets).ravel(), minlength=draws.size).reshape(draws.shape)
+        yield counts.astype(np.float32)
+
+
+def _weighted_macro_f1(counts: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """Macro F1 of each resample (rows of ``counts``), as macro_f1 computes it on the drawn images."""
+    truth, predicted = y_true.astype(np.float32), y_pred.astype(np.float32)
+    true_positives = counts @ (truth * predicted)
+    false_positives = counts @ ((1 - truth) * predicted)
+    false_negatives = counts @ (truth * (1 - predicted))
+    denominator = 2 * true_positives + false_positives + false_negatives
+    per_class = np.divide(
+        2 * true_positives, denominator, out=np.zeros_like(denominator), where=denominator > 0
+    )  # a class neither true nor predicted in a resample scores 0, as on the leaderboard
+    return per_class.mean(axis=1)
+
+
+def bootstrap_macro_f1(
+    y_true, predictions, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+) -> np.ndarray:
+    """Macro F1 of each of ``predictions`` (a list of multi-hot (N, 28) arrays of the same images) on
+    ``resamples`` bootstrap draws of the images: shape (len(predictions), resamples).
+
+    Every prediction is scored on the same draws, so the rows can be subtracted (a paired bootstrap).
+    """
+    checked = [_check_pair(y_true, prediction, "y_pred") for prediction in predictions]
+    if not checked:
+        raise ValueError("predictions is empty")
+    for _, prediction in checked:
+        if not np.isin(prediction, (0, 1)).all():
+            raise ValueError("y_pred must be multi-hot (only 0 and 1); use apply_thresholds on probabilities")
+    truth = checked[0][0]
+    scores = [[] for _ in checked]
+    for counts in _resample_counts(len(truth), resamples, seed):
+        for row, (_, prediction) in zip(scores, checked):
+            row.append(_weighted_macro_f1(counts, truth, prediction))
+    return np.array([np.concatenate(row) for row in scores])
+
+
+def interval(values, level: float = 0.95) -> list[float]:
+    """The central ``level`` percentile interval of bootstrap ``values``: [low, high]."""
+    values = np.asarray(values, dtype=np.float64)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return [float(low), float(high)]
+
+
+def f1_interval(y_true, y_pred, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> list[float]:
+    """95 % bootstrap interval of macro F1 over the images (the threshold is fixed: it was chosen before)."""
+    return interval(bootstrap_macro_f1(y_true, [y_pred], resamples, seed)[0])
+
+
+def paired_difference(
+    y_true, y_pred, y_pred_before, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+) -> dict:
+    """Macro F1 of ``y_pred`` minus that of ``y_pred_before`` on the same images, with its 95 % paired
+    bootstrap interval: {"difference", "ci95", "share_better"} (share of resamples where y_pred scores higher)."""
+    scores = bootstrap_macro_f1(y_true, [y_pred, y_pred_before], resamples, seed)
+    differences = scores[0] - scores[1]
+    return {
+        "difference": macro_f1(y_true, y_pred) - macro_f1(y_true, y_pred_before),
+        "ci95": interval(differences),
+        "share_better": float((differences > 0).mean()),
+    }

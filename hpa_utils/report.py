@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hpa_utils import files, plots, stages
+from hpa_utils import comparison, files, plots, stages
 
 
 def _cell(value) -> str:
@@ -30,7 +30,7 @@ def _figure_tag(figure) -> str:
 def write_report(run_dir) -> Path:
     """Write RUN_DIR/report.html from what the run's stages left (works on partial runs too)."""
     run_dir = Path(run_dir)
-    table = stages.comparison_table(str(run_dir))
+    table = comparison.table(str(run_dir))
     per_class = stages.per_class_by_stage(str(run_dir))
     links = []
     for stage in stages.STAGES:
@@ -46,9 +46,7 @@ def write_report(run_dir) -> Path:
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style>",
         f"<h1>Run {html.escape(run_dir.name)}</h1>",
         "<h2>Stages</h2>",
-        table.astype(object).map(_cell).to_html(index=False)
-        if len(table)
-        else "<p>No training stage has finished yet.</p>",
+        table.to_html(index=False) if len(table) else "<p>No training stage has finished yet.</p>",
     ]
     if per_class:
         parts += ["<h2>Per-class F1</h2>", _figure_tag(plots.per_class_f1(per_class))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import sys
@@ -84,6 +85,25 @@ def new_run_dir(out: str | None, preset_name: str) -> Path:
     return run_dir
 
 
+@contextlib.contextmanager
+def kernel_stderr_to(log_path: Path):
+    """Send file descriptor 2 (which the notebook kernel inherits: TensorFlow's C++ start-up lines, kernel
+    warnings) to ``log_path`` meanwhile; yield a stream to the console for the progress bar."""
+    sys.stderr.flush()
+    console_fd = os.dup(2)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+    console = os.fdopen(os.dup(console_fd), "w", buffering=1)
+    try:
+        yield console
+    finally:
+        console.close()
+        sys.stderr.flush()
+        os.dup2(console_fd, 2)
+        os.close(console_fd)
+
+
 def execute_notebook(
     source: Path,
     output: Path,
@@ -95,13 +115,14 @@ def execute_notebook(
     """Execute ``source`` into ``output`` (+ .html) with papermill in ``cwd``; return the seconds it took.
 
     ``injected``: the parameters papermill injects. ``kernel_environment`` sets (or, with None, removes)
-    variables for the notebook's kernel only. Raises
-    RunError naming the failing cell and the executed copy that shows the error.
+    variables for the notebook's kernel only. The kernel's own stderr goes to ``output`` with suffix .log (the
+    console keeps one progress bar). Raises RunError naming the failing cell and the executed copy that shows it.
     """
     import papermill
 
     label = label or Path(source).stem
     started = time.time()
+    log_path = output.with_suffix(".log")
     saved = os.environ.copy()  # papermill takes no environment: the kernel inherits os.environ
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
@@ -111,19 +132,21 @@ def execute_notebook(
         else:
             os.environ[name] = str(value)
     try:
-        papermill.execute_notebook(
-            str(source),
-            str(output),
-            parameters=injected,
-            cwd=str(cwd),
-            progress_bar={"desc": label, "unit": "cell"},
-            kernel_name="python3",
-        )
+        with kernel_stderr_to(log_path) as console:
+            papermill.execute_notebook(
+                str(source),
+                str(output),
+                parameters=injected,
+                cwd=str(cwd),
+                progress_bar={"desc": label, "unit": "cell", "file": console, "leave": True},
+                kernel_name="python3",
+            )
     except papermill.PapermillExecutionError as error:
         write_html(output)
         raise RunError(
             f"{label} failed in cell {error.exec_count} with {error.ename}: {error.evalue}\n"
-            f"  the executed copy shows the error: {output} (and {output.with_suffix('.html')})"
+            f"  the executed copy shows the error: {output} (and {output.with_suffix('.html')}; "
+            f"the kernel's own messages: {log_path})"
         ) from None
     finally:
         os.environ.clear()
@@ -159,24 +182,33 @@ def write_html(notebook_path: Path) -> Path | None:
     return target
 
 
+def headline(metrics: dict) -> str:
+    """A stage's scores in one line: macro F1 at the best single threshold with its interval, the prior, and
+    (04) the out-of-fold and test scores."""
+    parts = []
+    if isinstance(metrics.get("val_f1_at_best_global"), (int, float)):
+        where = "out of fold" if "oof_f1_at_per_class" in metrics else "validation"
+        low, high = metrics.get("val_f1_at_best_global_ci95") or (float("nan"), float("nan"))
+        parts.append(f"{where} F1 {metrics['val_f1_at_best_global']:.3f} [{low:.3f}, {high:.3f}] at best threshold")
+    if isinstance(metrics.get("oof_f1_at_per_class"), (int, float)):
+        parts.append(f"per-class thresholds {metrics['oof_f1_at_per_class']:.3f}")
+    if isinstance(metrics.get("test_f1"), (int, float)):
+        parts.append(f"test {metrics['test_f1']:.3f}")
+    if isinstance(metrics.get("prior_baseline_f1"), (int, float)):
+        parts.append(f"prior {metrics['prior_baseline_f1']:.3f}")
+    return ", ".join(parts)
+
+
 def summary(run_dir: Path, statuses: dict) -> str:
-    """A one-screen table: each stage's status, seconds and validation score."""
-    lines = [f"run {run_dir}", f"{'stage':<20} {'status':<9} {'seconds':>8}  score"]
+    """A one-screen table: each stage's status, seconds and headline score (with its 95 % interval)."""
+    lines = [f"run {run_dir}", f"{'stage':<20} {'status':<9} {'seconds':>8}  score [95% interval]"]
     for stage, (status, seconds) in statuses.items():
-        score = ""
         metrics_path = run_dir / stage / "metrics.json"
-        if metrics_path.is_file():
-            metrics = files.read_json(metrics_path)
-            parts = [
-                f"{key}={metrics[key]:.3f}"
-                for key in ("val_f1_at_0.5", "oof_f1_at_per_class", "test_f1")
-                if isinstance(metrics.get(key), (int, float))
-            ]
-            score = "  ".join(parts)
+        score = headline(files.read_json(metrics_path)) if metrics_path.is_file() else ""
         lines.append(f"{stage:<20} {status:<9} {seconds:>8.0f}  {score}")
     report = run_dir / "report.html"
     if report.is_file():
-        lines.append(f"report: {report}")
+        lines.append(f"report: {report}  (table: python -m hpa_utils summary {run_dir} --markdown)")
     return "\n".join(lines)
 
 
@@ -199,8 +231,11 @@ def run(
     only=None,
     overrides: dict | None = None,
     resume: str | None = None,
+    verbose: bool = True,
 ) -> Path:
     """Run (or resume) the pipeline and return the run folder. Raises RunError at the first failing stage.
+
+    ``verbose``: the opening lines and the closing summary (without: each stage's progress bar and result line).
 
     A wrong preset, parameter name or type, stage, --data-dir or --out raises ValueError, FileExistsError or
     PermissionError before the run folder is created and before any notebook starts.
@@ -227,7 +262,9 @@ def run(
             "stages": {},
         }
         files.write_json(run_dir / RUN_FILE, record)
-    print(f"run {run_dir}: preset {preset_record['name']}, stages {', '.join(chosen)}", flush=True)
+    if verbose:
+        print(f"run {run_dir}: preset {preset_record['name']}, stages {', '.join(chosen)}", flush=True)
+        print(f"  (parameters: {run_dir / RUN_FILE}; full logs: {run_dir}/<stage>.ipynb and .log)", flush=True)
     statuses = {}
     try:
         for stage in chosen:
@@ -236,18 +273,21 @@ def run(
                 print(f"{stage}: finished earlier, kept as it is", flush=True)
                 continue
             injected = stage_parameters(preset_record, overrides, stage, run_dir, data_dir)
-            print(f"{stage}: running with {injected}", flush=True)
             statuses[stage] = ("failed", 0.0)
             seconds = execute_stage(stage, run_dir, injected)
             statuses[stage] = ("done", seconds)
             record["stages"][stage] = {
                 "seconds": round(seconds, 1),
                 "finished": dt.datetime.now().isoformat(timespec="seconds"),
+                "parameters": injected,
             }
             files.write_json(run_dir / RUN_FILE, record)
+            scores = headline(files.read_json(run_dir / stage / "metrics.json"))
+            print(f"{stage}: done in {seconds:.0f} s. {scores}", flush=True)
     finally:
         write_report(run_dir)
-        print(summary(run_dir, statuses), flush=True)
+        if verbose:
+            print(summary(run_dir, statuses), flush=True)
     return run_dir
 
 

@@ -67,16 +67,34 @@ def load_training_data(
 
 
 def evaluate(probabilities, targets, train_targets, min_positives: int = 5) -> dict:
-    """Validation scores: macro F1 at 0.5, at the best global threshold, per-class F1, the prior baseline."""
+    """Validation scores: macro F1 at 0.5, at the best global threshold (with its 95 % bootstrap interval over the
+    images, the threshold held fixed), per-class F1, the prior baseline."""
     report = metrics.threshold_report(targets, probabilities, min_positives)
     best = metrics.apply_thresholds(probabilities, report["best_global_threshold"], at_least_one=False)
     return {
         "val_f1_at_0.5": report["f1_at_0.5"],
         "val_f1_at_best_global": report["f1_at_best_global"],
+        "val_f1_at_best_global_ci95": metrics.f1_interval(targets, best),
+        "validation_images": len(targets),
         "best_global_threshold": report["best_global_threshold"],
         "per_class_f1": [round(float(value), 4) for value in metrics.per_class_f1(targets, best)],
         "prior_baseline_f1": metrics.prior_baseline_f1(train_targets, targets),
     }
+
+
+def evaluate_validation(probabilities, data: TrainingData, *, stage_dir) -> dict:
+    """``evaluate`` on the validation split, keeping its predictions (predictions.npz) for the stage comparisons."""
+    rows = data.validation_indices
+    scores = evaluate(probabilities, data.targets[rows], data.targets[data.train_indices])
+    stages.write_predictions(
+        stage_dir,
+        ids=data.table["Id"].to_numpy()[rows],
+        targets=data.targets[rows],
+        probabilities=probabilities,
+        threshold=scores["best_global_threshold"],
+        image_set="validation",
+    )
+    return scores
 
 
 def save_stage(stage_dir, model, *, history: pd.DataFrame, scores: dict, **details) -> dict:
@@ -256,20 +274,35 @@ def score_if_labelled(data_dir, submission: pd.DataFrame) -> float | None:
     return score
 
 
-def save_kfold_metrics(stage_dir, report: dict, *, targets, oof, test_f1, **details) -> dict:
-    """metrics.json of the k-fold stage: OOF macro F1 at 0.5 / best global / per-class thresholds, test F1."""
+def save_kfold_metrics(stage_dir, report: dict, *, ids, targets, oof, test_f1, **details) -> dict:
+    """metrics.json of the k-fold stage: OOF macro F1 at 0.5 / best global / per-class thresholds (with 95 %
+    bootstrap intervals over the images), test F1; and the OOF predictions (predictions.npz)."""
+    at_global = metrics.apply_thresholds(oof, report["best_global_threshold"], at_least_one=False)
     chosen = metrics.apply_thresholds(oof, report["per_class_thresholds"], at_least_one=True)
+    global_interval = metrics.f1_interval(targets, at_global)
     result = {
         "val_f1_at_0.5": report["f1_at_0.5"],
         "val_f1_at_best_global": report["f1_at_best_global"],
+        "val_f1_at_best_global_ci95": global_interval,
+        "validation_images": len(targets),
         "oof_f1_at_0.5": report["f1_at_0.5"],
         "oof_f1_at_best_global": report["f1_at_best_global"],
+        "oof_f1_at_best_global_ci95": global_interval,
         "oof_f1_at_per_class": report["f1_at_per_class"],
+        "oof_f1_at_per_class_ci95": metrics.f1_interval(targets, chosen),
         "test_f1": test_f1,
         "best_global_threshold": report["best_global_threshold"],
         "per_class_f1": [round(float(value), 4) for value in metrics.per_class_f1(targets, chosen)],
         "prior_baseline_f1": metrics.prior_baseline_f1(targets, targets),
         **details,
     }
+    stages.write_predictions(
+        stage_dir,
+        ids=ids,
+        targets=targets,
+        probabilities=oof,
+        threshold=report["best_global_threshold"],
+        image_set="out of fold",
+    )
     stages.write_metrics(stage_dir, result)
     return result

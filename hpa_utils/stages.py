@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 
 from hpa_utils import environment, files, labels
 
+PREDICTIONS_FILE = "predictions.npz"
 STAGES = ("00_eda", "01_baseline", "02_warmup_finetune", "03_upscale", "04_kfold")
 
 
@@ -88,6 +89,40 @@ def read_metrics(stage_path) -> dict:
     return files.read_json(Path(stage_path) / "metrics.json")
 
 
+def write_predictions(stage_path, *, ids, targets, probabilities, threshold: float, image_set: str) -> Path:
+    """stage_path/predictions.npz: the images a stage was scored on (Ids, multi-hot targets, probabilities),
+    the threshold its headline score used, and what the images are ("validation", "out of fold").
+
+    The comparison table scores two stages on the same bootstrap draws of these images (a paired bootstrap).
+    """
+    ids = np.asarray(ids, dtype=str)
+    if not len(ids) == len(targets) == len(probabilities):
+        raise ValueError(f"{len(ids)} Ids, {len(targets)} target rows, {len(probabilities)} prediction rows")
+    target = Path(stage_path) / PREDICTIONS_FILE
+    with files.atomic_write(target) as temporary:
+        with open(temporary, "wb") as handle:
+            np.savez_compressed(
+                handle,
+                ids=ids,
+                targets=np.asarray(targets, dtype=np.uint8),
+                probabilities=np.asarray(probabilities, dtype=np.float32),
+                threshold=np.float64(threshold),
+                image_set=np.str_(image_set),
+            )
+    return target
+
+
+def read_predictions(stage_path) -> dict | None:
+    """What write_predictions wrote, as a dict of arrays (threshold a float, image_set a str); None if absent."""
+    path = Path(stage_path) / PREDICTIONS_FILE
+    if not path.is_file():
+        return None
+    with np.load(path) as saved:
+        result = {name: saved[name] for name in ("ids", "targets", "probabilities")}
+        result["threshold"], result["image_set"] = float(saved["threshold"]), str(saved["image_set"])
+    return result
+
+
 def per_class_by_stage(output_dir: str = "", upstream_dir: str = "") -> dict:
     """{stage: per-class validation F1} for every finished training stage (for plots.per_class_f1)."""
     result = {}
@@ -97,31 +132,3 @@ def per_class_by_stage(output_dir: str = "", upstream_dir: str = "") -> dict:
         if len(metrics.get("per_class_f1") or []) == labels.NUM_CLASSES:
             result[stage] = metrics["per_class_f1"]
     return result
-
-
-def comparison_table(output_dir: str = "", upstream_dir: str = "") -> pd.DataFrame:
-    """One row per finished training stage: its validation macro F1 (and OOF/test scores where it has them)."""
-    rows = []
-    for stage in STAGES[1:]:
-        try:
-            metrics = read_metrics(find_stage(stage, output_dir, upstream_dir))
-        except StageMissingError:
-            continue
-        rows.append(
-            {
-                "stage": stage,
-                "validation macro F1 @0.5": metrics.get("val_f1_at_0.5"),
-                "validation macro F1 @best threshold": metrics.get("val_f1_at_best_global"),
-                "OOF macro F1 (per-class thresholds)": metrics.get("oof_f1_at_per_class"),
-                "test macro F1": metrics.get("test_f1"),
-                "prior baseline F1": metrics.get("prior_baseline_f1"),
-                "image size": metrics.get("image_size"),
-                "epochs": metrics.get("epochs"),
-                "seconds": metrics.get("seconds"),
-            }
-        )
-    table = pd.DataFrame(rows).dropna(axis=1, how="all")
-    for column in ("image size", "epochs", "seconds"):  # whole numbers, even where a stage lacks one (04: epochs)
-        if column in table:
-            table[column] = table[column].astype("Int64")
-    return table
