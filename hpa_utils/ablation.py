@@ -185,9 +185,11 @@ def ablate(
     recorded = check_record(out_dir, request)
     print(f"ablation {out_dir}: {stage}, {len(runs)} runs ({len(runs) // seeds} settings x {seeds} seeds)", flush=True)
     run_upstream(preset, upstream_stages(preset_record, stage), out_dir, request["data_dir"], overrides)
-    if not recorded:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        files.write_json(out_dir / RECORD_FILE, {**request, "created": dt.datetime.now().isoformat(timespec="seconds")})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    created = (
+        files.read_json(out_dir / RECORD_FILE)["created"] if recorded else dt.datetime.now().isoformat("T", "seconds")
+    )
+    files.write_json(out_dir / RECORD_FILE, {**request, "reference": reference, "created": created})
     for number, setting in enumerate(runs, 1):
         print(f"[{number}/{len(runs)}] {setting.label()} SEED={setting.seed}", flush=True)
         run_setting(request, setting, out_dir)

@@ -50,9 +50,19 @@ def image_interval(out: Path, stage: str, runs_after: list[str], runs_before: li
     return metrics.interval(differences)
 
 
-def per_setting(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+def setting_labels(table: pd.DataFrame, names: list[str], reference: dict) -> pd.Series:
+    """Each run's setting in words: the values that differ from the reference, or "reference (...)"."""
+
+    def label(row) -> str:
+        changed = [f"{name}={row[name]}" for name in names if str(row[name]) != str(reference[name])]
+        return ", ".join(changed) or "reference (" + ", ".join(f"{name}={reference[name]}" for name in names) + ")"
+
+    return table.apply(label, axis=1)
+
+
+def per_setting(table: pd.DataFrame, names: list[str], reference: dict) -> pd.DataFrame:
     """Mean, spread and range of the headline score for each setting (over its seeds)."""
-    grouped = table.groupby(names, sort=False, dropna=False)
+    grouped = table.assign(setting=setting_labels(table, names, reference)).groupby("setting", sort=False)
     summary = grouped[HEADLINE].agg(runs="count", mean="mean", sd="std", low="min", high="max").reset_index()
     summary["mean @0.5"] = grouped["val_f1_at_0.5"].mean().to_numpy()
     summary["mean seconds"] = grouped["seconds"].mean().round().astype(int).astype(str).to_numpy()
@@ -63,11 +73,12 @@ def paired(out: Path, stage: str, table: pd.DataFrame, names: list[str], referen
     """For each varied name and each value other than the reference: the score difference to the reference
     value in runs that agree on everything else (the other values, the seed)."""
     rows = []
+    table = table.astype({name: str for name in names})  # as ablation.csv reads back: compare values as text
     for name in names:
         others = [other for other in names if other != name] + ["SEED"]
-        base = table[table[name] == reference[name]]
+        base = table[table[name] == str(reference[name])]
         for value in table[name].unique():
-            if value == reference[name]:
+            if value == str(reference[name]):
                 continue
             joined = table[table[name] == value].merge(base, on=others, suffixes=("", "_reference"))
             if joined.empty:
@@ -101,32 +112,46 @@ def _format(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({column: [cell(column, value) for value in frame[column]] for column in frame.columns})
 
 
+def summaries(out, stage: str, table: pd.DataFrame, names: list[str], reference: dict):
+    """(per setting, paired differences), formatted as text cells; empty frames before any run has finished."""
+    if table.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    differences = paired(out, stage, table, names, reference)
+    return _format(per_setting(table, names, reference)), _format(differences) if len(differences) else differences
+
+
+def image_set(out, stage: str, table: pd.DataFrame) -> str:
+    """What the runs were scored on, e.g. "validation images (200)"; "" before any run has finished."""
+    saved = stages.read_predictions(Path(out) / table["run"].iloc[0] / stage) if len(table) else None
+    return f"{saved['image_set']} images ({len(saved['ids'])})" if saved else ""
+
+
+INTERVAL_NOTE = (
+    "`95% over images`: a paired bootstrap (1,000 draws of the images, every run scored on the same draws) of "
+    "the difference between the seeds' mean scores; `sd over seeds`: how much one seed's difference varies."
+)
+
+
 def markdown(out: Path, stage: str, table: pd.DataFrame, names: list[str], reference: dict) -> str:
     """ablation.md: what was run, the scores per setting, and the paired differences to the reference."""
     record = files.read_json(Path(out) / "ablation.json") if (Path(out) / "ablation.json").is_file() else {}
-    images = ""
-    if len(table):
-        saved = stages.read_predictions(Path(out) / table["run"].iloc[0] / stage)
-        images = f" on the same {saved['image_set']} images ({len(saved['ids'])})" if saved else ""
+    by_setting, differences = summaries(out, stage, table, names, reference)
     lines = [
         f"# Ablation of {stage}",
         "",
-        f"Preset {record.get('preset', '?')}, {len(table)} finished runs, reference: "
-        + ", ".join(f"{name}={reference[name]}" for name in names)
-        + f". Score: macro F1 at the best single threshold{images}, each run its own threshold.",
+        f"Preset {record.get('preset', '?')}, {len(table)} finished runs. Score: macro F1 at the best single "
+        f"threshold on the same {image_set(out, stage, table) or 'images'}, each run its own threshold.",
         "",
         "## Per setting (over seeds)",
         "",
-        comparison.markdown(_format(per_setting(table, names))) if len(table) else "(no run has finished)",
+        comparison.markdown(by_setting) if len(by_setting) else "(no run has finished)",
         "",
         "## Paired differences to the reference (same seed, everything else equal)",
         "",
-        "`95% over images`: a paired bootstrap (1,000 draws of the images, every run scored on the same draws) of "
-        "the difference between the seeds' mean scores; `sd over seeds`: how much one seed's difference varies.",
+        INTERVAL_NOTE,
         "",
+        comparison.markdown(differences) if len(differences) else "(no pair has finished yet)",
     ]
-    differences = paired(out, stage, table, names, reference) if len(table) else pd.DataFrame()
-    lines.append(comparison.markdown(_format(differences)) if len(differences) else "(no pair has finished yet)")
     return "\n".join(lines) + "\n"
 
 

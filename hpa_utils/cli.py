@@ -119,7 +119,10 @@ def _summary(run_dir: str, as_markdown: bool) -> int:
     table = comparison.table(run_dir)
     if table.empty:
         raise ValueError(f"{run_dir}: no training stage has finished there (no <stage>/metrics.json)")
-    print(comparison.markdown(table) if as_markdown else table.to_string(index=False))
+    if as_markdown:  # the scores only: seconds move with the machine's load, the scores do not
+        print(comparison.markdown(table.drop(columns=["seconds"], errors="ignore")))
+    else:
+        print(table.to_string(index=False))
     return 0
 
 

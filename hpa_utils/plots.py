@@ -139,8 +139,8 @@ def intensity_histograms(data_dir, ids, image_size=256):
 
 
 def per_class_f1(per_class: dict):
-    """A grouped bar chart of per-class F1 for each stage ({stage: 28 values})."""
-    figure, axis = plt.subplots(figsize=(14, 5))
+    """A grouped bar chart of per-class F1 for each stage ({stage: 28 values}); the legend beside the axes."""
+    figure, axis = plt.subplots(figsize=(14, 5.5), layout="constrained")
     width = 0.8 / max(1, len(per_class))
     positions = np.arange(labels.NUM_CLASSES)
     for offset, (stage, values) in enumerate(per_class.items()):
@@ -152,11 +152,31 @@ def per_class_f1(per_class: dict):
         ha="right",
         fontsize=8,
     )
-    axis.set_ylabel("validation F1")
+    axis.set_ylabel("F1 (each stage's own images and threshold)")
     axis.set_ylim(0, 1)
-    axis.legend()
+    axis.set_xlim(-0.5, labels.NUM_CLASSES - 0.3)
+    figure.legend(loc="outside right upper", frameon=False)
     axis.set_title("Per-class F1 by stage")
-    figure.tight_layout()
+    return figure
+
+
+def scores_with_intervals(rows: list[dict]):
+    """Each stage's macro F1 at its best threshold as a dot with its 95 % interval, the prior as a cross;
+    stages scored on other images are labelled so."""
+    figure, axis = plt.subplots(figsize=(8, 0.6 * len(rows) + 1.4), layout="constrained")
+    for position, row in enumerate(rows):
+        value, interval = row.get("val_f1_at_best_global"), row.get("val_f1_at_best_global_ci95")
+        if value is None:
+            continue
+        if interval:  # a line, not error bars: a percentile interval need not hold its score (see metrics)
+            axis.plot(interval, [position, position], "|-", color="tab:blue", markersize=12)
+        axis.plot(value, position, "o", color="tab:blue")
+        if row.get("prior_baseline_f1") is not None:
+            axis.plot(row["prior_baseline_f1"], position, "x", color="grey")
+    axis.set_yticks(range(len(rows)), [f"{row['stage']}\n({row['image_set']})" for row in rows])
+    axis.invert_yaxis()
+    axis.set_xlabel("macro F1 at the best single threshold, 95 % bootstrap interval (x: prior)")
+    axis.grid(axis="x", alpha=0.3)
     return figure
 
 
@@ -191,14 +211,13 @@ def fold_class_counts(targets, fold_of):
 
 
 def thresholds(per_class_thresholds, global_threshold):
-    """Per-class thresholds as bars, the global threshold as a line."""
-    figure, axis = plt.subplots(figsize=(12, 3.5))
-    axis.bar([f"{index} {name}" for index, name in enumerate(labels.CLASS_NAMES)], per_class_thresholds)
+    """Per-class thresholds as bars, the global threshold as a line; the legend beside the axes."""
+    figure, axis = plt.subplots(figsize=(13, 3.8), layout="constrained")
+    axis.bar([f"{index} {name}" for index, name in enumerate(labels.CLASS_NAMES)], per_class_thresholds, label="class")
     axis.axhline(global_threshold, color="black", linestyle="--", label=f"global {global_threshold:.2f}")
     axis.tick_params(axis="x", rotation=80, labelsize=8)
     axis.set_ylabel("threshold")
-    axis.legend()
-    figure.tight_layout()
+    figure.legend(loc="outside right upper", frameon=False)
     return figure
 
 
@@ -215,7 +234,25 @@ def training_curves(history: pd.DataFrame, title="Training"):
             axis.axvline(start, color="grey", linestyle=":", label="fine-tune starts")
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        if len(epochs) < 3:  # one or two epochs: ticks at the epochs, not at fractions between them
+            axis.set_xticks(epochs)
+            axis.set_xlim(0.5, len(epochs) + 0.5)
         axis.set_title(f"{title}: {metric}")
         axis.legend()
     figure.tight_layout()
+    return figure
+
+
+def ablation_scores(settings: pd.Series, scores: pd.Series):
+    """An ablation: every run's score as a dot (a row per setting, a dot per seed), the setting's mean as a bar |."""
+    order = list(dict.fromkeys(settings))
+    figure, axis = plt.subplots(figsize=(8, 0.6 * len(order) + 1.4), layout="constrained")
+    for position, setting in enumerate(order):
+        values = scores[settings == setting]
+        axis.plot(values, [position] * len(values), "o", color="tab:blue", alpha=0.7)
+        axis.plot(values.mean(), position, "|", color="black", markersize=22, markeredgewidth=2)
+    axis.set_yticks(range(len(order)), order)
+    axis.set_xlabel("macro F1 at the best single threshold (dots: seeds, |: their mean)")
+    axis.set_ylim(len(order) - 0.5, -0.5)
+    axis.grid(axis="x", alpha=0.3)
     return figure

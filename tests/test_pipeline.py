@@ -49,7 +49,7 @@ def smoke_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("smoke") / "run"
     result = run_cli("--preset", "smoke", "--out", str(run_dir))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return run_dir, result.stdout
+    return run_dir, result.stdout + result.stderr
 
 
 def test_smoke_run_writes_every_stage(smoke_run):
@@ -64,6 +64,31 @@ def test_smoke_run_writes_every_stage(smoke_run):
         assert 0 <= metrics["val_f1_at_0.5"] <= 1 and len(metrics["per_class_f1"]) == 28
         assert (run_dir / stage / "model.h5").is_file()
     assert "stage" in output and "report:" in output  # the one-screen summary
+
+
+def test_every_score_has_its_interval_and_the_console_stays_readable(smoke_run):
+    run_dir, output = smoke_run
+    for stage in ("01_baseline", "02_warmup_finetune", "03_upscale", "04_kfold"):
+        metrics = json.loads((run_dir / stage / "metrics.json").read_text())
+        low, high = metrics["val_f1_at_best_global_ci95"]
+        assert low <= metrics["val_f1_at_best_global"] <= high, stage
+        assert stages.read_predictions(run_dir / stage) is not None
+        assert f"{stage}: done in" in output and (run_dir / f"{stage}.log").is_file()
+    lines = [line for chunk in output.splitlines() for line in chunk.split("\r")]
+    assert not [line for line in lines if line.startswith(("I0000", "E0000", "W0000"))]
+    assert "Kernel is running over TCP" not in output and "absl::InitializeLog" not in output
+    assert "oneDNN" in (run_dir / "01_baseline.log").read_text()  # what the console was spared is kept
+    summary = subprocess.run(
+        [sys.executable, "-m", "hpa_utils", "summary", str(run_dir), "--markdown"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert summary.returncode == 0, summary.stderr
+    table = summary.stdout.splitlines()
+    assert table[0].startswith("| stage | scored on (images) |") and len(table) == 6
+    assert "| 04_kfold | out of fold (64) |" in summary.stdout
 
 
 def test_stages_share_one_validation_split(smoke_run):
