@@ -6,6 +6,33 @@ import argparse
 import sys
 
 
+def _add_ablate(commands) -> None:
+    ablate = commands.add_parser(
+        "ablate", help="run one stage for every setting and seed (its upstream stages once) and compare them"
+    )
+    ablate.add_argument("--preset", default="demo", help="a preset name or YAML file (default demo)")
+    ablate.add_argument("--stage", help="the stage to vary, e.g. 02_warmup_finetune")
+    ablate.add_argument(
+        "--vary", action="append", default=[], metavar="NAME=V1,V2", help="a parameter and its values (repeatable)"
+    )
+    ablate.add_argument("--seeds", type=int, default=3, help="runs per setting, SEED from the preset's up (default 3)")
+    ablate.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="vary one name at a time from the preset's values (default: every combination)",
+    )
+    ablate.add_argument("--data-dir", help="a Kaggle-layout folder (default: the embedded synthetic dataset)")
+    ablate.add_argument("--out", metavar="DIR", help="the ablation folder (the same --out again continues it)")
+    ablate.add_argument("--resume", metavar="DIR", help="continue the ablation in DIR as it was asked")
+    ablate.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE")
+
+
+def _add_summary(commands) -> None:
+    summary = commands.add_parser("summary", help="print a run folder's stage table (the README's results table)")
+    summary.add_argument("run_dir")
+    summary.add_argument("--markdown", action="store_true", help="as a Markdown table (default: plain text)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hpa_utils", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -26,28 +53,8 @@ def _parser() -> argparse.ArgumentParser:
         help="override a notebook parameter (VALUE is read as YAML: 3, 0.5, [0, 1], text)",
     )
 
-    ablate = commands.add_parser(
-        "ablate", help="run one stage for every setting and seed (its upstream stages once) and compare them"
-    )
-    ablate.add_argument("--preset", default="demo", help="a preset name or YAML file (default demo)")
-    ablate.add_argument("--stage", help="the stage to vary, e.g. 02_warmup_finetune")
-    ablate.add_argument(
-        "--vary", action="append", default=[], metavar="NAME=V1,V2", help="a parameter and its values (repeatable)"
-    )
-    ablate.add_argument("--seeds", type=int, default=3, help="runs per setting, SEED from the preset's up (default 3)")
-    ablate.add_argument(
-        "--one-at-a-time",
-        action="store_true",
-        help="vary one name at a time from the preset's values (default: every combination)",
-    )
-    ablate.add_argument("--data-dir", help="a Kaggle-layout folder (default: the embedded synthetic dataset)")
-    ablate.add_argument("--out", metavar="DIR", help="the ablation folder (the same --out again continues it)")
-    ablate.add_argument("--resume", metavar="DIR", help="continue the ablation in DIR as it was asked")
-    ablate.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE")
-
-    summary = commands.add_parser("summary", help="print a run folder's stage table (the README's results table)")
-    summary.add_argument("run_dir")
-    summary.add_argument("--markdown", action="store_true", help="as a Markdown table (default: plain text)")
+    _add_ablate(commands)
+    _add_summary(commands)
 
     validate = commands.add_parser("validate", help="check a Kaggle-layout data folder and print every problem")
     validate.add_argument("data_dir")

@@ -272,23 +272,29 @@ def run(
                 statuses[stage] = ("kept", 0.0)
                 print(f"{stage}: finished earlier, kept as it is", flush=True)
                 continue
-            injected = stage_parameters(preset_record, overrides, stage, run_dir, data_dir)
             statuses[stage] = ("failed", 0.0)
-            seconds = execute_stage(stage, run_dir, injected)
-            statuses[stage] = ("done", seconds)
-            record["stages"][stage] = {
-                "seconds": round(seconds, 1),
-                "finished": dt.datetime.now().isoformat(timespec="seconds"),
-                "parameters": injected,
-            }
-            files.write_json(run_dir / RUN_FILE, record)
-            scores = headline(files.read_json(run_dir / stage / "metrics.json"))
-            print(f"{stage}: done in {seconds:.0f} s. {scores}", flush=True)
+            injected = stage_parameters(preset_record, overrides, stage, run_dir, data_dir)
+            statuses[stage] = ("done", run_stage(stage, run_dir, injected, record))
     finally:
         write_report(run_dir)
         if verbose:
             print(summary(run_dir, statuses), flush=True)
     return run_dir
+
+
+def run_stage(stage: str, run_dir: Path, injected: dict, record: dict) -> float:
+    """Execute one stage, note it in run.json (seconds, time, parameters), print its result line; its seconds."""
+    seconds = execute_stage(stage, run_dir, injected)
+    record["stages"][stage] = {
+        "seconds": round(seconds, 1),
+        "finished": dt.datetime.now().isoformat(timespec="seconds"),
+        "parameters": injected,
+    }
+    files.write_json(run_dir / RUN_FILE, record)
+    print(
+        f"{stage}: done in {seconds:.0f} s. {headline(files.read_json(run_dir / stage / 'metrics.json'))}", flush=True
+    )
+    return seconds
 
 
 def write_report(run_dir: Path) -> None:
