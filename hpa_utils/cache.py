@@ -172,3 +172,46 @@ def _decode_into(array, data_dir, split, ids, image_size, channels, workers, pro
                 bar.update()
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _identity(array: np.ndarray) -> str:
+    """What an array's rows are, for a cache key: its cache file, or (in memory) a hash of its bytes."""
+    filename = getattr(array, "filename", None)
+    return str(filename) if filename else hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+
+
+def stacked(parts: list, cache_dir=None) -> np.ndarray:
+    """The chosen rows of several image arrays one after another, as one read-only memmap on disk (not in memory).
+
+    ``parts``: (array, rows) pairs, rows an index array or None for all. The file
+    (``<cache_dir>/stacked-<key>.u8``) is keyed by the arrays' cache files and the rows, so the same rows are
+    stacked once and then only mapped.
+    """
+    parts = [
+        (array, np.arange(len(array)) if rows is None else np.asarray(rows, dtype=np.int64)) for array, rows in parts
+    ]
+    sample_shapes = {array.shape[1:] for array, _ in parts}
+    if not parts or len(sample_shapes) != 1:
+        raise ValueError(f"stacked: needs arrays of one sample shape, got {[array.shape for array, _ in parts]}")
+    shape = (sum(len(rows) for _, rows in parts), *parts[0][0].shape[1:])
+    description = [[_identity(array), hashlib.sha256(rows.tobytes()).hexdigest()[:16]] for array, rows in parts]
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = hashlib.sha256(json.dumps([CACHE_VERSION, description]).encode()).hexdigest()[:16]
+    path = cache_dir / f"stacked-{shape[1]}px-{key}.u8"
+    cached = _open_if_complete(path, shape)
+    if cached is not None:
+        return cached
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _check_free_space(path.parent, int(np.prod(shape)))
+    with files.atomic_write(path) as temporary:
+        target = np.memmap(temporary, dtype=np.uint8, mode="w+", shape=shape)
+        row = 0
+        for array, rows in parts:
+            for start in range(0, len(rows), 1024):
+                chunk = np.asarray(array[rows[start : start + 1024]], dtype=np.uint8)
+                target[row : row + len(chunk)] = chunk
+                row += len(chunk)
+        target.flush()
+        del target
+    files.write_json(_sidecar(path), {"shape": list(shape), "dtype": "uint8", "parts": description})
+    return np.memmap(path, dtype=np.uint8, mode="r", shape=shape)

@@ -1,4 +1,4 @@
-"""The command line: `python -m hpa_utils {run,ablate,summary,validate,synth,kaggle-export}`."""
+"""The command line: `python -m hpa_utils {run,ablate,summary,validate,synth,external,kaggle-export}`."""
 
 from __future__ import annotations
 
@@ -33,6 +33,21 @@ def _add_summary(commands) -> None:
     summary.add_argument("--markdown", action="store_true", help="as a Markdown table (default: plain text)")
 
 
+def _add_external(commands) -> None:
+    external = commands.add_parser("external", help="external training data (the HPAv18 images)")
+    actions = external.add_subparsers(dest="action", required=True)
+    download = actions.add_parser(
+        "download", help="fetch each Id's four colour images as 8-bit channel PNGs in the Kaggle layout (resumable)"
+    )
+    download.add_argument("--labels", required=True, help="an Id,Target file, e.g. ../shared/hpa/external_hpav18.csv")
+    download.add_argument("--out", required=True, help="the folder to write (DIR/train/, DIR/train.csv)")
+    download.add_argument("--base-url", default=None, help="the image server (default the HPA v18 server)")
+    download.add_argument("--limit", type=int, default=None, help="only the first N Ids of the labels")
+    download.add_argument("--workers", type=int, default=8, help="parallel downloads (default 8)")
+    download.add_argument("--size", type=int, default=512, help="image side written, in pixels (default 512)")
+    download.add_argument("--retries", type=int, default=3, help="retries of a failed image, with back-off")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hpa_utils", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -59,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a Kaggle-layout data folder and print every problem")
     validate.add_argument("data_dir")
     validate.add_argument("--no-images", action="store_true", help="check the CSV files only")
+    validate.add_argument(
+        "--training-only", action="store_true", help="a folder of extra training images: train.csv and train/ only"
+    )
 
     synth = commands.add_parser("synth", help="write the embedded synthetic dataset in the Kaggle layout")
     synth.add_argument("--out", required=True)
@@ -68,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--min-per-class", type=int, default=2)
     synth.add_argument("--workers", type=int, default=None)
+    synth.add_argument(
+        "--hpav18",
+        action="store_true",
+        help="write --train samples as the HPAv18 image server holds them (colour JPEGs, DIR/images/, labels CSV)",
+    )
+    _add_external(commands)
 
     export = commands.add_parser(
         "kaggle-export", help="write the notebooks as Kaggle kernels and the package as a dataset"
@@ -116,6 +140,22 @@ def _ablate(arguments) -> int:
     return 0
 
 
+def _external(arguments) -> int:
+    from hpa_utils import external
+
+    summary = external.download(
+        arguments.labels,
+        arguments.out,
+        base_url=arguments.base_url or external.V18_URL,
+        limit=arguments.limit,
+        workers=arguments.workers,
+        size=arguments.size,
+        retries=arguments.retries,
+    )
+    print(external.describe(summary, arguments.out))
+    return 0 if summary["failed"] == 0 else 1
+
+
 def _summary(run_dir: str, as_markdown: bool) -> int:
     from pathlib import Path
 
@@ -147,7 +187,17 @@ def main(argv=None) -> int:
         if arguments.command == "validate":
             from hpa_utils import dataset
 
-            return dataset.main_validate(arguments.data_dir, check_images=not arguments.no_images)
+            return dataset.main_validate(
+                arguments.data_dir, check_images=not arguments.no_images, training_only=arguments.training_only
+            )
+        if arguments.command == "synth" and arguments.hpav18:
+            from hpa_utils.synthetic import hpav18
+
+            path = hpav18.write_hpav18(arguments.out, arguments.train, image_size=arguments.size, seed=arguments.seed)
+            print(f"wrote {path}: serve {path / hpav18.IMAGES_FOLDER}; labels {path / hpav18.LABELS_CSV}")
+            return 0
+        if arguments.command == "external":
+            return _external(arguments)
         if arguments.command == "synth":
             from hpa_utils import synthetic
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hpa_utils import cache, checks, dataset, files, folds, labels, metrics, stages
+from hpa_utils import cache, checks, dataset, external, files, folds, labels, metrics, stages
 
 WEIGHTS_FILE = "model.h5"  # legacy HDF5: the next stage loads it by layer name
 SPLIT_FILE = "validation_split.csv"
@@ -23,6 +23,8 @@ class TrainingData:
     images: np.ndarray
     targets: np.ndarray
     is_validation: np.ndarray
+    external_images: int = 0  # rows at the end from EXTERNAL_DIR: training only
+    external_dropped: int = 0  # EXTERNAL_DIR images left out as near-duplicates of validation or test images
 
     @property
     def train_indices(self) -> np.ndarray:
@@ -33,8 +35,9 @@ class TrainingData:
         return np.flatnonzero(self.is_validation)
 
     def describe(self) -> str:
+        extra = f", {self.external_images} of them external" if self.external_images else ""
         return (
-            f"{len(self.table)} images ({len(self.train_indices)} training, {len(self.validation_indices)} "
+            f"{len(self.table)} images ({len(self.train_indices)} training{extra}, {len(self.validation_indices)} "
             f"validation), cached as {self.images.shape} uint8"
         )
 
@@ -48,11 +51,14 @@ def load_training_data(
     validation_fraction: float = 0.2,
     seed: int = 0,
     split_from=None,
+    external_dir: str = "",
 ) -> TrainingData:
     """Read train.csv, cache the images and fix the validation split, saved as stage_dir/validation_split.csv.
 
     split_from: a stage folder whose validation_split.csv to reuse (so 01, 02 and 03 score the same
-    images); without one the split is made (multilabel-stratified, seeded).
+    images); without one the split is made (multilabel-stratified, seeded). external_dir: a Kaggle-layout
+    folder of extra training images, appended for training only (never validation), minus near-duplicates of
+    the validation and test images.
     """
     table = dataset.read_train_labels(data_dir)
     targets = labels.to_multi_hot(table["labels"], dtype=np.float32)
@@ -63,7 +69,37 @@ def load_training_data(
         is_validation = folds.validation_split(targets.astype(np.uint8), validation_fraction, seed)
     folds.write_split(Path(stage_dir) / SPLIT_FILE, table["Id"], is_validation)
     images = cache.build_cache(data_dir, "train", table["Id"], image_size, channels)
-    return TrainingData(Path(data_dir), table, images, targets, is_validation)
+    data = TrainingData(Path(data_dir), table, images, targets, is_validation)
+    return add_external(data, external_dir, image_size=image_size, channels=channels) if external_dir else data
+
+
+def add_external(data: TrainingData, external_dir, *, image_size: int, channels: str) -> TrainingData:
+    """``data`` with EXTERNAL_DIR's images appended as training rows (see external.load_external)."""
+    test_ids = dataset.read_sample_submission(data.data_dir)["Id"]
+    test_images = cache.build_cache(data.data_dir, "test", test_ids, image_size, channels)
+    held_out = [np.asarray(data.images[data.validation_indices]), test_images]
+    extra = external.load_external(
+        external_dir, image_size=image_size, channels=channels, held_out=held_out, competition_ids=data.table["Id"]
+    )
+    images, targets, is_validation = external.with_external(
+        data.images, data.targets, data.is_validation, extra, extra_group=False
+    )
+    kept = np.flatnonzero(extra.keep)
+    table = pd.concat([data.table, pd.DataFrame({"Id": extra.ids[kept]})], ignore_index=True)
+    return TrainingData(data.data_dir, table, images, targets, is_validation, extra.count, extra.dropped)
+
+
+def external_for_folds(external_dir, *, images, targets, fold_of, test_images, ids, image_size: int, channels: str):
+    """04's training arrays with EXTERNAL_DIR's images appended as fold -1 (in no fold's held-out rows), minus
+    near-duplicates of any competition image (every training image is held out by one fold) or test image:
+    (images, targets, fold of each row, counts for metrics.json)."""
+    if not external_dir:
+        return images, targets, fold_of, {"external_images": 0, "external_dropped": 0}
+    extra = external.load_external(
+        external_dir, image_size=image_size, channels=channels, held_out=[images, test_images], competition_ids=ids
+    )
+    counts = {"external_images": extra.count, "external_dropped": extra.dropped}
+    return (*external.with_external(images, targets, fold_of, extra, extra_group=-1), counts)
 
 
 def evaluate(probabilities, targets, train_targets, min_positives: int = 5) -> dict:
@@ -86,6 +122,7 @@ def evaluate_validation(probabilities, data: TrainingData, *, stage_dir) -> dict
     """``evaluate`` on the validation split, keeping its predictions (predictions.npz) for the stage comparisons."""
     rows = data.validation_indices
     scores = evaluate(probabilities, data.targets[rows], data.targets[data.train_indices])
+    scores |= {"external_images": data.external_images, "external_dropped": data.external_dropped}
     stages.write_predictions(
         stage_dir,
         ids=data.table["Id"].to_numpy()[rows],

@@ -117,3 +117,12 @@ def test_gpu_quick_prints_every_row_and_target(tmp_path):
     assert re.search(r"^machine: .*devices: ", output, flags=re.MULTILINE)
     assert_rows(output, gpu.row_names(settings))
     assert list(target_lines(output)) == [f"input pipeline overhead at {size} px" for size in settings.image_sizes]
+
+
+def test_external_download_benchmark_prints_measured_and_extrapolated_numbers(capsys):
+    from benchmarks import external
+
+    assert external.main(["--ids", "2", "--source-size", "128", "--size", "64", "--workers", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "measured: 2 Ids (8 colour JPEGs of 128 px)" in printed and "s per Id" in printed
+    assert "extrapolated to 74,606 Ids (not measured)" in printed and "GB of PNGs on disk" in printed

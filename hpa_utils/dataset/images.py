@@ -142,15 +142,24 @@ def load_channel(path, image_size: int | None = None) -> np.ndarray:
     ImageError (a ValueError) naming the file when it is empty, not an image, truncated or corrupt.
     """
     path = Path(path)
-    valid_size = checks.is_integer(image_size) and image_size >= 1
-    if image_size is not None and not valid_size:
-        raise ValueError(f"image_size must be a positive int or None, got {image_size!r}")
+    _check_size(image_size)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: image file not found") from None
     except IsADirectoryError:
         raise ImageError(f"{path}: is a folder, not an image file") from None
+    return decode_channel(data, path, image_size)
+
+
+def _check_size(image_size) -> None:
+    if image_size is not None and not (checks.is_integer(image_size) and image_size >= 1):
+        raise ValueError(f"image_size must be a positive int or None, got {image_size!r}")
+
+
+def decode_channel(data: bytes, path, image_size: int | None = None) -> np.ndarray:
+    """load_channel on bytes already read (a download, say); ``path`` names them in errors."""
+    _check_size(image_size)
     if not data:
         raise ImageError(f"{path}: empty file (0 bytes)")
     _check_complete(path, data)

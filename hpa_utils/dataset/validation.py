@@ -50,21 +50,25 @@ def _find_channel_files(folder: Path, image_ids, source_name: str):
     return files, problems
 
 
-def _validate(data_dir, check_images: bool = True, workers: int | None = None, progress: bool = True):
+def _validate(
+    data_dir, check_images: bool = True, workers: int | None = None, progress: bool = True, training_only=False
+):
     """validate() plus how many train and test samples and image files were checked."""
     data_dir = Path(data_dir)
     counts = {"train": 0, "test": 0, "files": 0}
     if not data_dir.is_dir():
         return [f"{data_dir}: data folder not found"], counts
     _, problems, train_ids = read_label_file(data_dir / TRAIN_CSV)
-    submission, submission_problems = read_submission_file(data_dir / SAMPLE_SUBMISSION_CSV)
-    problems += submission_problems
-    test_ids = submission["Id"].tolist()
-    if (data_dir / TEST_LABELS_CSV).exists():
-        problems += read_label_file(data_dir / TEST_LABELS_CSV)[1]
+    splits = [("train", train_ids, TRAIN_CSV)]
+    if not training_only:
+        submission, submission_problems = read_submission_file(data_dir / SAMPLE_SUBMISSION_CSV)
+        problems += submission_problems
+        splits.append(("test", submission["Id"].tolist(), SAMPLE_SUBMISSION_CSV))
+        if (data_dir / TEST_LABELS_CSV).exists():
+            problems += read_label_file(data_dir / TEST_LABELS_CSV)[1]
 
     files = []
-    for split, ids, source_name in (("train", train_ids, TRAIN_CSV), ("test", test_ids, SAMPLE_SUBMISSION_CSV)):
+    for split, ids, source_name in splits:
         folder = data_dir / split
         if not folder.is_dir():
             problems.append(f"{folder}: image folder not found")
@@ -84,21 +88,25 @@ def _validate(data_dir, check_images: bool = True, workers: int | None = None, p
     return problems, counts
 
 
-def validate(data_dir, check_images: bool = True, *, workers: int | None = None, progress: bool = True) -> list[str]:
+def validate(
+    data_dir, check_images: bool = True, *, workers: int | None = None, progress: bool = True, training_only=False
+) -> list[str]:
     """Every problem of a Kaggle-layout data folder, one message each; an empty list means OK.
 
     Checks train.csv, sample_submission.csv (and test_labels.csv when present) as the readers do,
     that train/ and test/ exist, that every Id of train.csv and sample_submission.csv has its four
     channel files, and (``check_images``) that each file decodes: empty, unreadable and truncated
     files are reported. Images are decoded on ``workers`` threads (None: Python's default) with a
-    tqdm progress bar (``progress``). Image files whose Id is in no csv file are not a problem.
+    tqdm progress bar (``progress``). Image files whose Id is in no csv file are not a problem. With
+    ``training_only`` (a folder of extra training images, as `external download` writes) only train.csv and
+    train/ are checked.
     """
-    return _validate(data_dir, check_images, workers=workers, progress=progress)[0]
+    return _validate(data_dir, check_images, workers=workers, progress=progress, training_only=training_only)[0]
 
 
-def main_validate(data_dir, check_images: bool = True) -> int:
+def main_validate(data_dir, check_images: bool = True, training_only: bool = False) -> int:
     """Print every problem of ``data_dir`` (or one OK line) and return the exit code: 0 when OK, 1 otherwise."""
-    problems, counts = _validate(data_dir, check_images)
+    problems, counts = _validate(data_dir, check_images, training_only=training_only)
     if problems:
         for problem in problems:
             print(problem)
