@@ -253,3 +253,11 @@ def test_smoke_run_with_external_dir(server, tmp_path):
         assert not external_ids & set(pd.read_csv(run_dir / stage / stage_steps.SPLIT_FILE)["Id"])
     folds = pd.read_csv(run_dir / "04_kfold" / "folds.csv")
     assert not external_ids & set(folds["Id"]) and len(np.load(run_dir / "04_kfold" / "oof.npy")) == len(folds)
+
+
+def test_every_real_hpav18_id_reads_and_has_its_server_address():
+    """The real external label file: all 74,606 rows parse, and every Id maps to the v18 address pattern."""
+    table, problems, _ = dataset.label_files.read_label_file(REPO / "tests" / "data" / "external_hpav18.csv")
+    assert problems == [] and len(table) == 74_606
+    urls = {downloader.image_url(downloader.V18_URL, image_id, "red") for image_id in table["Id"]}
+    assert len(urls) == 74_606 and all(url.count("/") == 5 and url.endswith("_red.jpg") for url in urls)
