@@ -13,6 +13,8 @@ from hpa_utils import wheels
 LONGEST_FIRST = (
     "test_pipeline.py",
     "test_kaggle_simulation.py",
+    "test_external.py",
+    "test_ablation.py",
     "test_models.py",
     "test_benchmarks.py",
     "test_training.py",
