@@ -78,7 +78,7 @@ COLUMNS = {  # heading: how a row fills it
     "macro F1 @0.5": lambda row: _number(row.get("val_f1_at_0.5")),
     "prior": lambda row: _number(row.get("prior_baseline_f1")),
     "OOF per-class thresholds": lambda row: _number(row.get("oof_f1_at_per_class")),
-    "test (its labels)": lambda row: _number(row.get("test_f1")),
+    "test F1 (test images)": lambda row: _number(row.get("test_f1")),
     "image size": lambda row: str(row.get("image_size", "")),
     "epochs": lambda row: str(row.get("epochs", "")),
     "seconds": lambda row: str(row.get("seconds", "")),

@@ -90,7 +90,7 @@ def test_comparison_table_rows_per_finished_stage_with_whole_numbers(tmp_path):
     table = comparison.table(str(tmp_path))
     assert list(table["stage"]) == ["01_baseline", "04_kfold"]
     assert table["epochs"].tolist() == ["10", ""] and table["image size"].tolist() == ["64", "96"]
-    assert table["test (its labels)"].tolist() == ["", "0.360"]
+    assert table["test F1 (test images)"].tolist() == ["", "0.360"]
     assert "95% interval" not in table  # no stage has one: the column is left out
 
 
