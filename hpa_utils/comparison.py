@@ -63,7 +63,7 @@ def _difference(row: dict) -> str:
         return ""
     if row.get("difference") is None:
         if row["image_set"] != row["before_image_set"]:
-            return f"not comparable: {row['image_set']} vs {row['before_image_set']} images"
+            return f"not paired: {row['image_set']} images"
         return "no predictions.npz to pair"
     difference = row["difference"]
     return f"{difference['difference']:+.3f} {_interval(difference['ci95'], signed=True)}"

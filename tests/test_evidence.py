@@ -127,7 +127,7 @@ def test_comparison_pairs_stages_on_the_same_images_and_says_when_they_are_not(t
     table = comparison.table(str(tmp_path))
     assert table["scored on (images)"].tolist() == ["validation (300)", "validation (300)", "out of fold (900)"]
     assert table["vs stage before [95%]"].iloc[1].startswith("+")
-    assert table["vs stage before [95%]"].iloc[2] == "not comparable: out of fold vs validation images"
+    assert table["vs stage before [95%]"].iloc[2] == "not paired: out of fold images"
     markdown = comparison.markdown(table)
     assert markdown.splitlines()[0].startswith("| stage | scored on (images) |") and len(markdown.splitlines()) == 5
     line = runner.headline(stages.read_metrics(tmp_path / "02_warmup_finetune"))
