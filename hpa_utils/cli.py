@@ -48,6 +48,28 @@ def _add_external(commands) -> None:
     download.add_argument("--retries", type=int, default=3, help="retries of a failed image, with back-off")
 
 
+def _add_kaggle_export(commands) -> None:
+    export = commands.add_parser(
+        "kaggle-export", help="write the notebooks as Kaggle kernels and the package as a dataset"
+    )
+    export.add_argument("--user", required=True, help="your Kaggle user name")
+    export.add_argument("--out", default="kaggle_export")
+    export.add_argument("--public", action="store_true", help="make the kernels public (default private)")
+    export.add_argument("--preset", default="full", help="whose parameters become the kernels' defaults (default full)")
+    export.add_argument(
+        "--weights-dataset",
+        metavar="OWNER/SLUG",
+        help="offline kernels: take ImageNet weights from this Kaggle dataset of Keras notop files "
+        "(default: kernels that need them get internet and Keras downloads them)",
+    )
+    export.add_argument(
+        "--wheel-dir",
+        metavar="DIR",
+        help="where the imgaug and iterative-stratification wheels are (default .whl/, filled "
+        "by pip download when they are not there)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hpa_utils", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -93,25 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_external(commands)
 
-    export = commands.add_parser(
-        "kaggle-export", help="write the notebooks as Kaggle kernels and the package as a dataset"
-    )
-    export.add_argument("--user", required=True, help="your Kaggle user name")
-    export.add_argument("--out", default="kaggle_export")
-    export.add_argument("--public", action="store_true", help="make the kernels public (default private)")
-    export.add_argument("--preset", default="full", help="whose parameters become the kernels' defaults (default full)")
-    export.add_argument(
-        "--weights-dataset",
-        metavar="OWNER/SLUG",
-        help="offline kernels: take ImageNet weights from this Kaggle dataset of Keras notop files "
-        "(default: kernels that need them get internet and Keras downloads them)",
-    )
-    export.add_argument(
-        "--wheel-dir",
-        metavar="DIR",
-        help="where the imgaug and iterative-stratification wheels are (default .whl/, filled "
-        "by pip download when they are not there)",
-    )
+    _add_kaggle_export(commands)
     return parser
 
 
