@@ -246,12 +246,12 @@ def training_curves(history: pd.DataFrame, title="Training"):
 def ablation_scores(settings: pd.Series, scores: pd.Series):
     """An ablation: every run's score as a dot (a row per setting, a dot per seed), the setting's mean as a bar |."""
     order = list(dict.fromkeys(settings))
-    figure, axis = plt.subplots(figsize=(8, 0.6 * len(order) + 1.4), layout="constrained")
+    figure, axis = plt.subplots(figsize=(10, 0.7 * len(order) + 1.4), layout="constrained")
     for position, setting in enumerate(order):
         values = scores[settings == setting]
         axis.plot(values, [position] * len(values), "o", color="tab:blue", alpha=0.7)
         axis.plot(values.mean(), position, "|", color="black", markersize=22, markeredgewidth=2)
-    axis.set_yticks(range(len(order)), order)
+    axis.set_yticks(range(len(order)), [setting.replace(" (", "\n(") for setting in order])  # long ones: two lines
     axis.set_xlabel("macro F1 at the best single threshold (dots: seeds, |: their mean)")
     axis.set_ylim(len(order) - 0.5, -0.5)
     axis.grid(axis="x", alpha=0.3)

@@ -14,7 +14,8 @@ from hpa_utils import comparison, files, plots, stages
 
 STYLE = (
     "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:0.5em 0}"
-    "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td{white-space:nowrap}td:first-child{text-align:left}"
+    "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td{white-space:nowrap}"
+    "td:first-child,th:first-child{text-align:left}"
     "th{background:#f3f3f3}p.note{color:#444;max-width:60em}img{max-width:100%}"
 )
 TABLE_NOTE = (
