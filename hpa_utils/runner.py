@@ -291,9 +291,9 @@ def run_stage(stage: str, run_dir: Path, injected: dict, record: dict) -> float:
         "parameters": injected,
     }
     files.write_json(run_dir / RUN_FILE, record)
-    print(
-        f"{stage}: done in {seconds:.0f} s. {headline(files.read_json(run_dir / stage / 'metrics.json'))}", flush=True
-    )
+    metrics_path = run_dir / stage / "metrics.json"  # absent when a run trains only some of 04's folds
+    scores = headline(files.read_json(metrics_path)) if metrics_path.is_file() else "no metrics.json yet"
+    print(f"{stage}: done in {seconds:.0f} s. {scores}", flush=True)
     return seconds
 
 
