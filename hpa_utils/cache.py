@@ -117,31 +117,30 @@ def build_cache(
 
     path = cache_path(data_dir, split, ids, image_size, channels, cache_dir)
     shape = (len(ids), image_size, image_size, len(dataset.CHANNEL_MODES[channels]))
+    description = {"count": len(ids), "split": split, "image_size": image_size, "channels": channels}
+    description |= {"data_dir": str(data_dir), "first_id": ids[0], "last_id": ids[-1]}
+    return _array_once(
+        path,
+        shape,
+        lambda array: _decode_into(array, data_dir, split, ids, image_size, channels, workers, progress),
+        description,
+    )
+
+
+def _array_once(path: Path, shape: tuple, fill, description: dict) -> np.ndarray:
+    """The read-only uint8 memmap at ``path`` when it is complete; else ``fill(array)`` writes it under a temporary
+    name (renamed when done, so an interrupted build is never reused), with its sidecar (shape, ``description``)."""
     cached = _open_if_complete(path, shape)
     if cached is not None:
         return cached
-
     path.parent.mkdir(parents=True, exist_ok=True)
     _check_free_space(path.parent, int(np.prod(shape)))
     with files.atomic_write(path) as temporary:
         array = np.memmap(temporary, dtype=np.uint8, mode="w+", shape=shape)
-        _decode_into(array, data_dir, split, ids, image_size, channels, workers, progress)
+        fill(array)
         array.flush()
         del array
-    files.write_json(
-        _sidecar(path),
-        {
-            "shape": list(shape),
-            "dtype": "uint8",
-            "count": len(ids),
-            "split": split,
-            "image_size": image_size,
-            "channels": channels,
-            "data_dir": str(data_dir),
-            "first_id": ids[0],
-            "last_id": ids[-1],
-        },
-    )
+    files.write_json(_sidecar(path), {"shape": list(shape), "dtype": "uint8", **description})
     return np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
 
 
@@ -198,20 +197,13 @@ def stacked(parts: list, cache_dir=None) -> np.ndarray:
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key = hashlib.sha256(json.dumps([CACHE_VERSION, description]).encode()).hexdigest()[:16]
     path = cache_dir / f"stacked-{shape[1]}px-{key}.u8"
-    cached = _open_if_complete(path, shape)
-    if cached is not None:
-        return cached
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _check_free_space(path.parent, int(np.prod(shape)))
-    with files.atomic_write(path) as temporary:
-        target = np.memmap(temporary, dtype=np.uint8, mode="w+", shape=shape)
+
+    def fill(target) -> None:
         row = 0
         for array, rows in parts:
             for start in range(0, len(rows), 1024):
                 chunk = np.asarray(array[rows[start : start + 1024]], dtype=np.uint8)
                 target[row : row + len(chunk)] = chunk
                 row += len(chunk)
-        target.flush()
-        del target
-    files.write_json(_sidecar(path), {"shape": list(shape), "dtype": "uint8", "parts": description})
-    return np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
+
+    return _array_once(path, shape, fill, {"parts": description})
