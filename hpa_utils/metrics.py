@@ -157,7 +157,7 @@ def _resample_counts(n_images: int, resamples: int, seed: int):
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     generator = np.random.default_rng(seed)
-    chunk = max(1, min(resamples, 20_000_000 // n_images))  # at most ~80 MB of counts at a time
+    chunk = max(1, min(resamples, 5_000_000 // n_images))  # at most 5 M draws (40 MB) at a time: same stream
     for start in range(0, resamples, chunk):
         draws = generator.integers(0, n_images, size=(min(chunk, resamples - start), n_images))
         offsets = np.arange(len(draws))[:, None] * n_images  # one bincount for the whole chunk
