@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hpa_utils.runner import RunError
+
 
 def _add_ablate(commands) -> None:
     ablate = commands.add_parser(
@@ -120,27 +122,23 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _ablate(arguments) -> int:
-    from hpa_utils import ablation, parameters, runner
+    from hpa_utils import ablation, parameters
 
-    try:
-        if arguments.resume:
-            ablation.resume(arguments.resume)
-            return 0
-        if not arguments.stage:
-            raise ValueError("ablate needs --stage (or --resume DIR)")
-        ablation.ablate(
-            arguments.preset,
-            arguments.stage,
-            arguments.vary,
-            seeds=arguments.seeds,
-            out=arguments.out,
-            data_dir=arguments.data_dir,
-            overrides=parameters.parse_overrides(arguments.parameter),
-            one_at_a_time=arguments.one_at_a_time,
-        )
-    except runner.RunError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    if arguments.resume:
+        ablation.resume(arguments.resume)
+        return 0
+    if not arguments.stage:
+        raise ValueError("ablate needs --stage (or --resume DIR)")
+    ablation.ablate(
+        arguments.preset,
+        arguments.stage,
+        arguments.vary,
+        seeds=arguments.seeds,
+        out=arguments.out,
+        data_dir=arguments.data_dir,
+        overrides=parameters.parse_overrides(arguments.parameter),
+        one_at_a_time=arguments.one_at_a_time,
+    )
     return 0
 
 
@@ -229,6 +227,9 @@ def main(argv=None) -> int:
             )
             print(f"wrote {path}\n{kaggle.describe(path)}\nnext: {path / 'UPLOAD.md'} (what to push, in order)")
             return 0
+    except RunError as error:  # a notebook failed: the message names the cell and the executed copy
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -305,17 +305,13 @@ def write_report(run_dir: Path) -> None:
 
 
 def main(arguments) -> int:
-    """Entry point of `python -m hpa_utils run`."""
-    try:
-        run(
-            preset=arguments.preset,
-            data_dir=arguments.data_dir,
-            out=arguments.out,
-            only=arguments.only,
-            overrides=parameters.parse_overrides(arguments.parameter),
-            resume=arguments.resume,
-        )
-    except RunError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    """Entry point of `python -m hpa_utils run` (the command line turns a RunError into exit status 1)."""
+    run(
+        preset=arguments.preset,
+        data_dir=arguments.data_dir,
+        out=arguments.out,
+        only=arguments.only,
+        overrides=parameters.parse_overrides(arguments.parameter),
+        resume=arguments.resume,
+    )
     return 0
