@@ -1,4 +1,4 @@
-"""The command line: `python -m hpa_utils {run,ablate,summary,validate,synth,external,kaggle-export}`."""
+"""The command line: `python -m hpa_utils {run,ablate,summary,validate,synth,synth-stats,external,kaggle-export}`."""
 
 from __future__ import annotations
 
@@ -48,6 +48,36 @@ def _add_external(commands) -> None:
     download.add_argument("--workers", type=int, default=8, help="parallel downloads (default 8)")
     download.add_argument("--size", type=int, default=512, help="image side written, in pixels (default 512)")
     download.add_argument("--retries", type=int, default=3, help="retries of a failed image, with back-off")
+
+
+def _add_synth_stats(commands) -> None:
+    stats = commands.add_parser(
+        "synth-stats", help="measure a Kaggle-layout folder's images as the real reference was, side by side with it"
+    )
+    stats.add_argument("data_dir")
+    stats.add_argument("--samples", type=int, default=100, help="images measured, drawn at random (default 100)")
+    stats.add_argument("--split", choices=("train", "test"), default="train")
+    stats.add_argument("--seed", type=int, default=0, help="which images are drawn (default 0)")
+    stats.add_argument("--check", action="store_true", help="exit with status 1 when any row misses")
+
+
+def _synth_stats(arguments) -> int:
+    from pathlib import Path
+
+    from hpa_utils import image_statistics
+
+    if not Path(arguments.data_dir).is_dir():
+        raise FileNotFoundError(f"{arguments.data_dir}: no such folder")
+    if arguments.samples < 1:
+        raise ValueError(f"--samples must be at least 1, got {arguments.samples}")
+    per_image = image_statistics.measure_folder(arguments.data_dir, arguments.samples, arguments.split, arguments.seed)
+    table = image_statistics.compare(image_statistics.summarise(per_image))
+    print(
+        f"{arguments.data_dir}: {len(per_image)} {arguments.split} images, each channel read at "
+        f"{image_statistics.MEASURE_SIZE} px with INTER_AREA; reference: {image_statistics.REFERENCE_CSV.name}"
+    )
+    print(image_statistics.format_comparison(table, "this folder"))
+    return 1 if arguments.check and not table["pass"].all() else 0
 
 
 def _add_kaggle_export(commands) -> None:
@@ -115,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write --train samples as the HPAv18 image server holds them (colour JPEGs, DIR/images/, labels CSV)",
     )
+    _add_synth_stats(commands)
     _add_external(commands)
 
     _add_kaggle_export(commands)
@@ -200,6 +231,8 @@ def main(argv=None) -> int:
             return 0
         if arguments.command == "external":
             return _external(arguments)
+        if arguments.command == "synth-stats":
+            return _synth_stats(arguments)
         if arguments.command == "synth":
             from hpa_utils import synthetic
 

@@ -1,4 +1,4 @@
-"""Plots the notebooks show: label statistics, sample montages, intensities, training curves."""
+"""Plots the notebooks show: label statistics, montages, intensities, likeness to real images, training curves."""
 
 from __future__ import annotations
 
@@ -103,6 +103,40 @@ def class_gallery(data_dir, train_df, image_size=128):
             axis.imshow(image[..., 1], cmap="Greens_r")
         axis.set_title(f"{label} {labels.CLASS_NAMES[label]}", fontsize=8)
         axis.axis("off")
+    figure.tight_layout()
+    return figure
+
+
+def cell_montage(data_dir, ids, count=6):
+    """Colour composites of the centre quarter of ``count`` images at their full resolution: the cells up close."""
+    figure, axes = plt.subplots(2, (count + 1) // 2, figsize=(4 * ((count + 1) // 2), 8), squeeze=False)
+    for axis, image_id in zip(axes.ravel(), list(ids)[:count]):
+        image = dataset.load_sample(data_dir, "train", image_id)
+        quarter = image.shape[0] // 4
+        axis.imshow(composite(image[quarter:-quarter, quarter:-quarter]))
+        axis.set_title(image_id[:13], fontsize=8)
+    for axis in axes.ravel():
+        axis.axis("off")
+    figure.tight_layout()
+    return figure
+
+
+def real_statistics(table: pd.DataFrame):
+    """Each statistic's p10-p90 band and median, here (coloured: pass green, miss red) and in real images (grey),
+    relative to the real median on a log scale."""
+    figure, axis = plt.subplots(figsize=(9, 0.45 * len(table) + 1.2))
+    for row, (_, values) in enumerate(table.iloc[::-1].iterrows()):
+        scale = values["real median"]
+        axis.plot([values["real p10"] / scale, values["real p90"] / scale], [row + 0.15] * 2, color="0.6", lw=6)
+        axis.plot([1.0], [row + 0.15], "|", color="0.3", ms=12)
+        color = "tab:green" if values["pass"] else "tab:red"
+        axis.plot([values["p10"] / scale, values["p90"] / scale], [row - 0.15] * 2, color=color, lw=6)
+        axis.plot([values["median"] / scale], [row - 0.15], "|", color="black", ms=12)
+    axis.set_yticks(range(len(table)), list(table.index[::-1]), fontsize=8)
+    axis.set_xscale("log")
+    axis.axvline(1.0, color="0.8", lw=0.8, zorder=0)
+    axis.set_xlabel("value / real median (bars: 10th-90th percentile over images, ticks: medians)")
+    axis.set_title("This data (green: pass, red: miss) against real competition images (grey)")
     figure.tight_layout()
     return figure
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from hpa_utils.synthetic.field import DIVIDING_CHANCE
+
 ANGLES = 64  # directions of each cell's polar outline (from the nucleus centre)
 
 TWO_PI = 2.0 * math.pi
@@ -84,15 +86,15 @@ def _random_harmonics(rng, largest):
     return np.stack([orders, rng.uniform(0.0, largest, 3) / orders * 2.0, rng.uniform(0.0, TWO_PI, 3)], axis=1)
 
 
-def _new_cell(rng, center, radius, unit):
-    elongation = rng.uniform(1.0, 1.9)
+def _new_cell(rng, center, radius, unit, nucleus_scale=1.0):
+    elongation = rng.uniform(1.0, 2.4)
     axes = (radius * math.sqrt(elongation), radius / math.sqrt(elongation))
     angle = rng.uniform(0.0, math.pi)
-    harmonics = _random_harmonics(rng, 0.09)
+    harmonics = _random_harmonics(rng, 0.15)
     offset_angle = rng.uniform(0.0, TWO_PI)
     offset = rng.uniform(0.0, 0.22) * radius
     nucleus_center = np.asarray(center) + offset * np.array([math.cos(offset_angle), math.sin(offset_angle)])
-    nucleus_size = rng.uniform(0.36, 0.5) * radius
+    nucleus_size = rng.uniform(0.36, 0.5) * radius * nucleus_scale
     nucleus_elongation = rng.uniform(1.0, 1.5)
     nucleus_axes = (nucleus_size * math.sqrt(nucleus_elongation), nucleus_size / math.sqrt(nucleus_elongation))
     nucleus_angle = angle + rng.normal(0.0, 0.35)
@@ -201,30 +203,30 @@ class Geometry:
         return np.take(table, self._cache["index"])
 
 
-def _place_cells(rng, size, unit):
-    """3-12 cells of varying size and shape, grown as a colony so that neighbours touch."""
-    count = int(rng.integers(3, 13))
-    coverage = rng.uniform(0.45, 0.85)
-    mean_radius = size * math.sqrt(coverage / (count * math.pi))
-    radii = mean_radius * rng.uniform(0.75, 1.25, count)
-    centers = [rng.uniform(0.3, 0.7, 2) * size]
-    for radius in radii[1:]:
+def _place_cells(rng, size, unit, field_of_view):
+    """``field_of_view.cell_count`` cells of varying size and shape: most grown onto colonies so that neighbours touch,
+    some starting a colony of their own; cells near the frame run over its edge, as in a real field."""
+    count = field_of_view.cell_count
+    radii = field_of_view.mean_cell_radius * size * rng.uniform(0.7, 1.3, count)
+    centers = np.empty((count, 2))
+    centers[0] = rng.uniform(0.2, 0.8, 2) * size
+    for index in range(1, count):
+        radius = radii[index]
         placed = None
-        for _ in range(30):
-            anchor_index = rng.integers(len(centers))
-            direction = rng.uniform(0.0, TWO_PI)
-            distance = (radius + radii[anchor_index]) * rng.uniform(0.75, 0.95)
-            candidate = centers[anchor_index] + distance * np.array([math.cos(direction), math.sin(direction)])
-            inside = np.all((candidate > 0.04 * size) & (candidate < 0.96 * size))
-            clear = all(
-                np.hypot(*(candidate - other)) > 0.8 * (radius + other_radius)
-                for other, other_radius in zip(centers, radii)
-            )
-            if inside and clear:
-                placed = candidate
-                break
-        centers.append(placed if placed is not None else rng.uniform(0.1, 0.9, 2) * size)
-    return [_new_cell(rng, center, radius, unit) for center, radius in zip(centers, radii)]
+        if rng.random() < 0.8:
+            anchors = rng.integers(index, size=30)
+            directions = rng.uniform(0.0, TWO_PI, 30)
+            distances = (radius + radii[anchors]) * rng.uniform(0.7, 0.92, 30)
+            candidates = centers[anchors] + distances[:, None] * np.stack([np.cos(directions), np.sin(directions)], 1)
+            gaps = np.hypot(*(candidates[:, None, :] - centers[None, :index, :]).transpose(2, 0, 1))
+            clear = np.all(gaps > 0.78 * (radius + radii[None, :index]), axis=1)
+            inside = np.all((candidates > -0.02 * size) & (candidates < 1.02 * size), axis=1)
+            good = np.flatnonzero(clear & inside)
+            if good.size:
+                placed = candidates[good[0]]
+        centers[index] = placed if placed is not None else rng.uniform(0.0, 1.0, 2) * size
+    scale = field_of_view.nucleus_scale
+    return [_new_cell(rng, center, radius, unit, scale) for center, radius in zip(centers, radii)]
 
 
 def _normalised_distance(shape_box, center, axes, angle, harmonics):
@@ -356,9 +358,10 @@ def _central_cells(cells, size, exclude):
     return [min(candidates, key=lambda index: float(np.abs(cells[index].center / size - 0.5).max()))]
 
 
-def build_geometry(labels, size, rng):
+def build_geometry(labels, size, rng, field_of_view):
+    """The cells of one field of view (a ``field.Field``), dividing ones where labels or chance ask, rasterised."""
     unit = size / 512.0
-    cells = _place_cells(rng, size, unit)
+    cells = _place_cells(rng, size, unit, field_of_view)
     # Dividing cells appear in some fields whatever the labels (as in the real data); the labels
     # 16 and 17 make sure the field has one, because their green pattern lives in it.
     mitotic_chance, mitotic_pick, spindle_angle = rng.random(), rng.random(), rng.uniform(0.0, math.pi)
@@ -366,11 +369,11 @@ def build_geometry(labels, size, rng):
     dividing_values = (rng.uniform(0.0, math.pi), *rng.uniform(0.5, 0.6, 2), *rng.uniform(0.42, 0.52, 2))
     bridge = None
     mitotic_index = None
-    if 17 in labels or mitotic_chance < 0.08:
+    if 17 in labels or mitotic_chance < DIVIDING_CHANCE:
         choices = _central_cells(cells, size, exclude=None)
         mitotic_index = choices[int(mitotic_pick * len(choices))]
         _make_mitotic(cells[mitotic_index], spindle_angle)
-    if 16 in labels or dividing_chance < 0.08:
+    if 16 in labels or dividing_chance < DIVIDING_CHANCE:
         choices = _central_cells(cells, size, exclude=mitotic_index)
         parent = choices[int(dividing_pick * len(choices))]
         daughters, midpoint, direction = _make_daughters(cells[parent], dividing_values, unit)

@@ -12,10 +12,12 @@ from hpa_utils import labels as labels_module
 from hpa_utils.dataset import COLORS
 from hpa_utils.synthetic.cells import build_geometry
 from hpa_utils.synthetic.drawing import smooth_noise
+from hpa_utils.synthetic.field import OUT_OF_FOCUS_SHARE, draw_field
 from hpa_utils.synthetic.green_patterns import GREEN_PATTERNS
 from hpa_utils.synthetic.stains import draw_blue, draw_red, draw_yellow
 
 MIN_IMAGE_SIZE = 32
+GREEN_GAMMA = 0.5  # real protein stains are less peaky than the patterns drawn: lift the mid-tones
 
 
 def render_sample(labels, image_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -29,27 +31,38 @@ def render_sample(labels, image_size: int, rng: np.random.Generator) -> dict[str
     label_list = sorted({int(label) for label in labels})
     if not label_list or not all(0 <= label < labels_module.NUM_CLASSES for label in label_list):
         raise ValueError(f"labels {list(labels)!r}: expected one or more labels in 0..{labels_module.NUM_CLASSES - 1}")
-    streams = [np.random.default_rng(seed) for seed in rng.integers(0, 2**63, size=6)]
-    geometry_rng, red_rng, yellow_rng, blue_rng, green_rng, finish_rng = streams
-    geometry = build_geometry(label_list, image_size, geometry_rng)
+    streams = [np.random.default_rng(seed) for seed in rng.integers(0, 2**63, size=7)]
+    geometry_rng, red_rng, yellow_rng, blue_rng, green_rng, finish_rng, field_rng = streams
+    field_of_view = draw_field(field_rng)
+    geometry = build_geometry(label_list, image_size, geometry_rng, field_of_view)
     red, filaments, tips = draw_red(geometry, red_rng)
     yellow, network = draw_yellow(geometry, yellow_rng)
     blue = draw_blue(geometry, blue_rng)
     context = {"filaments": filaments, "tips": tips, "network": network}
     label_seeds = green_rng.integers(0, 2**63, size=labels_module.NUM_CLASSES)  # same stream per class
-    green = np.float32(green_rng.uniform(3.0, 7.0)) * geometry.cytoplasm_mask()  # faint autofluorescence
+    autofluorescence = np.float32(green_rng.uniform(1.0, 3.0)) * geometry.cytoplasm_mask()
+    green = np.zeros((image_size, image_size), dtype=np.float32)
     for label in label_list:
         pattern_rng = np.random.default_rng(label_seeds[label])
         brightness = np.float32(pattern_rng.uniform(140.0, 220.0))
         green += GREEN_PATTERNS[label](geometry, pattern_rng, context) * brightness
-    return _finish({"red": red, "green": green, "blue": blue, "yellow": yellow}, geometry, finish_rng)
+    green = np.power(green * np.float32(1.0 / 255.0), np.float32(GREEN_GAMMA)) * np.float32(255.0)
+    green += autofluorescence
+    channels = {"red": red, "green": green, "blue": blue, "yellow": yellow}
+    for color, channel in channels.items():
+        channel *= np.float32(field_of_view.gains[color] * field_of_view.exposure)
+    return _finish(channels, geometry, finish_rng)
 
 
 def _finish(channels, geometry, rng):
-    """Microscope blur, uneven illumination, a dark offset and camera noise; then 8-bit."""
+    """Microscope blur (stronger on cells out of focus), uneven illumination, a dark offset and camera noise; 8-bit."""
     size, unit = geometry.size, geometry.unit
     illumination = 1.0 + 0.13 * smooth_noise(rng, size, size / 2.5)
-    sigma = 0.45 + 0.35 * unit
+    sigma = max(0.8 * unit, 0.45)  # the optics blur the same share of a cell at every image size
+    out_of_focus = rng.random(len(geometry.cells)) < OUT_OF_FOCUS_SHARE
+    defocus = geometry.per_cell(out_of_focus.astype(np.float32)) if out_of_focus.any() else None
+    if defocus is not None:  # the blurred cells' light spreads past their outline: feather the weight too
+        defocus = cv2.GaussianBlur(defocus, (0, 0), 6.0 * unit)
     offsets = rng.uniform(1.5, 4.0, len(COLORS)).astype(np.float32)
     # camera noise: the sum of two uniform bytes is a (discrete) triangle, close enough to a Gaussian
     # and several times cheaper to draw; scaled to unit variance, growing with the signal
@@ -58,6 +71,8 @@ def _finish(channels, geometry, rng):
     result = {}
     for channel, color in enumerate(COLORS):
         signal = cv2.GaussianBlur(channels[color], (0, 0), sigma)
+        if defocus is not None:
+            signal += (cv2.GaussianBlur(signal, (0, 0), 4.0 * unit) - signal) * defocus
         signal *= illumination
         signal += offsets[channel]
         noise = random_bytes[0, channel].astype(np.float32)
