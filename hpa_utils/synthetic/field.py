@@ -17,7 +17,7 @@ from hpa_utils.dataset import COLORS
 # Per stain: (median gain, log-normal sigma) applied to the rendered channel before the camera noise.
 # Tuned so that the per-image mean, 99th percentile and bright fraction of each stain land on the real
 # medians and spreads; green (the protein) varies most, as protein expression does.
-STAIN_GAINS = {"red": (1.4, 0.3), "green": (0.4, 0.7), "blue": (1.08, 0.3), "yellow": (1.6, 0.35)}
+STAIN_GAINS = {"red": (1.4, 0.3), "green": (0.4, 0.5), "blue": (1.08, 0.3), "yellow": (1.6, 0.35)}
 CELL_COUNT_MEDIAN, CELL_COUNT_SIGMA, CELL_COUNT_RANGE = 19.0, 0.5, (4, 60)
 COVERAGE_RANGE = (0.2, 0.95)  # share of the field the cells cover
 EXPOSURE_SIGMA = 0.15  # log-normal spread of one multiplier of all four stains
