@@ -78,7 +78,8 @@ def run(settings: Settings) -> int:
             measure_breakdown(settings, data_dir, ids, work_dir),
         )
         print_section(
-            "2. augmentation: ms per image (augment.augment_batch)", measure_augmentation(settings, data_dir, ids)
+            "2. augmentation: ms per image (augment.augment_batch; inputs.random_dihedral)",
+            measure_augmentation(settings, data_dir, ids),
         )
         log("training: building ResNet50")
         model = build_small_model(settings)
