@@ -135,6 +135,12 @@ def target_line(name: str, measured: float, unit: str, goal: float, at_least: bo
     )
 
 
+def not_measured_line(name: str, unit: str, goal: float, at_least: bool, reason: str) -> str:
+    """``target <name>: not measured (goal <goal>; <reason>)``: a goal this run cannot measure, and no number."""
+    sign = ">=" if at_least else "<"
+    return f"target {name}: not measured (goal {sign} {format_number(goal)}{unit}; {reason})"
+
+
 def best_times(variants: dict, repeats: int) -> dict[str, float]:
     """The smallest time of each variant over ``repeats`` rounds.
 

@@ -40,6 +40,7 @@ class Context:
     paths: list = dataclasses.field(default_factory=list)  # [sample][channel] Path
     contents: list = dataclasses.field(default_factory=list)  # [sample][channel] file bytes
     decoded: list = dataclasses.field(default_factory=list)  # [sample][channel] decoded array
+    halves: list = dataclasses.field(default_factory=list)  # [sample][channel] decoded at half size
 
     @property
     def size(self) -> int:
@@ -50,24 +51,20 @@ class Context:
         return len(self.ids)
 
 
-def _build(workers=None, cv2_threads=None):
+def _build(workers=None):
     def run(context: Context) -> float:
         with tempfile.TemporaryDirectory(dir=context.work_dir) as fresh:
-
-            def call():
-                return timed(
-                    cache.build_cache,
-                    context.data_dir,
-                    "train",
-                    context.ids,
-                    context.size,
-                    "rgby",
-                    cache_dir=fresh,
-                    workers=workers,
-                    progress=False,
-                )
-
-            return call() if cv2_threads is None else with_cv2_threads(cv2_threads, call)
+            return timed(
+                cache.build_cache,
+                context.data_dir,
+                "train",
+                context.ids,
+                context.size,
+                "rgby",
+                cache_dir=fresh,
+                workers=workers,
+                progress=False,
+            )
 
     return run
 
@@ -146,6 +143,9 @@ def measure_loading(settings: Settings, data_dir: Path, ids: list[str], work_dir
 # --- where a first pass's time goes ---------------------------------------------------------------------
 
 
+HALF_DECODE = cv2.IMREAD_REDUCED_GRAYSCALE_2 | cv2.IMREAD_IGNORE_ORIENTATION
+
+
 def _decode(data: bytes, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
     return cv2.imdecode(np.frombuffer(data, np.uint8), flags)
 
@@ -156,8 +156,8 @@ def _pil_decode(context: Context, index: int):
     return [np.array(Image.open(io.BytesIO(data))) for data in context.contents[index]]
 
 
-def _pixel_difference(proposal: str):
-    """A detail: how far the proposal's pixels are from load_sample's."""
+def _pixel_difference(proposal: str, text: str):
+    """A detail: ``text``, then how far the proposal's pixels are from load_sample's."""
 
     def detail(context: Context, best: dict, name: str) -> str:
         differences = np.concatenate(
@@ -169,7 +169,7 @@ def _pixel_difference(proposal: str):
                 for image_id in context.ids
             ]
         )
-        return f"pixels vs load_sample: mean |diff| {differences.mean():.2f}, max {int(differences.max())}"
+        return f"{text}; pixels vs load_sample: mean |diff| {differences.mean():.2f}, max {int(differences.max())}"
 
     return detail
 
@@ -185,7 +185,12 @@ STAGES = (
         "completeness check",
         lambda c, i: [data.find(b"IEND", max(0, len(data) - PNG_TAIL_BYTES)) for data in c.contents[i]],
     ),
-    Variant("cv2.imdecode", lambda c, i: [_decode(data) for data in c.contents[i]], "ours (libpng via cv2)"),
+    Variant("cv2.imdecode", lambda c, i: [_decode(data) for data in c.contents[i]], "full size (libpng via cv2)"),
+    Variant(
+        "cv2.imdecode at half size",
+        lambda c, i: [_decode(data, HALF_DECODE) for data in c.contents[i]],
+        "IMREAD_REDUCED_GRAYSCALE_2: ours (decode, then cv2 halves 2x2 blocks)",
+    ),
     Variant("PIL decode (kernel)", _pil_decode, "the kernel's decoder"),
     Variant(
         "zlib inflate only",
@@ -195,7 +200,17 @@ STAGES = (
     Variant(
         "resize INTER_AREA per channel",
         lambda c, i: [cv2.resize(array, (c.size, c.size), interpolation=cv2.INTER_AREA) for array in c.decoded[i]],
-        lambda c, best, name: f"ours, {c.settings.source_size} -> {c.size} px",
+        lambda c, best, name: f"one step, {c.settings.source_size} -> {c.size} px",
+    ),
+    Variant(
+        "resize halve, then INTER_AREA",
+        lambda c, i: [halve_then_resize(array, c.size) for array in c.decoded[i]],
+        "after a full decode: INTER_AREA 2x steps, then INTER_AREA",
+    ),
+    Variant(
+        "resize after the half decode",
+        lambda c, i: [halve_then_resize(array, c.size) for array in c.halves[i]],
+        lambda c, best, name: f"ours: INTER_AREA {c.settings.source_size // 2} -> {c.size} px",
     ),
     Variant(
         "np.stack + INTER_LINEAR (kernel)",
@@ -203,28 +218,19 @@ STAGES = (
         "the kernel's",
     ),
     Variant(
-        "IMREAD_REDUCED_GRAYSCALE_2 + INTER_AREA",
-        lambda c, i: [
-            cv2.resize(_decode(data, cv2.IMREAD_REDUCED_GRAYSCALE_2), (c.size, c.size), interpolation=cv2.INTER_AREA)
-            for data in c.contents[i]
-        ],
-        "decode at half size, then resize",
+        "load_sample total",
+        lambda c, i: dataset.load_sample(c.data_dir, "train", c.ids[i], "rgby", c.size),
+        "ours (half decode)",
     ),
     Variant(
-        "resize halve, then INTER_AREA",
-        lambda c, i: [halve_then_resize(array, c.size) for array in c.decoded[i]],
-        "INTER_AREA 2x steps, then INTER_AREA",
+        "load_sample, full decode",
+        lambda c, i: proposed_load_sample(c.data_dir, c.ids[i], c.size, "full decode"),
+        _pixel_difference("full decode", "the way before"),
     ),
-    Variant("load_sample total", lambda c, i: dataset.load_sample(c.data_dir, "train", c.ids[i], "rgby", c.size)),
     Variant(
         "load_sample, half decode",
         lambda c, i: proposed_load_sample(c.data_dir, c.ids[i], c.size, "half decode"),
-        _pixel_difference("half decode"),
-    ),
-    Variant(
-        "load_sample, halve resize",
-        lambda c, i: proposed_load_sample(c.data_dir, c.ids[i], c.size, "halve resize"),
-        _pixel_difference("halve resize"),
+        _pixel_difference("half decode", "load_sample's way, as the passes below run it"),
     ),
     Variant("kernel loader total", lambda c, i: kernel_load_sample(c.data_dir, c.ids[i], c.size)),
 )
@@ -239,7 +245,9 @@ def _inflate(workers):
     return run
 
 
-def _proposal_pass(proposal: str):
+def _proposal_pass(proposal: str, cv2_threads: int | None):
+    """A pass as build_cache's pool runs it (threads, a fresh memmap, flushed), loading with ``proposal``."""
+
     def run(context: Context) -> float:
         with tempfile.TemporaryDirectory(dir=context.work_dir) as fresh:
             shape = (context.count, context.size, context.size, 4)
@@ -253,7 +261,7 @@ def _proposal_pass(proposal: str):
                     list(pool.map(load, range(context.count)))
                 array.flush()
 
-            seconds = timed(build)
+            seconds = timed(build) if cv2_threads is None else with_cv2_threads(cv2_threads, lambda: timed(build))
             array = None  # close the memmap before its folder goes
             return seconds
 
@@ -285,24 +293,31 @@ PASSES = (
     Variant(
         "build_cache, all workers",
         _build(),
+        _versus("build_cache, 1 worker", lambda c: f"{c.threads} threads; ours: cv2 1 thread in the pool, half decode"),
+    ),
+    Variant(
+        "pass, the way before",
+        _proposal_pass("full decode", cv2_threads=None),
         _versus(
-            "build_cache, 1 worker", lambda c: f"{c.threads} threads, cv2 with {cv2.getNumThreads()} threads of its own"
+            "build_cache, 1 worker", lambda c: f"{c.threads} threads, full decode, cv2 {cv2.getNumThreads()} threads"
         ),
     ),
     Variant(
-        "build_cache, cv2 1 thread",
-        _build(cv2_threads=1),
-        _versus("build_cache, 1 worker", lambda c: f"{c.threads} threads, cv2.setNumThreads(1) around the build"),
+        "pass, cv2 1 thread only",
+        _proposal_pass("full decode", cv2_threads=1),
+        _versus("build_cache, 1 worker", lambda c: f"{c.threads} threads, full decode, cv2.setNumThreads(1)"),
     ),
     Variant(
-        "build_cache, half decode",
-        _proposal_pass("half decode"),
-        _versus("build_cache, 1 worker", lambda c: f"{c.threads} threads, load_sample with the half decode"),
+        "pass, half decode only",
+        _proposal_pass("half decode", cv2_threads=None),
+        _versus(
+            "build_cache, 1 worker", lambda c: f"{c.threads} threads, half decode, cv2 {cv2.getNumThreads()} threads"
+        ),
     ),
     Variant(
-        "build_cache, halve resize",
-        _proposal_pass("halve resize"),
-        _versus("build_cache, 1 worker", lambda c: f"{c.threads} threads, load_sample with the halve resize"),
+        "pass, both (ours)",
+        _proposal_pass("half decode", cv2_threads=1),
+        _versus("build_cache, 1 worker", lambda c: f"{c.threads} threads, half decode, cv2.setNumThreads(1)"),
     ),
 )
 
@@ -314,6 +329,7 @@ def _breakdown_context(settings: Settings, data_dir: Path, ids: list[str], work_
     ]
     context.contents = [[path.read_bytes() for path in sample] for sample in context.paths]
     context.decoded = [[_decode(data) for data in sample] for sample in context.contents]
+    context.halves = [[_decode(data, HALF_DECODE) for data in sample] for sample in context.contents]
     context.streams = [[png_idat(data) for data in sample] for sample in context.contents]
     return context
 

@@ -62,31 +62,35 @@ def halve_then_resize(array: np.ndarray, image_size: int) -> np.ndarray:
 
 
 def proposed_load_sample(data_dir: Path, image_id: str, image_size: int, proposal: str) -> np.ndarray:
-    """load_sample for 8-bit grayscale PNGs as the two proposals for dataset.load_channel would do it.
+    """load_sample for 8-bit grayscale PNGs, decoded one of two ways, for the passes that compare them.
 
-    "half decode": a PNG at least twice the target side is decoded with cv2.IMREAD_REDUCED_GRAYSCALE_2
-    (only for 8-bit grayscale files, where it cannot mix colours), then INTER_AREA as now.
-    "halve resize": decoded as now, resized by ``halve_then_resize`` (any file type).
-    The rest (file lookup, the completeness check, one array per sample) is kept as load_sample does it.
+    "full decode" (the way before the half-size decode): cv2.IMREAD_UNCHANGED, then ``halve_then_resize``.
+    "half decode" (dataset.load_channel's way now): a PNG of even sides at least twice the target side is
+    decoded with cv2.IMREAD_REDUCED_GRAYSCALE_2 (only for 8-bit grayscale files, where it cannot mix colours),
+    then resized the same way. The rest (file lookup, the completeness check, one array per sample) is kept
+    as load_sample does it.
     """
     from hpa_utils import dataset
 
+    if proposal not in ("full decode", "half decode"):
+        raise ValueError(f"unknown proposal {proposal!r}")
     channels = []
     for color in COLORS:
         path = dataset.image_path(data_dir, "train", image_id, color)
         data = path.read_bytes()
         if data.find(b"IEND", max(0, len(data) - PNG_TAIL_BYTES)) == -1:
             raise ValueError(f"{path}: truncated PNG")
-        buffer = np.frombuffer(data, dtype=np.uint8)
-        if proposal == "half decode":
-            header = png_header(data)
-            half = header is not None and header[2:] == (8, 0) and min(header[:2]) >= 2 * image_size
-            array = cv2.imdecode(buffer, cv2.IMREAD_REDUCED_GRAYSCALE_2 if half else cv2.IMREAD_UNCHANGED)
-            channels.append(cv2.resize(array, (image_size, image_size), interpolation=cv2.INTER_AREA))
-        elif proposal == "halve resize":
-            channels.append(halve_then_resize(cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED), image_size))
-        else:
-            raise ValueError(f"unknown proposal {proposal!r}")
+        header = png_header(data)
+        half = (
+            proposal == "half decode"
+            and header is not None
+            and header[2:] == (8, 0)
+            and header[0] % 2 == 0
+            and header[1] % 2 == 0
+            and min(header[:2]) >= 2 * image_size
+        )
+        flags = cv2.IMREAD_REDUCED_GRAYSCALE_2 | cv2.IMREAD_IGNORE_ORIENTATION if half else cv2.IMREAD_UNCHANGED
+        channels.append(halve_then_resize(cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags), image_size))
     return np.stack(channels, axis=-1)
 
 

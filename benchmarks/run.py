@@ -20,11 +20,13 @@ from pathlib import Path
 
 import cv2
 
+from benchmarks import gpu
 from benchmarks.common import (
     DEFAULT_DATA_ROOT,
     Settings,
     load_average,
     log,
+    not_measured_line,
     prepare_data,
     print_section,
     target_line,
@@ -40,7 +42,10 @@ ROW_NAMES = (
     + TRAINING_ROWS
     + tuple(variant.name for variant in PREDICTIONS)
 )
-TARGET_NAMES = ("first pass", "cached passes", "input pipeline overhead", "batched prediction")
+# The goals of this run, then those only `python -m benchmarks.gpu` measures (on a GPU machine).
+TARGET_NAMES = ("first pass", "cached passes", "input pipeline overhead", "batched prediction") + tuple(
+    name for name, _, _ in gpu.goals(gpu.Settings())
+)
 
 
 def run(settings: Settings) -> int:
@@ -78,7 +83,8 @@ def run(settings: Settings) -> int:
             measure_breakdown(settings, data_dir, ids, work_dir),
         )
         print_section(
-            "2. augmentation: ms per image (augment.augment_batch)", measure_augmentation(settings, data_dir, ids)
+            "2. augmentation: ms per image (augment.augment_batch; inputs.random_dihedral)",
+            measure_augmentation(settings, data_dir, ids),
         )
         log("training: building ResNet50")
         model = build_small_model(settings)
@@ -97,7 +103,21 @@ def run(settings: Settings) -> int:
     print(target_line("cached passes", loading["ours cached pass"] / kernel, "x", 30, at_least=True))
     print(target_line("input pipeline overhead", overhead, " %", 5, at_least=False))  # dihedral, as trained
     print(target_line("batched prediction", prediction_ratio, "x", 10, at_least=True))
+    print_gpu_goals()
     return 0
+
+
+def print_gpu_goals() -> None:
+    """The GPU check's goals, each ``not measured``: this run trains on the CPU (a number here would be a guess)."""
+    import tensorflow as tf
+
+    reason = (
+        "make bench does not run the GPU check: python -m benchmarks.gpu does"
+        if tf.config.list_physical_devices("GPU")
+        else "no GPU on this machine; python -m benchmarks.gpu on one measures it"
+    )
+    for name, unit, goal in gpu.goals(gpu.Settings()):
+        print(not_measured_line(name, unit, goal, at_least=True, reason=reason))
 
 
 def parse_settings(argv=None) -> Settings:

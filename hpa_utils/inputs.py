@@ -7,7 +7,21 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from hpa_utils import augment
+from hpa_utils import augment, checks
+from hpa_utils.augment import DIHEDRAL_VIEWS
+
+# View index -> (swap the two image axes first?, image axes to reverse then): augment.dihedral's 8 views,
+# each in at most two passes over the pixels.
+_DIHEDRAL_STEPS = (
+    (False, ()),
+    (True, (0,)),
+    (False, (0, 1)),
+    (True, (1,)),
+    (False, (1,)),
+    (True, (0, 1)),
+    (False, (0,)),
+    (True, ()),
+)
 
 
 def steps(n: int, batch_size: int, drop_remainder: bool = False) -> int:
@@ -37,6 +51,36 @@ def _checked(images, targets, batch_size: int, indices):
     if indices.ndim != 1 or len(indices) == 0 or indices.min() < 0 or indices.max() >= count:
         raise ValueError(f"indices must be a non-empty 1-D array of rows 0..{count - 1}")
     return targets, indices
+
+
+def dihedral_tf(batch, index: int) -> tf.Tensor:
+    """View ``index`` (0..7) of an NHWC (or HWC) batch: rotate 90 degrees counter-clockwise ``index % 4``
+    times, then mirror left-right when ``index >= 4``. Same views as ``augment.dihedral``, in TensorFlow.
+    """
+    if not checks.is_integer(index) or not 0 <= index < DIHEDRAL_VIEWS:
+        raise ValueError(f"dihedral index must be an integer in 0..{DIHEDRAL_VIEWS - 1}, got {index!r}")
+    batch = tf.convert_to_tensor(batch)
+    if batch.shape.rank not in (3, 4):
+        raise ValueError(f"expected an HWC image or an NHWC batch, got shape {tuple(batch.shape)}")
+    first = batch.shape.rank - 3  # the height axis
+    swap, reversed_axes = _DIHEDRAL_STEPS[int(index)]
+    if swap:
+        order = list(range(batch.shape.rank))
+        order[first], order[first + 1] = order[first + 1], order[first]
+        batch = tf.transpose(batch, order)
+    return tf.reverse(batch, [first + axis for axis in reversed_axes]) if reversed_axes else batch
+
+
+def random_dihedral(batch, seed) -> tf.Tensor:
+    """Each image of an NHWC batch of square images as one of the 8 dihedral views (``dihedral_tf``), drawn
+    uniformly and independently per image from the stateless ``seed`` (shape [2]; the same seed, the same views).
+    """
+    batch = tf.convert_to_tensor(batch)
+    views = tf.random.stateless_uniform(tf.shape(batch)[:1], seed=seed, minval=0, maxval=DIHEDRAL_VIEWS, dtype=tf.int32)
+    positions = tf.dynamic_partition(tf.range(tf.shape(batch)[0]), views, DIHEDRAL_VIEWS)
+    parts = tf.dynamic_partition(batch, views, DIHEDRAL_VIEWS)  # each view's images, turned together
+    turned = tf.dynamic_stitch(positions, [dihedral_tf(part, index) for index, part in enumerate(parts)])
+    return tf.ensure_shape(turned, batch.shape)
 
 
 def _gather_op(images, targets, image_shape, batch_dimension):
@@ -78,25 +122,32 @@ def make_dataset(
     batches are gathered from it by index, so it is never loaded whole. ``targets``: (N, K) multi-hot.
     ``shuffle`` reorders the samples every epoch (deterministically from ``seed``); ``augmentation``
     is one of ``augment.AUGMENTATIONS``, applied per batch on parallel workers, with a random state
-    drawn from ``seed`` per epoch and batch. ``indices`` limits the dataset to those rows of ``images`` and
+    drawn from ``seed`` per epoch and batch: "dihedral" in the graph (``random_dihedral``, square images
+    only), "strong" by imgaug. ``indices`` limits the dataset to those rows of ``images`` and
     ``targets`` (a training or validation part) without copying them. Raises ValueError for mismatched or badly
     typed inputs.
     """
     targets, indices = _checked(images, targets, batch_size, indices)
-    augmenter = augment.build_augmenter(augmentation)  # ValueError for an unknown name, before any work
+    # ValueError for an unknown name, before any work; "dihedral" runs in the graph, without imgaug
+    augmenter = None if augmentation == "dihedral" else augment.build_augmenter(augmentation)
+    if augmentation == "dihedral" and images.shape[1] != images.shape[2]:
+        raise ValueError(f"dihedral augmentation turns images by 90 degrees: needs square images, got {images.shape}")
     batch_dimension = batch_size if drop_remainder else None
     image_shape = (batch_dimension, *images.shape[1:])
     gather_op = _gather_op(images, targets, image_shape, batch_dimension)
 
     def augment_op(batch_seed, element):
         batch = element[0] if targets is not None else element
-        augmented = tf.numpy_function(
-            lambda batch_, seed_: augment.augment_batch(batch_, augmenter, int(seed_)),
-            [batch, batch_seed],
-            tf.uint8,
-            stateful=False,
-        )
-        augmented.set_shape(image_shape)
+        if augmentation == "dihedral":  # one view per image, from a stateless seed of this epoch and batch
+            augmented = random_dihedral(batch, tf.stack([batch_seed, tf.constant(0, tf.int64)]))
+        else:
+            augmented = tf.numpy_function(
+                lambda batch_, seed_: augment.augment_batch(batch_, augmenter, int(seed_)),
+                [batch, batch_seed],
+                tf.uint8,
+                stateful=False,
+            )
+            augmented.set_shape(image_shape)
         return (augmented, element[1]) if targets is not None else augmented
 
     dataset = tf.data.Dataset.from_tensor_slices(indices)
@@ -104,7 +155,7 @@ def make_dataset(
         dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(gather_op, num_parallel_calls=tf.data.AUTOTUNE)
-    if augmenter is not None:
+    if augmentation != "none":
         # One random seed per batch, a new sequence each epoch, the same sequences for the same seed.
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         dataset = tf.data.Dataset.zip(seeds, dataset).map(augment_op, num_parallel_calls=tf.data.AUTOTUNE)

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from hpa_utils import checks, labels, metrics
 from hpa_utils.augment import DIHEDRAL_VIEWS
 from hpa_utils.files import atomic_write
+from hpa_utils.inputs import dihedral_tf
 
 
 class SubmissionError(ValueError):
@@ -20,21 +21,6 @@ class SubmissionError(ValueError):
     def __init__(self, problems):
         self.problems = list(problems)
         super().__init__("invalid submission:\n" + "\n".join(f"- {problem}" for problem in self.problems))
-
-
-def dihedral_tf(batch, index: int) -> tf.Tensor:
-    """View ``index`` (0..7) of an NHWC (or HWC) batch: rotate 90 degrees counter-clockwise ``index % 4``
-    times, then mirror left-right when ``index >= 4``. Same views as ``augment.dihedral``, in TensorFlow.
-    """
-    if not checks.is_integer(index) or not 0 <= index < DIHEDRAL_VIEWS:
-        raise ValueError(f"dihedral index must be an integer in 0..{DIHEDRAL_VIEWS - 1}, got {index!r}")
-    batch = tf.convert_to_tensor(batch)
-    if batch.shape.rank not in (3, 4):
-        raise ValueError(f"expected an HWC image or an NHWC batch, got shape {tuple(batch.shape)}")
-    view = tf.image.rot90(batch, k=int(index) % 4)
-    if index >= 4:
-        view = tf.image.flip_left_right(view)
-    return view
 
 
 def _model_input_dtype(model) -> str:

@@ -9,12 +9,14 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks import common, public_kernel, run
+from benchmarks import common, gpu, public_kernel, run
 from hpa_utils.environment import REPO_ROOT
 
 NUMBER = r"-?[0-9]+(?:\.[0-9]+)?"
+UNIT = r"(?: %|x| x cores)"
 TARGET_LINE = re.compile(
-    rf"^target (?P<name>.+?): (?P<measured>{NUMBER})(?: %|x) \(goal (?:>=|<) {NUMBER}(?: %|x)\) (?P<verdict>PASS|MISS)$"
+    rf"^target (?P<name>.+?): (?:(?P<measured>{NUMBER}){UNIT} \(goal (?:>=|<) {NUMBER}{UNIT}\) (?P<verdict>PASS|MISS)"
+    rf"|(?P<unmeasured>not measured) \(goal (?:>=|<) {NUMBER}{UNIT}; [^)]+\))$"
 )
 
 
@@ -42,7 +44,7 @@ def target_lines(output: str) -> dict[str, str]:
     for line in lines:
         match = TARGET_LINE.match(line)
         assert match, f"malformed target line: {line!r}"
-        verdicts[match["name"]] = match["verdict"]
+        verdicts[match["name"]] = match["verdict"] or match["unmeasured"]
     return verdicts
 
 
@@ -51,6 +53,9 @@ def test_target_line_and_numbers():
         common.target_line("first pass", 2.5, "x", 2, at_least=True) == "target first pass: 2.50x (goal >= 2.00x) PASS"
     )
     assert common.target_line("overhead", 5.0, " %", 5, at_least=False).endswith("(goal < 5.00 %) MISS")
+    unmeasured = common.not_measured_line("scaling", " x cores", 0.7, at_least=True, reason="no GPU")
+    assert unmeasured == "target scaling: not measured (goal >= 0.700 x cores; no GPU)"
+    assert target_lines(unmeasured) == {"scaling": "not measured"}
     assert [common.format_number(value) for value in (1234.4, 56.78, 1.234, 0.01234)] == [
         "1234",
         "56.8",
@@ -104,19 +109,19 @@ def test_run_quick_prints_every_row_and_target(tmp_path):
     assert re.search(r"^data: 8 train samples, 64 px PNG", output, flags=re.MULTILINE)
     assert "load average at end" in output
     assert_rows(output, run.ROW_NAMES)
-    assert list(target_lines(output)) == list(run.TARGET_NAMES)
+    verdicts = target_lines(output)
+    assert list(verdicts) == list(run.TARGET_NAMES)  # every goal's line, the GPU check's too
+    assert [verdicts[name] for name, _, _ in gpu.goals(gpu.Settings())] == ["not measured"] * 3  # never a guess
     assert not list(tmp_path.glob("work-*")), "the temporary caches were left behind"
 
 
 @pytest.mark.slow  # runs `python -m benchmarks.gpu --quick`: ResNet50 built and trained at two sizes
 def test_gpu_quick_prints_every_row_and_target(tmp_path):
-    from benchmarks import gpu
-
     output = run_module("benchmarks.gpu", tmp_path)
     settings = gpu.Settings.tiny(tmp_path)
     assert re.search(r"^machine: .*devices: ", output, flags=re.MULTILINE)
     assert_rows(output, gpu.row_names(settings))
-    assert list(target_lines(output)) == [f"input pipeline overhead at {size} px" for size in settings.image_sizes]
+    assert list(target_lines(output)) == [name for name, _, _ in gpu.goals(settings)]
 
 
 def test_external_download_benchmark_prints_measured_and_extrapolated_numbers(capsys):

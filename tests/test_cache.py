@@ -1,4 +1,4 @@
-"""The uint8 image cache: exact pixels, reuse without decoding, keys, atomic builds."""
+"""The uint8 image cache: exact pixels (the half-size decode included), reuse without decoding, keys, atomic builds."""
 
 import json
 import tempfile
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from hpa_utils import cache, dataset, environment
+from hpa_utils.dataset import images as images_module
 
 NATIVE_SIZE = 40
 
@@ -95,6 +96,69 @@ def test_failed_build_leaves_no_cache_and_names_the_id(folder):
     cv2.imwrite(str(data_dir / "train" / f"{broken}_green.png"), np.zeros((NATIVE_SIZE, NATIVE_SIZE), np.uint8))
     images = cache.build_cache(data_dir, "train", ids, 24, cache_dir=cache_dir, progress=False)
     assert images.shape[0] == len(ids)
+
+
+def test_build_restores_cv2s_thread_count_after_success_and_failure(folder):
+    data_dir, ids, cache_dir = folder  # the build runs cv2 on one thread: its workers are the parallelism
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        cache.build_cache(data_dir, "train", ids, 24, cache_dir=cache_dir, workers=2, progress=False)
+        assert cv2.getNumThreads() == 3
+        (data_dir / "train" / f"{ids[1]}_red.png").write_bytes(b"not a png")
+        with pytest.raises(ValueError):
+            cache.build_cache(data_dir, "train", ids, 32, cache_dir=cache_dir, workers=2, progress=False)
+        assert cv2.getNumThreads() == 3  # restored after a failed build too
+    finally:
+        cv2.setNumThreads(previous)
+
+
+def write_image(path, array):
+    assert cv2.imwrite(str(path), array), path
+    return path
+
+
+def full_decode_then_area_halvings(path, image_size):
+    """The pixels before the half-size decode: a full decode, INTER_AREA halvings while the side stays at least
+    twice the target, then one INTER_AREA resize."""
+    array = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    while min(array.shape) >= 2 * image_size:
+        array = cv2.resize(array, (array.shape[1] // 2, array.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return cv2.resize(array, (image_size, image_size), interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "image_size"), [(512, 512, 224), (512, 512, 256), (512, 512, 100), (96, 64, 24), (130, 258, 60)]
+)
+def test_half_size_decode_gives_the_pixels_of_a_full_decode(tmp_path, height, width, image_size):
+    rng = np.random.default_rng(height + width + image_size)
+    images = {
+        "noise": rng.integers(0, 256, (height, width), dtype=np.uint8),
+        "binary": (rng.integers(0, 2, (height, width)) * 255).astype(np.uint8),  # worst case for rounding
+        "gradient": (np.add.outer(np.arange(height), np.arange(width)) % 256).astype(np.uint8),
+    }
+    for name, image in images.items():
+        path = write_image(tmp_path / f"{name}_red.png", image)
+        assert images_module._half_size_decode(path.read_bytes(), image_size)  # the new path is the one taken
+        np.testing.assert_array_equal(
+            dataset.load_channel(path, image_size), full_decode_then_area_halvings(path, image_size), err_msg=name
+        )
+
+
+def test_half_size_decode_only_for_even_8_bit_grayscale_pngs_twice_the_size(tmp_path):
+    gray = np.zeros((64, 64), np.uint8)
+    cases = {
+        "gray_red.png": (gray, 32, True),
+        "small_red.png": (gray, 33, False),  # not twice the target
+        "odd_red.png": (np.zeros((65, 64), np.uint8), 16, False),  # an odd side: cv2 and INTER_AREA round apart
+        "deep_red.png": (gray.astype(np.uint16), 16, False),  # 16-bit: converted by >> 8 after a full decode
+        "colour_red.png": (np.zeros((64, 64, 3), np.uint8), 16, False),  # colour: the maximum over channels
+        "photo_red.jpg": (gray, 16, False),
+    }
+    for name, (image, image_size, expected) in cases.items():
+        data = write_image(tmp_path / name, image).read_bytes()
+        assert images_module._half_size_decode(data, image_size) is expected, name
+    assert images_module._half_size_decode(data, None) is False
 
 
 def test_cache_without_sidecar_is_rebuilt(folder):

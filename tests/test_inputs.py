@@ -6,7 +6,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
-from hpa_utils import inputs  # noqa: E402
+from hpa_utils import augment, inputs  # noqa: E402
 
 IMAGE_SIZE = 16
 
@@ -94,11 +94,12 @@ def test_dihedral_augmentation_keeps_shape_dtype_and_pixel_content():
     assert not np.array_equal(augmented, images)
 
 
-def test_augmentation_is_reproducible_per_seed_and_differs_between_epochs():
+@pytest.mark.parametrize("augmentation", ["dihedral", "strong"])
+def test_augmentation_is_reproducible_per_seed_and_differs_between_epochs(augmentation):
     images = np.random.default_rng(1).integers(0, 256, (6, IMAGE_SIZE, IMAGE_SIZE, 4), dtype=np.uint8)
 
     def epochs(seed):
-        dataset = inputs.make_dataset(images, batch_size=3, augmentation="strong", seed=seed)
+        dataset = inputs.make_dataset(images, batch_size=3, augmentation=augmentation, seed=seed)
         return [np.concatenate([np.asarray(batch) for batch in dataset]) for _ in range(2)]
 
     first_run, second_run, other_seed = epochs(5), epochs(5), epochs(6)
@@ -106,6 +107,54 @@ def test_augmentation_is_reproducible_per_seed_and_differs_between_epochs():
     np.testing.assert_array_equal(first_run[1], second_run[1])
     assert not np.array_equal(first_run[0], first_run[1])
     assert not np.array_equal(first_run[0], other_seed[0])
+
+
+def asymmetric_images(count, channels=4):
+    """Images without rotational or mirror symmetry (their 8 dihedral views differ), each with its own values."""
+    values = np.arange(IMAGE_SIZE * IMAGE_SIZE * channels).reshape(IMAGE_SIZE, IMAGE_SIZE, channels) % 251
+    return np.stack([(values + 3 * index) % 256 for index in range(count)]).astype(np.uint8)
+
+
+def view_indices(originals, augmented):
+    """For each augmented image, the k (0..7) with augment.dihedral(original, k) equal to it; fails if none."""
+    found = []
+    for original, result in zip(originals, augmented):
+        views = [augment.dihedral(original[None], index)[0] for index in range(augment.DIHEDRAL_VIEWS)]
+        matches = [index for index, view in enumerate(views) if np.array_equal(view, result)]
+        assert len(matches) == 1, "not one of augment.dihedral's 8 views"
+        found.append(matches[0])
+    return found
+
+
+def test_in_graph_dihedral_and_imgaugs_draw_from_the_same_8_views():
+    images = asymmetric_images(10)
+    dataset = inputs.make_dataset(images, batch_size=4, shuffle=False, augmentation="dihedral", seed=2)
+    in_graph = []
+    for _ in range(12):  # 120 draws: every view occurs (each is missed with probability (7/8)^120, ~1e-7)
+        in_graph += view_indices(images, np.concatenate([np.asarray(batch) for batch in dataset]))
+    assert set(in_graph) == set(range(8))
+    augmenter = augment.build_augmenter("dihedral")
+    by_imgaug = view_indices(
+        np.repeat(images[:2], 60, axis=0), augment.augment_batch(np.repeat(images[:2], 60, axis=0), augmenter, seed=4)
+    )
+    assert set(by_imgaug) == set(in_graph)  # one set of views, two implementations
+
+
+def test_random_dihedral_draws_one_view_per_image_from_its_seed():
+    images = tf.constant(asymmetric_images(32))
+    first = inputs.random_dihedral(images, tf.constant([7, 0], tf.int64)).numpy()
+    np.testing.assert_array_equal(first, inputs.random_dihedral(images, tf.constant([7, 0], tf.int64)).numpy())
+    views = view_indices(images.numpy(), first)
+    assert len(set(views)) > 1  # the views differ from image to image within a batch
+    other = view_indices(images.numpy(), inputs.random_dihedral(images, tf.constant([8, 0], tf.int64)).numpy())
+    assert other != views
+
+
+def test_dihedral_augmentation_needs_square_images():
+    images = np.zeros((4, 8, 12, 3), np.uint8)
+    with pytest.raises(ValueError, match="square images"):
+        inputs.make_dataset(images, augmentation="dihedral")
+    assert len(list(inputs.make_dataset(images, batch_size=2, augmentation="none"))) == 2
 
 
 def test_images_only_and_memmap_source(tmp_path):
