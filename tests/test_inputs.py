@@ -205,3 +205,20 @@ def test_indices_select_rows_without_copying_and_keep_pairs():
     np.testing.assert_array_equal(seen_targets, targets[chosen])
     with pytest.raises(ValueError, match="indices must be"):
         inputs.make_dataset(images, targets, indices=[10])
+
+
+def test_in_graph_dihedral_keeps_every_image_with_its_own_targets():
+    """Each augmented image is one of the 8 views of the image its targets belong to (none swapped in a batch)."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(21, IMAGE_SIZE, IMAGE_SIZE, 4), dtype=np.uint8)
+    targets = np.zeros((21, 28), np.float32)
+    targets[:, 0] = np.arange(21)
+    dataset = inputs.make_dataset(images, targets, batch_size=8, shuffle=True, augmentation="dihedral", seed=5)
+    seen_views = set()
+    for batch_images, batch_targets in collect(dataset):
+        for image, index in zip(batch_images, batch_targets[:, 0].astype(int)):
+            views = [augment.dihedral(images[index : index + 1], view)[0] for view in range(augment.DIHEDRAL_VIEWS)]
+            matches = [view for view, candidate in enumerate(views) if np.array_equal(image, candidate)]
+            assert len(matches) == 1, f"image of row {index} is none of its 8 views"
+            seen_views.add(matches[0])
+    assert len(seen_views) > 1
