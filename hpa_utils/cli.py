@@ -189,6 +189,28 @@ def _external(arguments) -> int:
     return 0 if summary["failed"] == 0 else 1
 
 
+def _synth(arguments) -> int:
+    if arguments.hpav18:
+        from hpa_utils.synthetic import hpav18
+
+        path = hpav18.write_hpav18(arguments.out, arguments.train, image_size=arguments.size, seed=arguments.seed)
+        print(f"wrote {path}: serve {path / hpav18.IMAGES_FOLDER}; labels {path / hpav18.LABELS_CSV}")
+        return 0
+    from hpa_utils import synthetic
+
+    path = synthetic.generate(
+        arguments.out,
+        arguments.train,
+        arguments.test,
+        image_size=arguments.size,
+        seed=arguments.seed,
+        min_per_class=arguments.min_per_class,
+        workers=arguments.workers,
+    )
+    print(f"wrote {path}")
+    return 0
+
+
 def _summary(run_dir: str, as_markdown: bool) -> int:
     from pathlib import Path
 
@@ -223,30 +245,12 @@ def main(argv=None) -> int:
             return dataset.main_validate(
                 arguments.data_dir, check_images=not arguments.no_images, training_only=arguments.training_only
             )
-        if arguments.command == "synth" and arguments.hpav18:
-            from hpa_utils.synthetic import hpav18
-
-            path = hpav18.write_hpav18(arguments.out, arguments.train, image_size=arguments.size, seed=arguments.seed)
-            print(f"wrote {path}: serve {path / hpav18.IMAGES_FOLDER}; labels {path / hpav18.LABELS_CSV}")
-            return 0
         if arguments.command == "external":
             return _external(arguments)
         if arguments.command == "synth-stats":
             return _synth_stats(arguments)
         if arguments.command == "synth":
-            from hpa_utils import synthetic
-
-            path = synthetic.generate(
-                arguments.out,
-                arguments.train,
-                arguments.test,
-                image_size=arguments.size,
-                seed=arguments.seed,
-                min_per_class=arguments.min_per_class,
-                workers=arguments.workers,
-            )
-            print(f"wrote {path}")
-            return 0
+            return _synth(arguments)
         if arguments.command == "kaggle-export":
             from hpa_utils import kaggle
 
