@@ -10,7 +10,6 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -163,21 +162,15 @@ def _decode_into(array, data_dir, split, ids, image_size, channels, workers, pro
 
     workers = workers or os.cpu_count() or 1
     description = f"caching {split} {image_size}px {channels}"
-    opencv_threads = cv2.getNumThreads()
-    if workers > 1:  # the workers are the parallelism; cv2's own threads in each resize would only contend
-        cv2.setNumThreads(1)
-    try:
-        with tqdm(total=len(ids), desc=description, unit="img", disable=not progress) as bar:
-            executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hpa-cache")
-            try:
-                futures = [executor.submit(load, index) for index in range(len(ids))]
-                for future in as_completed(futures):
-                    future.result()
-                    bar.update()
-            finally:
-                executor.shutdown(wait=True, cancel_futures=True)
-    finally:
-        cv2.setNumThreads(opencv_threads)
+    with tqdm(total=len(ids), desc=description, unit="img", disable=not progress) as bar:
+        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hpa-cache")
+        try:
+            futures = [executor.submit(load, index) for index in range(len(ids))]
+            for future in as_completed(futures):
+                future.result()
+                bar.update()
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _identity(array: np.ndarray) -> str:
