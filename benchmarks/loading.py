@@ -293,7 +293,10 @@ PASSES = (
     Variant(
         "build_cache, all workers",
         _build(),
-        _versus("build_cache, 1 worker", lambda c: f"{c.threads} threads; ours: cv2 1 thread in the pool, half decode"),
+        _versus(
+            "build_cache, 1 worker",
+            lambda c: f"{c.threads} threads; ours: half decode, cv2 with {cv2.getNumThreads()} threads of its own",
+        ),
     ),
     Variant(
         "pass, the way before",
@@ -303,19 +306,19 @@ PASSES = (
         ),
     ),
     Variant(
-        "pass, cv2 1 thread only",
+        "pass, cv2 1 thread",
         _proposal_pass("full decode", cv2_threads=1),
         _versus("build_cache, 1 worker", lambda c: f"{c.threads} threads, full decode, cv2.setNumThreads(1)"),
     ),
     Variant(
-        "pass, half decode only",
+        "pass, half decode (ours)",
         _proposal_pass("half decode", cv2_threads=None),
         _versus(
             "build_cache, 1 worker", lambda c: f"{c.threads} threads, half decode, cv2 {cv2.getNumThreads()} threads"
         ),
     ),
     Variant(
-        "pass, both (ours)",
+        "pass, both",
         _proposal_pass("half decode", cv2_threads=1),
         _versus("build_cache, 1 worker", lambda c: f"{c.threads} threads, half decode, cv2.setNumThreads(1)"),
     ),
