@@ -176,6 +176,7 @@ def versions() -> str:
         "tensorflow": "tensorflow",
         "keras": "keras",
         "imgaug": "imgaug",
+        "pywuffs": "pywuffs",
     }
     found = []
     for label, distribution in names.items():
@@ -218,13 +219,3 @@ def print_section(title: str, rows: list[Row]) -> None:
     for row in rows:
         print(format_row(row))
     sys.stdout.flush()
-
-
-def with_cv2_threads(threads: int, function):
-    """``function()`` with OpenCV limited to ``threads`` threads (restored afterwards)."""
-    previous = cv2.getNumThreads()
-    cv2.setNumThreads(threads)
-    try:
-        return function()
-    finally:
-        cv2.setNumThreads(previous)

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.common import Row, Settings, Variant, log, ratio_text, timed, timed_in_turns, with_cv2_threads
+from benchmarks.common import Row, Settings, Variant, log, ratio_text, timed, timed_in_turns
 from benchmarks.public_kernel import (
     PNG_TAIL_BYTES,
     halve_then_resize,
@@ -22,7 +22,7 @@ from benchmarks.public_kernel import (
     proposed_load_sample,
 )
 from hpa_utils import cache, dataset, inputs
-from hpa_utils.dataset import COLORS
+from hpa_utils.dataset import COLORS, png
 
 
 @dataclasses.dataclass
@@ -189,7 +189,12 @@ STAGES = (
     Variant(
         "cv2.imdecode at half size",
         lambda c, i: [_decode(data, HALF_DECODE) for data in c.contents[i]],
-        "IMREAD_REDUCED_GRAYSCALE_2: ours (decode, then cv2 halves 2x2 blocks)",
+        "IMREAD_REDUCED_GRAYSCALE_2: ours without pywuffs (decode, then cv2 halves 2x2 blocks)",
+    ),
+    Variant(
+        "Wuffs decode",
+        lambda c, i: [png.decode_grayscale(data) for data in c.contents[i]],
+        "ours: dataset.png with pywuffs, full size, checksums verified",
     ),
     Variant("PIL decode (kernel)", _pil_decode, "the kernel's decoder"),
     Variant(
@@ -205,12 +210,12 @@ STAGES = (
     Variant(
         "resize halve, then INTER_AREA",
         lambda c, i: [halve_then_resize(array, c.size) for array in c.decoded[i]],
-        "after a full decode: INTER_AREA 2x steps, then INTER_AREA",
+        "after a full decode (ours with Wuffs): INTER_AREA 2x steps, then INTER_AREA",
     ),
     Variant(
         "resize after the half decode",
         lambda c, i: [halve_then_resize(array, c.size) for array in c.halves[i]],
-        lambda c, best, name: f"ours: INTER_AREA {c.settings.source_size // 2} -> {c.size} px",
+        lambda c, best, name: f"ours without pywuffs: INTER_AREA {c.settings.source_size // 2} -> {c.size} px",
     ),
     Variant(
         "np.stack + INTER_LINEAR (kernel)",
@@ -220,17 +225,22 @@ STAGES = (
     Variant(
         "load_sample total",
         lambda c, i: dataset.load_sample(c.data_dir, "train", c.ids[i], "rgby", c.size),
-        "ours (half decode)",
+        lambda c, best, name: "ours (Wuffs)" if png.available() else "ours (cv2 half decode: pywuffs not installed)",
     ),
     Variant(
-        "load_sample, full decode",
-        lambda c, i: proposed_load_sample(c.data_dir, c.ids[i], c.size, "full decode"),
-        _pixel_difference("full decode", "the way before"),
+        "load_sample, cv2 full decode",
+        lambda c, i: proposed_load_sample(c.data_dir, c.ids[i], c.size, "cv2 full decode"),
+        _pixel_difference("cv2 full decode", "the first way"),
     ),
     Variant(
-        "load_sample, half decode",
-        lambda c, i: proposed_load_sample(c.data_dir, c.ids[i], c.size, "half decode"),
-        _pixel_difference("half decode", "load_sample's way, as the passes below run it"),
+        "load_sample, cv2 half decode",
+        lambda c, i: proposed_load_sample(c.data_dir, c.ids[i], c.size, "cv2 half decode"),
+        _pixel_difference("cv2 half decode", "the way before Wuffs"),
+    ),
+    Variant(
+        "load_sample, Wuffs",
+        lambda c, i: proposed_load_sample(c.data_dir, c.ids[i], c.size, "wuffs"),
+        _pixel_difference("wuffs", "as the Wuffs pass below runs it"),
     ),
     Variant("kernel loader total", lambda c, i: kernel_load_sample(c.data_dir, c.ids[i], c.size)),
 )
@@ -245,7 +255,7 @@ def _inflate(workers):
     return run
 
 
-def _proposal_pass(proposal: str, cv2_threads: int | None):
+def _proposal_pass(proposal: str):
     """A pass as build_cache's pool runs it (threads, a fresh memmap, flushed), loading with ``proposal``."""
 
     def run(context: Context) -> float:
@@ -261,7 +271,7 @@ def _proposal_pass(proposal: str, cv2_threads: int | None):
                     list(pool.map(load, range(context.count)))
                 array.flush()
 
-            seconds = timed(build) if cv2_threads is None else with_cv2_threads(cv2_threads, lambda: timed(build))
+            seconds = timed(build)
             array = None  # close the memmap before its folder goes
             return seconds
 
@@ -295,32 +305,23 @@ PASSES = (
         _build(),
         _versus(
             "build_cache, 1 worker",
-            lambda c: f"{c.threads} threads; ours: half decode, cv2 with {cv2.getNumThreads()} threads of its own",
+            lambda c: f"{c.threads} threads; ours: {'Wuffs' if png.available() else 'cv2 half decode'}",
         ),
     ),
     Variant(
-        "pass, the way before",
-        _proposal_pass("full decode", cv2_threads=None),
-        _versus(
-            "build_cache, 1 worker", lambda c: f"{c.threads} threads, full decode, cv2 {cv2.getNumThreads()} threads"
-        ),
+        "pass, cv2 full decode",
+        _proposal_pass("cv2 full decode"),
+        _versus("build_cache, 1 worker", lambda c: f"{c.threads} threads: the first way"),
     ),
     Variant(
-        "pass, cv2 1 thread",
-        _proposal_pass("full decode", cv2_threads=1),
-        _versus("build_cache, 1 worker", lambda c: f"{c.threads} threads, full decode, cv2.setNumThreads(1)"),
+        "pass, cv2 half decode",
+        _proposal_pass("cv2 half decode"),
+        _versus("build_cache, 1 worker", lambda c: f"{c.threads} threads: the way before Wuffs"),
     ),
     Variant(
-        "pass, half decode (ours)",
-        _proposal_pass("half decode", cv2_threads=None),
-        _versus(
-            "build_cache, 1 worker", lambda c: f"{c.threads} threads, half decode, cv2 {cv2.getNumThreads()} threads"
-        ),
-    ),
-    Variant(
-        "pass, both",
-        _proposal_pass("half decode", cv2_threads=1),
-        _versus("build_cache, 1 worker", lambda c: f"{c.threads} threads, half decode, cv2.setNumThreads(1)"),
+        "pass, Wuffs (ours)",
+        _proposal_pass("wuffs"),
+        _versus("build_cache, 1 worker", lambda c: f"{c.threads} threads: load_channel with pywuffs"),
     ),
 )
 
@@ -337,18 +338,24 @@ def _breakdown_context(settings: Settings, data_dir: Path, ids: list[str], work_
     return context
 
 
+def _available(variants) -> list[Variant]:
+    """The variants this machine can run: the Wuffs rows only where pywuffs is installed."""
+    return [variant for variant in variants if png.available() or "Wuffs" not in variant.name]
+
+
 def measure_breakdown(settings: Settings, data_dir: Path, ids: list[str], work_dir: Path) -> list[Row]:
     """Where a sample's load time goes (1 thread, ms per sample), and how build_cache scales with threads."""
     context = _breakdown_context(settings, data_dir, ids, work_dir)
-    log(f"first-pass breakdown: {context.count} samples")
-    stages = [
+    log(f"first-pass breakdown: {context.count} samples" + ("" if png.available() else "; pywuffs not installed"))
+    stages, passes = _available(STAGES), _available(PASSES)
+    timed_stages = [
         dataclasses.replace(
             variant, run=lambda c, variant=variant: timed(lambda: [variant.run(c, index) for index in range(c.count)])
         )
-        for variant in STAGES
+        for variant in stages
     ]
-    best = timed_in_turns(stages + list(PASSES), context, settings.repeats)
-    milliseconds = {variant.name: 1000 * best[variant.name] / context.count for variant in STAGES}
+    best = timed_in_turns(timed_stages + passes, context, settings.repeats)
+    milliseconds = {variant.name: 1000 * best[variant.name] / context.count for variant in stages}
     total = milliseconds["load_sample total"]
     rows = [
         Row(
@@ -358,10 +365,10 @@ def measure_breakdown(settings: Settings, data_dir: Path, ids: list[str], work_d
             f"{100 * milliseconds[variant.name] / total:.0f} % of ours",
             variant.describe(context, best),
         )
-        for variant in STAGES
+        for variant in stages
     ]
     kernel = context.count / best["kernel loader total"]
-    for variant in PASSES:
+    for variant in passes:
         rate = context.count / best[variant.name]
         rows.append(Row(variant.name, rate, "samples/s", ratio_text(rate, kernel), variant.describe(context, best)))
     return rows

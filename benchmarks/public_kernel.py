@@ -8,9 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hpa_utils.dataset import COLORS
+from hpa_utils.dataset import COLORS, png
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_TAIL_BYTES = 1024  # where dataset.load_channel looks for the IEND chunk
 
 
@@ -25,9 +24,9 @@ def kernel_load_sample(data_dir: Path, image_id: str, image_size: int) -> np.nda
 
 def png_idat(data: bytes) -> bytes:
     """The zlib stream of a PNG file: its IDAT chunks' payloads, concatenated. ValueError for a non-PNG."""
-    if not data.startswith(PNG_SIGNATURE):
+    if not data.startswith(png.SIGNATURE):
         raise ValueError("not a PNG file (no PNG signature)")
-    view, position, parts = memoryview(data), len(PNG_SIGNATURE), []
+    view, position, parts = memoryview(data), len(png.SIGNATURE), []
     while position + 8 <= len(data):
         length, kind = struct.unpack(">I4s", view[position : position + 8])
         start = position + 8
@@ -43,14 +42,6 @@ def png_idat(data: bytes) -> bytes:
     return b"".join(parts)
 
 
-def png_header(data: bytes) -> tuple[int, int, int, int] | None:
-    """(width, height, bit depth, colour type) from a PNG's IHDR chunk, or None for anything else."""
-    if not data.startswith(PNG_SIGNATURE) or len(data) < 26 or data[12:16] != b"IHDR":
-        return None
-    width, height, bit_depth, color_type = struct.unpack(">IIBB", data[16:26])
-    return width, height, bit_depth, color_type
-
-
 def halve_then_resize(array: np.ndarray, image_size: int) -> np.ndarray:
     """INTER_AREA to ``image_size`` in steps: halve (OpenCV's fast 2x2 path) while the side stays at least
     twice the target, then one INTER_AREA resize. Box filters both, so close to one INTER_AREA resize
@@ -61,36 +52,44 @@ def halve_then_resize(array: np.ndarray, image_size: int) -> np.ndarray:
     return cv2.resize(array, (image_size, image_size), interpolation=cv2.INTER_AREA)
 
 
-def proposed_load_sample(data_dir: Path, image_id: str, image_size: int, proposal: str) -> np.ndarray:
-    """load_sample for 8-bit grayscale PNGs, decoded one of two ways, for the passes that compare them.
+PROPOSALS = ("cv2 full decode", "cv2 half decode", "wuffs")
 
-    "full decode" (the way before the half-size decode): cv2.IMREAD_UNCHANGED, then ``halve_then_resize``.
-    "half decode" (dataset.load_channel's way now): a PNG of even sides at least twice the target side is
-    decoded with cv2.IMREAD_REDUCED_GRAYSCALE_2 (only for 8-bit grayscale files, where it cannot mix colours),
-    then resized the same way. The rest (file lookup, the completeness check, one array per sample) is kept
-    as load_sample does it.
+
+def proposed_load_sample(data_dir: Path, image_id: str, image_size: int, proposal: str) -> np.ndarray:
+    """load_sample for 8-bit grayscale PNGs, decoded one of three ways, for the passes that compare them.
+
+    "cv2 full decode" (the first way): cv2.IMREAD_UNCHANGED, then ``halve_then_resize``.
+    "cv2 half decode" (load_channel without pywuffs): a PNG of even sides at least twice the target side is
+    decoded with cv2.IMREAD_REDUCED_GRAYSCALE_2, then resized the same way.
+    "wuffs" (load_channel with pywuffs): ``dataset.png.decode_grayscale`` at full size, then resized the same way.
+    The rest (file lookup, the completeness check, one array per sample) is kept as load_sample does it.
     """
     from hpa_utils import dataset
 
-    if proposal not in ("full decode", "half decode"):
-        raise ValueError(f"unknown proposal {proposal!r}")
+    if proposal not in PROPOSALS:
+        raise ValueError(f"unknown proposal {proposal!r}; expected one of {', '.join(PROPOSALS)}")
     channels = []
     for color in COLORS:
         path = dataset.image_path(data_dir, "train", image_id, color)
         data = path.read_bytes()
         if data.find(b"IEND", max(0, len(data) - PNG_TAIL_BYTES)) == -1:
             raise ValueError(f"{path}: truncated PNG")
-        header = png_header(data)
-        half = (
-            proposal == "half decode"
-            and header is not None
-            and header[2:] == (8, 0)
-            and header[0] % 2 == 0
-            and header[1] % 2 == 0
-            and min(header[:2]) >= 2 * image_size
-        )
-        flags = cv2.IMREAD_REDUCED_GRAYSCALE_2 | cv2.IMREAD_IGNORE_ORIENTATION if half else cv2.IMREAD_UNCHANGED
-        channels.append(halve_then_resize(cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags), image_size))
+        if proposal == "wuffs":
+            array = png.decode_grayscale(data)
+            if array is None:
+                raise ValueError(f"{path}: not decoded by Wuffs (pywuffs installed: {png.available()})")
+        else:
+            header = png.header(data)
+            half = (
+                proposal == "cv2 half decode"
+                and png.is_grayscale_8bit(data)
+                and header[0] % 2 == 0
+                and header[1] % 2 == 0
+                and min(header[:2]) >= 2 * image_size
+            )
+            flags = cv2.IMREAD_REDUCED_GRAYSCALE_2 | cv2.IMREAD_IGNORE_ORIENTATION if half else cv2.IMREAD_UNCHANGED
+            array = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+        channels.append(halve_then_resize(array, image_size))
     return np.stack(channels, axis=-1)
 
 

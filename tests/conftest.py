@@ -38,3 +38,20 @@ def without_wheel_packages(tmp_path) -> Path:
             f"raise ModuleNotFoundError(\"No module named '{name}' (made unimportable by the test)\", name={name!r})\n"
         )
     return folder
+
+
+@pytest.fixture()
+def without_wuffs(monkeypatch):
+    """``run(function)``: ``function()`` on a new thread that cannot import pywuffs, so that dataset.png has no
+    decoder there and channel files decode with cv2, as where pywuffs is not installed (Kaggle's image)."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setitem(sys.modules, "pywuffs", None)  # import pywuffs raises ImportError
+    monkeypatch.setitem(sys.modules, "pywuffs.aux", None)
+
+    def run(function):
+        with ThreadPoolExecutor(max_workers=1) as fresh_thread:  # dataset.png keeps one decoder per thread
+            return fresh_thread.submit(function).result()
+
+    return run

@@ -89,7 +89,6 @@ def test_png_idat_is_the_zlib_stream_of_the_pixels():
     data = encoded.tobytes()
     raw = zlib.decompress(public_kernel.png_idat(data))
     assert len(raw) == 30 * (40 + 1)  # one filter byte per row
-    assert public_kernel.png_header(data) == (40, 30, 8, 0)
     with pytest.raises(ValueError, match="not a PNG"):
         public_kernel.png_idat(b"GIF89a" + data)
 
