@@ -1,4 +1,4 @@
-"""The public kernel's way of loading and predicting, and the proposals measured beside ours."""
+"""The public kernel's way of loading, and the proposals measured beside ours."""
 
 from __future__ import annotations
 
@@ -91,33 +91,3 @@ def proposed_load_sample(data_dir: Path, image_id: str, image_size: int, proposa
             array = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
         channels.append(halve_then_resize(array, image_size))
     return np.stack(channels, axis=-1)
-
-
-def reusable_predictor(model, image_shape, dtype, views: int = 1, batch_size: int = 32):
-    """The proposal measured for predict.predict_tta: the same computation, with its tf.function traced
-    once and reused by every call (predict_tta traces a new one per call). Returns predict(images).
-    """
-    import tensorflow as tf
-
-    from hpa_utils import predict
-
-    batch_spec = tf.TensorSpec((None, *image_shape), tf.as_dtype(dtype))
-    input_dtype = str(model.inputs[0].dtype)
-
-    @tf.function(input_signature=[batch_spec])
-    def predict_views(batch):
-        stacked = tf.concat([predict.dihedral_tf(batch, index) for index in range(views)], axis=0)
-        outputs = tf.cast(model(tf.cast(stacked, input_dtype), training=False), tf.float32)
-        outputs = tf.reshape(outputs, [views, tf.shape(batch)[0], -1])
-        return tf.reduce_mean(outputs, axis=0)
-
-    def run(images):
-        batches = tf.data.Dataset.from_generator(
-            lambda: (
-                np.ascontiguousarray(images[start : start + batch_size]) for start in range(0, len(images), batch_size)
-            ),
-            output_signature=batch_spec,
-        ).prefetch(2)
-        return np.concatenate([predict_views(batch).numpy() for batch in batches])
-
-    return run

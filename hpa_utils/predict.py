@@ -35,14 +35,17 @@ def _image_batches(images, batch_size: int):
         yield np.ascontiguousarray(images[start : start + batch_size])
 
 
-_traced = {}  # the last model's traced prediction function: tracing costs seconds, a call on 100 images less
+_traced = {"model": None, "functions": {}}  # the last model's traced functions: tracing costs seconds
 
 
 def _prediction_function(model, views: int, batch_spec, input_dtype):
-    """A tf.function running ``views`` dihedral views of a batch through ``model``, traced once per model."""
-    key = (id(model), views, batch_spec, input_dtype)
-    if key in _traced and _traced[key][0] is model:
-        return _traced[key][1]
+    """A tf.function running ``views`` dihedral views of a batch through ``model``, traced once per model, view
+    count and batch shape. Only the last model's functions are kept (each keeps its model alive)."""
+    if _traced["model"] is not model:
+        _traced["model"], _traced["functions"] = model, {}
+    key = (views, batch_spec, input_dtype)
+    if key in _traced["functions"]:
+        return _traced["functions"][key]
 
     @tf.function(input_signature=[batch_spec])  # traced once, whatever the size of the last batch
     def predict_views(batch):
@@ -51,8 +54,7 @@ def _prediction_function(model, views: int, batch_spec, input_dtype):
         outputs = tf.reshape(outputs, [views, tf.shape(batch)[0], -1])
         return tf.reduce_mean(outputs, axis=0)
 
-    _traced.clear()  # one entry: the cache keeps its model alive until another model predicts
-    _traced[key] = (model, predict_views)
+    _traced["functions"][key] = predict_views
     return predict_views
 
 

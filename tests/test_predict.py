@@ -208,12 +208,19 @@ def test_prediction_reuses_its_traced_function_and_sees_new_weights():
     model = tiny_model()
     images = np.random.default_rng(3).integers(0, 256, (5, 8, 8, 4), dtype=np.uint8)
     first = predict.predict_tta(model, images, views=2, progress=False)
-    function = predict._traced[next(iter(predict._traced))][1]
+    plain = predict.predict_tta(model, images, views=1, progress=False)  # another view count: its own function
+    np.testing.assert_allclose(plain, model.predict(images.astype("float32"), verbose=0), atol=1e-5)
+    functions = dict(predict._traced["functions"])
+    assert len(functions) == 2
     model.set_weights([weight * 0.5 for weight in model.get_weights()])  # e.g. the next epoch's weights
-    second = predict.predict_tta(model, images, views=2, progress=False)
-    assert predict._traced[next(iter(predict._traced))][1] is function  # not traced again
+    second = predict.predict_tta(model, images[:3], views=2, progress=False)
+    predict.predict_tta(model, images, views=1, progress=False)
+    assert predict._traced["functions"] == functions  # alternating view counts and sizes: nothing traced again
     expected = np.mean(
-        [model.predict(augment.dihedral(images, index).astype("float32"), verbose=0) for index in range(2)], axis=0
+        [model.predict(augment.dihedral(images[:3], index).astype("float32"), verbose=0) for index in range(2)], axis=0
     )
     np.testing.assert_allclose(second, expected, atol=1e-5)
-    assert not np.allclose(first, second)
+    assert not np.allclose(first[:3], second)
+    other = tiny_model()
+    predict.predict_tta(other, images, views=1, progress=False)
+    assert predict._traced["model"] is other and len(predict._traced["functions"]) == 1  # the old model let go
