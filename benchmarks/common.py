@@ -212,6 +212,26 @@ def prepare_data(settings: Settings) -> tuple[Path, list[str]]:
     return Path(data_dir), ids
 
 
+def timed_cache_build(data_dir: Path, ids: list[str], image_size: int, work_dir: Path, workers=None) -> float:
+    """Seconds of ``cache.build_cache`` (rgby) of ``ids`` into a fresh folder under ``work_dir``: a first pass."""
+    import tempfile
+
+    from hpa_utils import cache
+
+    with tempfile.TemporaryDirectory(dir=work_dir) as fresh:
+        return timed(
+            cache.build_cache,
+            data_dir,
+            "train",
+            ids,
+            image_size,
+            "rgby",
+            cache_dir=fresh,
+            workers=workers,
+            progress=False,
+        )
+
+
 def print_section(title: str, rows: list[Row]) -> None:
     print()
     print(f"## {title}")

@@ -25,7 +25,6 @@ import numpy as np
 
 from benchmarks import common as bench
 
-NAME_WIDTH = 44
 PIPELINE_GOAL = 0.9  # pipeline-fed training images/s at least this share of memory-fed
 CORES_GOAL = 0.7  # build_cache on all cores at least this many times the cores faster than on one
 
@@ -157,27 +156,13 @@ def measure_size(
 
 def measure_cache_build(settings: Settings, data_dir: Path, ids: list[str], work_dir: Path):
     """build_cache on one worker and on all cores, into fresh folders, in turn; rows and the speed-up per core."""
-    from hpa_utils import cache
 
     cores = os.cpu_count() or 1  # what build_cache's default workers=None uses
     image_size = settings.image_sizes[0]
     bench.log(f"gpu: cache build of {len(ids)} samples at {image_size} px, 1 worker and {cores}")
 
     def build(workers):
-        def run():
-            with tempfile.TemporaryDirectory(dir=work_dir) as fresh:
-                return bench.timed(
-                    cache.build_cache,
-                    data_dir,
-                    "train",
-                    ids,
-                    image_size,
-                    cache_dir=fresh,
-                    workers=workers,
-                    progress=False,
-                )
-
-        return run
+        return lambda: bench.timed_cache_build(data_dir, ids, image_size, work_dir, workers)
 
     best = bench.best_times(
         {"cache build, 1 worker": build(1), "cache build, all workers": build(None)}, settings.repeats
@@ -195,18 +180,6 @@ def measure_cache_build(settings: Settings, data_dir: Path, ids: list[str], work
         ),
     ]
     return rows, speedup / cores
-
-
-def print_table(title: str, rows: list) -> None:
-    print()
-    print(f"## {title}")
-    print(f"{'':<{NAME_WIDTH}} {'value':>9} {'unit':<10} {'compared':<16} how")
-    for row in rows:
-        print(
-            f"{row.name:<{NAME_WIDTH}} {bench.format_number(row.value):>9} {row.unit:<10} "
-            f"{row.comparison:<16} {row.detail}".rstrip()
-        )
-    sys.stdout.flush()
 
 
 def run_check(settings: Settings, device_line: str) -> list[float]:
@@ -240,10 +213,12 @@ def run_check(settings: Settings, device_line: str) -> list[float]:
             for image_size in settings.image_sizes:
                 rows, ratio = measure_size(settings, data_dir, ids, targets, image_size, Path(work))
                 measured.append(ratio)
-                print_table(f"ResNet50 {image_size} px rgby, mixed_float16, {device_line}", rows)
+                bench.print_section(f"ResNet50 {image_size} px rgby, mixed_float16, {device_line}", rows)
             rows, per_core = measure_cache_build(settings, data_dir, ids, Path(work))
             measured.append(per_core)
-            print_table(f"cache build: {len(ids)} samples at {settings.image_sizes[0]} px, all cores vs one", rows)
+            bench.print_section(
+                f"cache build: {len(ids)} samples at {settings.image_sizes[0]} px, all cores vs one", rows
+            )
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     return measured

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.common import Row, Settings, Variant, log, ratio_text, timed, timed_in_turns
+from benchmarks.common import Row, Settings, Variant, log, ratio_text, timed, timed_cache_build, timed_in_turns
 from benchmarks.public_kernel import (
     PNG_TAIL_BYTES,
     halve_then_resize,
@@ -52,21 +52,7 @@ class Context:
 
 
 def _build(workers=None):
-    def run(context: Context) -> float:
-        with tempfile.TemporaryDirectory(dir=context.work_dir) as fresh:
-            return timed(
-                cache.build_cache,
-                context.data_dir,
-                "train",
-                context.ids,
-                context.size,
-                "rgby",
-                cache_dir=fresh,
-                workers=workers,
-                progress=False,
-            )
-
-    return run
+    return lambda context: timed_cache_build(context.data_dir, context.ids, context.size, context.work_dir, workers)
 
 
 def _cached_passes(context: Context) -> float:

@@ -65,6 +65,7 @@ def proposed_load_sample(data_dir: Path, image_id: str, image_size: int, proposa
     The rest (file lookup, the completeness check, one array per sample) is kept as load_sample does it.
     """
     from hpa_utils import dataset
+    from hpa_utils.dataset import images
 
     if proposal not in PROPOSALS:
         raise ValueError(f"unknown proposal {proposal!r}; expected one of {', '.join(PROPOSALS)}")
@@ -78,16 +79,9 @@ def proposed_load_sample(data_dir: Path, image_id: str, image_size: int, proposa
             array = png.decode_grayscale(data)
             if array is None:
                 raise ValueError(f"{path}: not decoded by Wuffs (pywuffs installed: {png.available()})")
+        elif proposal == "cv2 half decode":
+            array = images._decode_with_cv2(data, image_size)  # load_channel's cv2 path
         else:
-            header = png.header(data)
-            half = (
-                proposal == "cv2 half decode"
-                and png.is_grayscale_8bit(data)
-                and header[0] % 2 == 0
-                and header[1] % 2 == 0
-                and min(header[:2]) >= 2 * image_size
-            )
-            flags = cv2.IMREAD_REDUCED_GRAYSCALE_2 | cv2.IMREAD_IGNORE_ORIENTATION if half else cv2.IMREAD_UNCHANGED
-            array = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+            array = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
         channels.append(halve_then_resize(array, image_size))
     return np.stack(channels, axis=-1)

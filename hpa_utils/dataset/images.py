@@ -120,9 +120,10 @@ def _half_size_decode(data: bytes, image_size: int | None) -> bool:
     an 8-bit grayscale PNG with even sides, each at least twice ``image_size``. cv2 decodes such a file whole
     and halves it by averaging 2x2 blocks, as ``_resize``'s first INTER_AREA halving does.
     """
-    if image_size is None or not png.is_grayscale_8bit(data):
+    fields = png.header(data) if image_size is not None else None
+    if fields is None or fields[2:] != (8, 0):  # not an 8-bit grayscale PNG
         return False
-    width, height, _, _ = png.header(data)
+    width, height = fields[:2]
     return width % 2 == 0 and height % 2 == 0 and min(width, height) >= 2 * image_size
 
 
