@@ -95,6 +95,11 @@ def _add_kaggle_export(commands) -> None:
         "(default: kernels that need them get internet and Keras downloads them)",
     )
     export.add_argument(
+        "--accelerator",
+        default="t4x2",
+        help="the machine the training kernels ask for: t4x2 (Kaggle's GPU T4 x2, the default), p100 or none",
+    )
+    export.add_argument(
         "--wheel-dir",
         metavar="DIR",
         help="where the imgaug and iterative-stratification wheels are (default .whl/, filled "
@@ -261,6 +266,7 @@ def main(argv=None) -> int:
                 preset=arguments.preset,
                 weights_dataset=arguments.weights_dataset,
                 wheel_dir=arguments.wheel_dir,
+                accelerator=arguments.accelerator,
             )
             print(f"wrote {path}\n{kaggle.describe(path)}\nnext: {path / 'UPLOAD.md'} (what to push, in order)")
             return 0

@@ -18,6 +18,7 @@ from hpa_utils.dataset.label_files import SAMPLE_SUBMISSION_CSV, TRAIN_CSV
 REPO_ROOT = Path(__file__).resolve().parents[1]  # the repository, or the hpa-utils dataset on Kaggle
 KAGGLE_SWITCH = "KAGGLE_KERNEL_RUN_TYPE"  # set by Kaggle in every kernel (Interactive or Batch)
 INPUT_ROOT_VARIABLE = "HPA_KAGGLE_INPUT"
+CPU_REPLICAS_VARIABLE = "HPA_CPU_REPLICAS"  # N > 1: the CPU split into N replicas, as if it had N GPUs (tests)
 DEFAULT_KAGGLE_INPUT = "/kaggle/input"
 COMPETITION = "human-protein-atlas-image-classification"
 PACKAGE_DATASET = "hpa-utils"  # the slug of the dataset that carries this package
@@ -35,6 +36,14 @@ class InputNotFoundError(FileNotFoundError):
 def is_kaggle() -> bool:
     """Whether this runs inside a Kaggle kernel (the project's one Kaggle switch)."""
     return bool(os.environ.get(KAGGLE_SWITCH))
+
+
+def cpu_replicas() -> int:
+    """``$HPA_CPU_REPLICAS``: into how many replicas to split the CPU (1 when unset). ValueError unless a whole >= 1."""
+    value = os.environ.get(CPU_REPLICAS_VARIABLE, "").strip() or "1"
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{CPU_REPLICAS_VARIABLE}={value!r}: expected a whole number of replicas, 1 or more")
+    return int(value)
 
 
 def kaggle_input() -> Path:

@@ -115,6 +115,7 @@ def make_dataset(
     seed: int = 0,
     drop_remainder: bool = False,
     indices=None,
+    replicas: int = 1,
 ) -> tf.data.Dataset:
     """A tf.data.Dataset of uint8 NHWC batches (with float32 targets when ``targets`` is given).
 
@@ -126,8 +127,14 @@ def make_dataset(
     only), "strong" by imgaug. ``indices`` limits the dataset to those rows of ``images`` and
     ``targets`` (a training or validation part) without copying them. Raises ValueError for mismatched or badly
     typed inputs.
+    ``replicas``: the strategy's replica count. Keras (3.15) builds a distributed model from the first batch
+    averaged over the replicas, which fails when they got unequal parts of it; so where all images fit in
+    one batch that does not split evenly, the first batch is cut to a multiple of ``replicas`` and the rest
+    follows in a second one.
     """
     targets, indices = _checked(images, targets, batch_size, indices)
+    if len(indices) < batch_size and len(indices) % replicas:
+        batch_size = max(replicas, len(indices) - len(indices) % replicas)
     # ValueError for an unknown name, before any work; "dihedral" runs in the graph, without imgaug
     augmenter = None if augmentation == "dihedral" else augment.build_augmenter(augmentation)
     if augmentation == "dihedral" and images.shape[1] != images.shape[2]:

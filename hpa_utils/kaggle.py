@@ -16,6 +16,12 @@ METADATA_FILE = "kernel-metadata.json"
 DATASET_METADATA_FILE = "dataset-metadata.json"
 KAGGLE_RESOLVED = ("DATA_DIR", "OUTPUT_DIR")  # left "": the notebooks resolve them to /kaggle/input and /kaggle/working
 NO_GPU_STAGES = ("00_eda",)  # reads CSVs and a few images; a GPU would only use up the weekly quota
+# --accelerator -> kernel-metadata.json's machine_shape, and the name Kaggle's editor shows. Without a
+# machine_shape, a pushed GPU kernel has been given a P100, on which parts of today's image fail
+# (kaggle-cli issues #821, #1151); NvidiaTeslaT4 is the editor's "GPU T4 x2": two GPUs, mixed precision.
+# The kaggle CLI (2.2.5) calls NvidiaTeslaP100 retired and warns that such sessions run on the T4s instead.
+ACCELERATORS = {"t4x2": ("NvidiaTeslaT4", "GPU T4 x2"), "p100": ("NvidiaTeslaP100", "GPU P100"), "none": (None, "none")}
+DEFAULT_ACCELERATOR = "t4x2"
 DATASET_FILES = ("requirements.txt", "requirements-nodeps.txt")
 _USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _DATASET_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*/[a-z0-9][a-z0-9-]*")
@@ -36,6 +42,13 @@ def _check_dataset_reference(reference: str) -> str:
     if not isinstance(reference, str) or not _DATASET_REFERENCE.fullmatch(reference):
         raise ValueError(f"weights dataset {reference!r}: expected owner/slug as in kaggle.com/datasets/owner/slug")
     return reference
+
+
+def check_accelerator(accelerator: str) -> str:
+    """Return ``accelerator`` when it is one of ACCELERATORS; ValueError listing them otherwise."""
+    if accelerator not in ACCELERATORS:
+        raise ValueError(f"accelerator {accelerator!r} is not supported; choose one of {', '.join(ACCELERATORS)}")
+    return accelerator
 
 
 def kernel_title(stage: str) -> str:
@@ -60,9 +73,17 @@ def uses_imagenet(values: dict) -> bool:
 
 
 def kernel_metadata(
-    user: str, stage: str, public: bool = False, weights_dataset: str | None = None, imagenet: bool = False
+    user: str,
+    stage: str,
+    public: bool = False,
+    weights_dataset: str | None = None,
+    imagenet: bool = False,
+    accelerator: str = DEFAULT_ACCELERATOR,
 ) -> dict:
     """The kernel-metadata.json of ``stage`` for ``user``.
+
+    ``accelerator`` (ACCELERATORS): the machine every stage but 00_eda asks for with ``machine_shape``;
+    "none": no GPU anywhere.
 
     ``imagenet``: the stage loads ImageNet weights. This competition takes submissions as CSV files,
     so a kernel may have internet: Keras then downloads the weights, and internet is on. With a
@@ -70,24 +91,27 @@ def kernel_metadata(
     attached instead and internet stays off, as it does for every kernel that needs no download.
     """
     check_user(user)
+    machine_shape = ACCELERATORS[check_accelerator(accelerator)][0]
+    gpu = stage not in NO_GPU_STAGES and machine_shape is not None
     sources = [f"{user}/{DATASET_SLUG}"]
     if weights_dataset is not None:
         _check_dataset_reference(weights_dataset)
         if imagenet:
             sources.append(weights_dataset)
-    return {
+    metadata = {
         "id": f"{user}/{stages.kernel_slug(stage)}",
         "title": kernel_title(stage),
         "code_file": f"{stages.kernel_slug(stage)}.ipynb",
         "language": "python",
         "kernel_type": "notebook",
         "is_private": not public,
-        "enable_gpu": stage not in NO_GPU_STAGES,
+        "enable_gpu": gpu,
         "enable_internet": imagenet and weights_dataset is None,
         "dataset_sources": sources,
         "competition_sources": [environment.COMPETITION],
         "kernel_sources": [f"{user}/{stages.kernel_slug(upstream)}" for upstream in upstream_stages(stage)],
     }
+    return metadata | ({"machine_shape": machine_shape} if gpu else {})
 
 
 def kaggle_parameters(preset: dict, stage: str, declared: dict) -> dict:
@@ -122,10 +146,11 @@ def _write_kernel(
     preset: dict,
     public: bool,
     weights_dataset: str | None,
+    accelerator: str,
 ) -> dict:
     """One kernel folder: the notebook with the preset's values as defaults, and its kernel-metadata.json.
 
-    Returns the export table's row for it (GPU, internet, where its weights come from).
+    Returns the export table's row for it (accelerator, internet, where its weights come from).
     """
     import nbformat
 
@@ -135,7 +160,7 @@ def _write_kernel(
     imagenet = uses_imagenet(effective)
     if imagenet and weights_dataset is not None:
         values["WEIGHTS"] = effective["WEIGHTS"] = _notop_file(effective.get("BACKBONE"), stage)
-    metadata = kernel_metadata(user, stage, public, weights_dataset, imagenet=imagenet)
+    metadata = kernel_metadata(user, stage, public, weights_dataset, imagenet=imagenet, accelerator=accelerator)
     cell = parameters.parameters_cell(notebook, path)
     cell.source = parameters.set_parameter_defaults(cell.source, values, str(path))
     for each in notebook.cells:
@@ -146,7 +171,7 @@ def _write_kernel(
     folder.mkdir(parents=True)
     nbformat.write(notebook, folder / metadata["code_file"])
     files.write_json(folder / METADATA_FILE, metadata)
-    return _kernel_row(stage, metadata, effective, weights_dataset)
+    return _kernel_row(stage, metadata, effective, weights_dataset, accelerator)
 
 
 def _write_package_dataset(folder: Path, user: str, wheel_dir=None) -> None:
@@ -195,24 +220,24 @@ def _weights_source(stage: str, values: dict, weights_dataset: str | None) -> st
     return f"{values['WEIGHTS']}{found_in}"
 
 
-def _kernel_row(stage: str, metadata: dict, values: dict, weights_dataset: str | None) -> dict:
+def _kernel_row(stage: str, metadata: dict, values: dict, weights_dataset: str | None, accelerator: str) -> dict:
     return {
         "stage": stage,
         "kernel": metadata["id"],
-        "gpu": metadata["enable_gpu"],
+        "accelerator": ACCELERATORS[accelerator][1] if metadata["enable_gpu"] else "none",
         "internet": metadata["enable_internet"],
         "weights": _weights_source(stage, values, weights_dataset),
     }
 
 
 def describe(out) -> str:
-    """The export's table: per kernel, GPU, internet and where its weights come from."""
+    """The export's table: per kernel, the accelerator it asks for, internet and where its weights come from."""
     rows = files.read_json(Path(out) / MARKER)["kernels"]
     width = max(len(row["kernel"]) for row in rows)
-    lines = [f"{'kernel':<{width}}  GPU  internet  weights"]
+    lines = [f"{'kernel':<{width}}  {'accelerator':<11}  internet  weights"]
     for row in rows:
         lines.append(
-            f"{row['kernel']:<{width}}  {'on ' if row['gpu'] else 'off'}  {'on ' if row['internet'] else 'off'}"
+            f"{row['kernel']:<{width}}  {row['accelerator']:<11}  {'on ' if row['internet'] else 'off'}"
             f"       {row['weights']}"
         )
     return "\n".join(lines)
@@ -253,14 +278,14 @@ def _upload_guide(user: str, preset: str, notebooks: list[str], rows: list[dict]
         f"       kaggle competitions submit -c {environment.COMPETITION} -f results/04_kfold/submission.csv "
         "-m 'HPA 04'",
         "",
-        "| kernel | GPU | internet | weights |",
+        "| kernel | accelerator | internet | weights |",
         "|---|---|---|---|",
     ]
     lines += [
-        f"| {row['kernel']} | {'on' if row['gpu'] else 'off'} | {'on' if row['internet'] else 'off'} | "
-        f"{row['weights']} |"
+        f"| {row['kernel']} | {row['accelerator']} | {'on' if row['internet'] else 'off'} | {row['weights']} |"
         for row in rows
     ]
+    lines += ["", _accelerator_note(rows)]
     lines += [
         "",
         "Where Kaggle mounts the inputs does not matter. Today: `/kaggle/input/competitions/<slug>/`,",
@@ -271,6 +296,21 @@ def _upload_guide(user: str, preset: str, notebooks: list[str], rows: list[dict]
         "",
     ]
     return "\n".join(lines)
+
+
+def _accelerator_note(rows: list[dict]) -> str:
+    """Why the kernels ask for the accelerator they do (UPLOAD.md)."""
+    chosen = {row["accelerator"] for row in rows} - {"none"}
+    if not chosen:
+        return "No kernel asks for a GPU (`--accelerator none`): every stage trains on the CPU, slowly at full size."
+    return (
+        f"The training kernels ask for {', '.join(sorted(chosen))} with `machine_shape` in kernel-metadata.json "
+        "(`--accelerator t4x2|p100|none` chooses). GPU T4 x2 is two GPUs: each stage trains with MirroredStrategy, "
+        "BATCH_SIZE split between them, and in mixed precision (float16 on the T4s' tensor cores; "
+        "MIXED_PRECISION=auto). A P100 has no tensor cores, so it trains in float32; the kaggle CLI (2.2.5) calls "
+        "it retired and says Kaggle runs such sessions on GPU T4 x2. Without a machine_shape, Kaggle has given "
+        "pushed kernels a P100, on which parts of today's image fail."
+    )
 
 
 def _check_out(out: Path) -> None:
@@ -321,6 +361,7 @@ def export(
     weights_dataset: str | None = None,
     notebooks_dir=None,
     wheel_dir=None,
+    accelerator: str = DEFAULT_ACCELERATOR,
 ) -> Path:
     """Write the Kaggle upload folders for ``user`` into ``out`` and return ``out``.
 
@@ -329,13 +370,15 @@ def export(
     with the wheels of imgaug and iterative-stratification (from ``wheel_dir``, default <repo>/.whl/,
     else downloaded with pip). Stages that load ImageNet weights get internet; with ``weights_dataset``
     ("owner/slug") they stay offline, that dataset is attached, and their WEIGHTS become the backbone's
-    "notop" file name, which the kernel finds wherever the dataset is mounted. ``preset`` is a preset
+    "notop" file name, which the kernel finds wherever the dataset is mounted. ``accelerator`` (ACCELERATORS,
+    default t4x2) is the machine the training kernels ask for (``machine_shape``). ``preset`` is a preset
     name or YAML file; ``notebooks_dir`` defaults to the repository's notebooks/.
     Raises ValueError for a bad user name or preset, FileExistsError for an ``out`` that holds
     anything but an earlier export (a re-export replaces an earlier one whole), RuntimeError when a
     wheel can be neither found nor downloaded.
     """
     check_user(user)
+    check_accelerator(accelerator)
     if weights_dataset is not None:
         _check_dataset_reference(weights_dataset)
     preset_record = parameters.load_preset(preset)
@@ -358,6 +401,7 @@ def export(
                 preset=preset_record,
                 public=public,
                 weights_dataset=weights_dataset,
+                accelerator=accelerator,
             )
             for stage, (path, notebook, declared) in loaded.items()
         ]

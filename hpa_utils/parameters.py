@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 from pathlib import Path
 
 import yaml
@@ -18,6 +19,19 @@ from hpa_utils import environment, stages
 NOTEBOOKS_DIR = environment.REPO_ROOT / "notebooks"
 PRESETS_DIR = environment.REPO_ROOT / "presets"
 PYTHON_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list,), "dict": (dict,)}
+BOOLEAN_TAG = "tag:yaml.org,2002:bool"
+
+
+class YamlLoader(yaml.SafeLoader):
+    """YAML with the booleans of YAML 1.2, true and false only: ``MIXED_PRECISION: on`` (a preset or ``-p``)
+    stays the text "on", where PyYAML's YAML 1.1 would read on, off, yes and no as True and False."""
+
+
+YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != BOOLEAN_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+YamlLoader.add_implicit_resolver(BOOLEAN_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
 def load_preset(name_or_path: str) -> dict:
@@ -29,7 +43,7 @@ def load_preset(name_or_path: str) -> dict:
         available = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
         raise ValueError(f"preset {name_or_path!r} not found ({path}); available presets: {available}")
     try:
-        content = yaml.safe_load(path.read_text()) or {}
+        content = yaml.load(path.read_text(), Loader=YamlLoader) or {}
     except yaml.YAMLError as error:
         raise ValueError(f"{path}: not valid YAML ({error})") from None
     if not isinstance(content, dict) or not isinstance(content.get("parameters", {}), dict):
@@ -205,7 +219,7 @@ def parse_overrides(items: list[str]) -> dict:
         if not separator or not name.isidentifier():
             raise ValueError(f"-p {item!r}: expected NAME=VALUE")
         try:
-            value = yaml.safe_load(text) if text else ""
+            value = yaml.load(text, Loader=YamlLoader) if text else ""
         except yaml.YAMLError as error:
             raise ValueError(
                 f"-p {item!r}: the value is not valid YAML ({str(error).splitlines()[0]}); "

@@ -220,8 +220,11 @@ def start_model(start_stage, *, image_size: int, backbone: str, channels: str, w
     return model_from_stage(start_stage, image_size)
 
 
-def save_fold(fold_dir, model, history, *, images, is_fold, test_images, views: int, batch_size: int) -> dict:
-    """Predict the fold's held-out images (out-of-fold) and the test set with TTA; write them and the weights."""
+def save_fold(
+    fold_dir, model, history, *, images, is_fold, test_images, views: int, batch_size: int, **details
+) -> dict:
+    """Predict the fold's held-out images (out-of-fold) and the test set with TTA; write them, the weights and the
+    fold's metrics.json (with ``details``)."""
     from hpa_utils import predict
 
     fold_dir = Path(fold_dir)
@@ -229,7 +232,7 @@ def save_fold(fold_dir, model, history, *, images, is_fold, test_images, views: 
     test_prediction = predict.predict_tta(model, test_images, views=views, batch_size=batch_size)
     save_array(fold_dir / "oof.npy", oof)
     save_array(fold_dir / "test_pred.npy", test_prediction)
-    return save_stage(fold_dir, model, history=history, scores={"rows": int(is_fold.sum())}, views=views)
+    return save_stage(fold_dir, model, history=history, scores={"rows": int(is_fold.sum())}, views=views, **details)
 
 
 def merge_folds(stage_dir, fold_of: np.ndarray, n_test: int):
@@ -264,10 +267,11 @@ def save_array(path, array) -> Path:
 
 
 def train_and_validation_pipelines(
-    images, targets, is_validation, *, batch_size: int, augmentation: str = "none", seed: int = 0
+    images, targets, is_validation, *, batch_size: int, augmentation: str = "none", seed: int = 0, replicas: int = 1
 ):
     """(training, validation) tf.data pipelines over one image array: shuffled and augmented for training,
-    plain for the held-out rows (``is_validation``: the validation split, or one fold)."""
+    plain for the held-out rows (``is_validation``: the validation split, or one fold). ``batch_size`` is global
+    (all ``replicas`` together; see ``hardware``)."""
     from hpa_utils import inputs
 
     train_data = inputs.make_dataset(
@@ -278,8 +282,11 @@ def train_and_validation_pipelines(
         augmentation=augmentation,
         seed=seed,
         indices=np.flatnonzero(~is_validation),
+        replicas=replicas,
     )
-    validation_data = inputs.make_dataset(images, targets, batch_size, indices=np.flatnonzero(is_validation))
+    validation_data = inputs.make_dataset(
+        images, targets, batch_size, indices=np.flatnonzero(is_validation), replicas=replicas
+    )
     return train_data, validation_data
 
 

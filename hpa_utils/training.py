@@ -1,4 +1,4 @@
-"""Training: seeding, the distribution strategy, compiling, callbacks, and the warm-up then fine-tune recipe."""
+"""Training: seeding, compiling, callbacks, and the warm-up then fine-tune recipe (devices: ``hardware``)."""
 
 from __future__ import annotations
 
@@ -30,43 +30,14 @@ def set_seed(seed: int, deterministic: bool = False) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def _tpu_resolver():
-    """A TPUClusterResolver when a TPU is reachable, else None."""
-    try:
-        return tf.distribute.cluster_resolver.TPUClusterResolver()  # a named TPU (TPU_NAME, Colab, Kaggle)
-    except Exception:  # ValueError "Please provide a TPU Name" and the like: no named TPU
-        pass
-    if tf.config.list_physical_devices("TPU"):  # a TPU VM: the chips are attached to this machine
-        return tf.distribute.cluster_resolver.TPUClusterResolver(tpu="local")
-    return None
-
-
-def distribution_strategy() -> tuple[tf.distribute.Strategy, str]:
-    """The tf.distribute strategy for this machine and a one-line description of it.
-
-    A TPU -> TPUStrategy; more than one GPU -> MirroredStrategy; else the default strategy (one
-    GPU or the CPU). Build and compile the model inside ``strategy.scope()``.
-    """
-    resolver = _tpu_resolver()
-    if resolver is not None:
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        strategy = tf.distribute.TPUStrategy(resolver)
-        return strategy, f"TPUStrategy, {strategy.num_replicas_in_sync} TPU cores"
-    gpus = tf.config.list_logical_devices("GPU")
-    if len(gpus) > 1:
-        strategy = tf.distribute.MirroredStrategy()
-        return strategy, f"MirroredStrategy, {len(gpus)} GPUs"
-    device = "1 GPU" if gpus else "CPU"
-    return tf.distribute.get_strategy(), f"default strategy, {device}"
-
-
 def compile_model(model: keras.Model, learning_rate: float, loss: str = "bce", focal_gamma: float = 2.0) -> keras.Model:
     """Compile with Adam, BCE or focal loss, and epoch-level macro F1 at threshold 0.5 ("f1").
 
     loss: "bce" (keras.losses.BinaryCrossentropy) or "focal" (keras.losses.BinaryFocalCrossentropy
     with gamma=focal_gamma). Targets must be float (N, 28) multi-hot arrays (F1Score needs them).
-    Call again after changing what is trainable. Raises ValueError for an unknown loss.
+    Call again after changing what is trainable. Compiles in the distribution strategy the model was built in;
+    under a mixed_float16 policy Keras wraps the optimizer in a LossScaleOptimizer (dynamic loss scaling).
+    Raises ValueError for an unknown loss.
     """
     if loss == "bce":
         loss_function = keras.losses.BinaryCrossentropy(name="bce")
@@ -76,14 +47,15 @@ def compile_model(model: keras.Model, learning_rate: float, loss: str = "bce", f
         raise ValueError(f"loss={loss!r} is not supported; choose one of {LOSSES}")
     if not learning_rate > 0:
         raise ValueError(f"learning_rate={learning_rate!r} must be positive")
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss=loss_function,
-        metrics=[
-            keras.metrics.F1Score(average="macro", threshold=0.5, name="f1"),
-            keras.metrics.BinaryAccuracy(name="binary_accuracy"),
-        ],
-    )
+    with model.distribute_strategy.scope():  # the strategy the model was built in: its optimizer's too
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+            loss=loss_function,
+            metrics=[
+                keras.metrics.F1Score(average="macro", threshold=0.5, name="f1"),
+                keras.metrics.BinaryAccuracy(name="binary_accuracy"),
+            ],
+        )
     return model
 
 

@@ -513,7 +513,7 @@ RUNNER_CASES = {
         ["error: parameter FOLDS of 04_kfold expects list, got 3 (int) from the command line"],
     ),
     "bool_for_an_int": (
-        lambda tmp_path, embedded: ["--preset", "smoke", "-p", "EPOCHS=yes"],
+        lambda tmp_path, embedded: ["--preset", "smoke", "-p", "EPOCHS=true"],
         ["error: parameter EPOCHS of 01_baseline expects int, got True (bool)"],
     ),
     "parameter_value_not_yaml": (

@@ -222,3 +222,16 @@ def test_in_graph_dihedral_keeps_every_image_with_its_own_targets():
             assert len(matches) == 1, f"image of row {index} is none of its 8 views"
             seen_views.add(matches[0])
     assert len(seen_views) > 1
+
+
+def test_a_set_smaller_than_a_batch_starts_with_a_batch_the_replicas_share_evenly():
+    images = np.zeros((20, 4, 4, 3), np.uint8)
+
+    def sizes(count, replicas):
+        dataset = inputs.make_dataset(images, batch_size=16, indices=np.arange(count), replicas=replicas)
+        return [int(batch.shape[0]) for batch in dataset]
+
+    assert sizes(9, 1) == [9]
+    assert sizes(9, 2) == [8, 1]  # Keras averages the first batch over the replicas: it must split evenly
+    assert sizes(10, 4) == [8, 2]
+    assert sizes(20, 2) == [16, 4]  # a full first batch: as it was

@@ -131,6 +131,7 @@ def test_every_kernel_folder_has_valid_metadata(exported):
         assert metadata["language"] == "python" and metadata["kernel_type"] == "notebook"
         assert metadata["is_private"] is True and metadata["enable_internet"] is False
         assert metadata["enable_gpu"] is (stage != "00_eda")
+        assert metadata.get("machine_shape") == (None if stage == "00_eda" else "NvidiaTeslaT4")  # GPU T4 x2
         assert metadata["competition_sources"] == ["human-protein-atlas-image-classification"]
         assert metadata["dataset_sources"] == [f"{USER}/hpa-utils"]
         upstream = [exported_ids[source] for source in metadata["kernel_sources"]]  # KeyError: not an exported kernel
@@ -292,12 +293,13 @@ def test_imagenet_kernels_get_internet_and_the_others_stay_offline(tmp_path, not
     assert all(metadata_of(out, stage)["dataset_sources"] == [f"{USER}/hpa-utils"] for stage in stages.STAGES)
     assert parameter_values(out / "02_warmup_finetune" / "hpa-02-warmup-finetune.ipynb")["WEIGHTS"] == "imagenet"
     table = kaggle.describe(out).splitlines()
-    assert table[0].split() == ["kernel", "GPU", "internet", "weights"]
-    assert table[1].split()[:3] == [f"{USER}/hpa-00-eda", "off", "off"]
-    assert table[2].split()[:3] == [f"{USER}/hpa-01-baseline", "on", "on"] and "ImageNet, downloaded" in table[2]
+    assert table[0].split() == ["kernel", "accelerator", "internet", "weights"]
+    assert table[1].split()[:3] == [f"{USER}/hpa-00-eda", "none", "off"]
+    assert table[2].split()[:5] == [f"{USER}/hpa-01-baseline", "GPU", "T4", "x2", "on"]
+    assert "ImageNet, downloaded" in table[2]
     assert "03_upscale's model" in table[5]
     assert (
-        "| someone/hpa-02-warmup-finetune | on | on | ImageNet, downloaded by Keras |"
+        "| someone/hpa-02-warmup-finetune | GPU T4 x2 | on | ImageNet, downloaded by Keras |"
         in (out / "UPLOAD.md").read_text()
     )
 
@@ -439,6 +441,7 @@ def test_exported_folders_pass_the_kaggle_cli_push_checks(exported, kaggle_api):
     pushed = [request for name, request in requests if name == "save_kernel"]
     assert [request.slug for request in pushed] == [f"{USER}/{stages.kernel_slug(stage)}" for stage in stages.STAGES]
     assert pushed[2].kernel_data_sources == [f"{USER}/hpa-01-baseline"] and pushed[2].enable_gpu is True
+    assert [request.machine_shape or None for request in pushed] == [None] + ["NvidiaTeslaT4"] * 4
     assert pushed[0].competition_data_sources == ["human-protein-atlas-image-classification"]
     assert all(json.loads(request.text)["cells"] for request in pushed)
     api.dataset_create_new(str(exported / "hpa-utils"), dir_mode="zip")
@@ -465,8 +468,9 @@ def test_the_export_command_prints_each_kernels_gpu_internet_and_weights(tmp_pat
     assert cli.main(["kaggle-export", "--user", USER, "--out", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == f"wrote {tmp_path / 'out'}"
-    assert printed[1].split() == ["kernel", "GPU", "internet", "weights"]
-    assert printed[3].split()[:3] == [f"{USER}/hpa-01-baseline", "on", "on"]
+    assert printed[1].split() == ["kernel", "accelerator", "internet", "weights"]
+    assert printed[2].split()[:3] == [f"{USER}/hpa-00-eda", "none", "off"]
+    assert printed[3].split()[:5] == [f"{USER}/hpa-01-baseline", "GPU", "T4", "x2", "on"]
     assert printed[-1] == f"next: {tmp_path / 'out' / 'UPLOAD.md'} (what to push, in order)"
     wheel_dir = tmp_path / "wheels"
     wheel_dir.mkdir()
@@ -491,3 +495,30 @@ def test_the_export_command_prints_each_kernels_gpu_internet_and_weights(tmp_pat
         b"a stand-in, copied as it is"
     )  # taken from --wheel-dir; the missing one was downloaded there
     assert sorted(path.name.split("-")[0] for path in wheel_dir.iterdir()) == ["imgaug", "iterative_stratification"]
+
+
+@pytest.mark.parametrize("accelerator, shape, shown", [("p100", "NvidiaTeslaP100", "GPU P100"), ("none", None, "none")])
+def test_the_accelerator_is_chosen_by_flag_and_shown_in_the_table_and_guide(
+    tmp_path, notebooks_dir, test_preset, kaggle_api, capsys, accelerator, shape, shown
+):
+    out = kaggle.export(
+        USER, tmp_path / "out", preset=test_preset, notebooks_dir=notebooks_dir, accelerator=accelerator
+    )
+    metadata = json.loads((out / "02_warmup_finetune" / "kernel-metadata.json").read_text())
+    assert metadata.get("machine_shape") == shape and metadata["enable_gpu"] is (shape is not None)
+    assert f"| {USER}/hpa-02-warmup-finetune | {shown} | off |" in (out / "UPLOAD.md").read_text()
+    assert kaggle.describe(out).splitlines()[3].split()[1] == shown.split()[0]
+    api, requests, _ = kaggle_api
+    api.kernels_push(str(out / "02_warmup_finetune"))
+    assert (requests[-1][1].machine_shape or None) == shape
+    if accelerator == "p100":  # the kaggle CLI itself says what Kaggle does with it today
+        assert "retired" in capsys.readouterr().err
+
+
+def test_an_unknown_accelerator_is_refused_before_anything_is_written(tmp_path, test_preset):
+    from hpa_utils import cli
+
+    with pytest.raises(ValueError, match="accelerator 't4' is not supported; choose one of t4x2, p100, none"):
+        kaggle.export(USER, tmp_path / "out", preset=test_preset, accelerator="t4")
+    assert cli.main(["kaggle-export", "--user", USER, "--out", str(tmp_path / "out"), "--accelerator", "a100"]) == 2
+    assert not (tmp_path / "out").exists()

@@ -58,6 +58,28 @@ def test_overrides_are_read_as_yaml():
         parameters.parse_overrides(["EPOCHS"])
 
 
+def test_on_and_off_stay_text_in_overrides_and_presets(tmp_path):
+    """YAML 1.2's booleans: MIXED_PRECISION=on is the text a str parameter expects; true and false are booleans."""
+    overrides = ["MIXED_PRECISION=on", "A=off", "B=yes", "C=no", "D=true", "E=False"]
+    assert parameters.parse_overrides(overrides) == {
+        "MIXED_PRECISION": "on",
+        "A": "off",
+        "B": "yes",
+        "C": "no",
+        "D": True,
+        "E": False,
+    }
+    (tmp_path / "mixed.yaml").write_text(
+        "parameters:\n  MIXED_PRECISION: on\nstages:\n  03_upscale:\n    MIXED_PRECISION: off\n"
+    )
+    preset = parameters.load_preset(str(tmp_path / "mixed.yaml"))
+    assert (
+        preset["parameters"]["MIXED_PRECISION"] == "on" and preset["stages"]["03_upscale"]["MIXED_PRECISION"] == "off"
+    )
+    values = runner.stage_parameters(preset, {}, "03_upscale", tmp_path / "run", None)
+    assert values["MIXED_PRECISION"] == "off"
+
+
 def test_only_accepts_numbers_and_names_in_pipeline_order():
     notebooks = ["00_eda", "01_baseline", "02_warmup_finetune", "03_upscale", "04_kfold"]
     assert runner.select_stages(notebooks, ["04", "01_baseline"]) == ["01_baseline", "04_kfold"]

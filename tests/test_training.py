@@ -4,7 +4,6 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-import tensorflow as tf
 from sklearn.metrics import f1_score
 
 from hpa_utils import models, training
@@ -87,15 +86,6 @@ def test_fit_needs_a_stage_dir_or_callbacks():
     model = training.compile_model(tiny_dense_model(), 1e-3)
     with pytest.raises(ValueError, match="fit needs stage_dir"):
         training.fit(model, (np.zeros((2, 4)), np.zeros((2, 28))))
-
-
-def test_distribution_strategy_on_this_machine():
-    strategy, description = training.distribution_strategy()
-    assert isinstance(strategy, tf.distribute.Strategy)
-    gpus = tf.config.list_logical_devices("GPU")
-    if len(gpus) <= 1:
-        assert strategy.num_replicas_in_sync == 1
-        assert description.startswith("default strategy")
 
 
 def test_set_seed_makes_initialisation_repeatable():

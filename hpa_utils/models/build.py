@@ -64,7 +64,8 @@ def build_model(
     freeze_batch_norm: keep the backbone's BatchNormalization layers in inference mode (their moving
         statistics fixed); default: when the weights are pretrained. A backbone trained from scratch
         (weights "none") needs them to learn, so they train with it.
-    The input takes uint8 or float images with values 0..255 (cast and scaled inside).
+    The input takes uint8 or float images with values 0..255 (cast and scaled inside). Layers follow Keras'
+    global precision policy (``hardware.prepare``), except ``predictions``, which is float32 always.
     Raises ValueError (WeightsError for weights) naming the bad argument.
     """
     check_backbone(backbone)
@@ -93,7 +94,8 @@ def build_model(
     x = keras.layers.Dropout(dropout, name="head_dropout_1")(x)
     x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
     x = keras.layers.Dropout(dropout, name="head_dropout_2")(x)
-    outputs = keras.layers.Dense(NUM_CLASSES, activation="sigmoid", name="predictions")(x)
+    # float32 whatever the precision policy: the sigmoid, and the loss computed from it, stay exact under mixed_float16
+    outputs = keras.layers.Dense(NUM_CLASSES, activation="sigmoid", name="predictions", dtype="float32")(x)
     model = keras.Model(inputs, outputs, name=f"{backbone}_{image_size}_rgb")
     return rgby_from_rgb(model) if channels == "rgby" else model
 
