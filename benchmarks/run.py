@@ -32,13 +32,13 @@ from benchmarks.common import (
     target_line,
     versions,
 )
-from benchmarks.loading import LOADING, PASSES, STAGES, measure_breakdown, measure_loading
+from benchmarks.loading import LOADING, PASSES, STAGES, STREAMING, measure_breakdown, measure_loading, measure_streaming
 from benchmarks.prediction import PREDICTIONS, measure_prediction
 from benchmarks.training import AUGMENTATIONS, TRAINING_ROWS, build_small_model, measure_augmentation, measure_training
 
 # Every row the table prints, in order (the test checks each one has a number): each section's one list.
 ROW_NAMES = (
-    tuple(variant.name for variant in LOADING + STAGES + PASSES + AUGMENTATIONS)
+    tuple(variant.name for variant in LOADING + STAGES + PASSES + STREAMING + AUGMENTATIONS)
     + TRAINING_ROWS
     + tuple(variant.name for variant in PREDICTIONS)
 )
@@ -81,6 +81,11 @@ def run(settings: Settings) -> int:
             f"1b. first pass breakdown ({min(len(ids), settings.breakdown_samples)} samples; "
             f"stages on 1 thread, then whole passes)",
             measure_breakdown(settings, data_dir, ids, work_dir),
+        )
+        print_section(
+            f"1c. streaming (CACHE=stream) against the cache: samples/s, {settings.source_size} px PNG read at "
+            f"{settings.source_size} px rgby",
+            measure_streaming(settings, data_dir, ids, work_dir),
         )
         print_section(
             "2. augmentation: ms per image (augment.augment_batch; inputs.random_dihedral)",

@@ -1,4 +1,5 @@
-"""The pre-resized uint8 image cache: PNGs decoded once, in parallel, into a memory-mapped array."""
+"""The pre-resized uint8 image cache: PNGs decoded once, in parallel, into a memory-mapped array; or, where the
+disk has no room for it, the same pixels decoded on the fly whenever they are read."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from tqdm import tqdm
 from hpa_utils import checks, dataset, environment, files
 
 CACHE_VERSION = 2  # bump when the cached pixels would change for the same key (e.g. another resize)
+CACHE_MODES = ("auto", "memmap", "stream")  # the CACHE parameter
+FREE_SPACE_KEPT = 2**30  # auto: the cache is built only where it leaves this much of the disk free
 
 
 def default_cache_dir() -> Path:
@@ -74,6 +77,14 @@ def _open_if_complete(path: Path, shape: tuple[int, ...]):
     return np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
 
 
+def free_bytes(directory: Path) -> int:
+    """Free bytes on the disk that holds ``directory`` (or its nearest existing parent)."""
+    directory = Path(directory)
+    while not directory.exists() and directory != directory.parent:
+        directory = directory.parent
+    return shutil.disk_usage(directory).free
+
+
 def _check_free_space(directory: Path, needed_bytes: int) -> None:
     free_bytes = shutil.disk_usage(directory).free
     if free_bytes < needed_bytes:
@@ -92,7 +103,8 @@ def build_cache(
     cache_dir=None,
     workers: int | None = None,
     progress: bool = True,
-) -> np.ndarray:
+    mode: str = "memmap",
+):
     """The samples ``ids`` of ``split`` as a read-only (N, image_size, image_size, C) uint8 memmap, in ids order.
 
     Decoded once with ``dataset.load_sample`` on ``workers`` threads (default: all CPUs) into a file
@@ -100,7 +112,12 @@ def build_cache(
     channel mode; later calls with the same arguments only map that file. The file is written under a
     temporary name and renamed when complete, so an interrupted build is never reused. A sample that
     fails to load raises the dataset's error with a note naming the Id; ValueError for bad arguments.
+    ``mode`` (the CACHE parameter): "memmap" as described; "stream": a ``StreamedImages`` that decodes the
+    rows it is asked for, each time (the same pixels, nothing on disk); "auto": the memmap where its file
+    exists or fits on the disk leaving ``FREE_SPACE_KEPT`` free, else streamed, saying so.
     """
+    if mode not in CACHE_MODES:
+        raise ValueError(f"CACHE={mode!r} is not supported; choose one of {', '.join(CACHE_MODES)}")
     ids = [str(image_id) for image_id in ids]
     if not ids:
         raise ValueError(f"build_cache: no ids given for split {split!r}")
@@ -117,6 +134,16 @@ def build_cache(
 
     path = cache_path(data_dir, split, ids, image_size, channels, cache_dir)
     shape = (len(ids), image_size, image_size, len(dataset.CHANNEL_MODES[channels]))
+    if mode == "auto" and _open_if_complete(path, shape) is None:
+        needed, free = int(np.prod(shape)), free_bytes(path.parent)
+        if needed + FREE_SPACE_KEPT > free:
+            mode = "stream"
+            print(
+                f"{split} images: the cache would need {needed / 2**30:.1f} GiB, {free / 2**30:.1f} GiB is free in "
+                f"{path.parent}; decoding them on the fly instead (the same pixels, each time they are read)"
+            )
+    if mode == "stream":
+        return StreamedImages(data_dir, split, ids, image_size, channels, workers)
     description = {"count": len(ids), "split": split, "image_size": image_size, "channels": channels}
     description |= {"data_dir": str(data_dir), "first_id": ids[0], "last_id": ids[-1]}
     return _array_once(
@@ -173,9 +200,55 @@ def _decode_into(array, data_dir, split, ids, image_size, channels, workers, pro
             executor.shutdown(wait=True, cancel_futures=True)
 
 
+class StreamedImages:
+    """The samples ``ids`` of ``split`` decoded whenever rows are read: the cache's array interface (``shape``,
+    ``dtype``, ``len``, rows by index, slice or mask) with nothing on disk, for where the cache does not fit.
+
+    Each read decodes its rows with ``dataset.load_sample`` on a pool of ``workers`` threads (default: all CPUs),
+    as ``build_cache`` would, so a tf.data pipeline gathering batches from it decodes in parallel, in order.
+    """
+
+    def __init__(self, data_dir, split: str, ids, image_size: int, channels: str, workers: int | None = None):
+        self.data_dir, self.split, self.ids = Path(data_dir), split, [str(image_id) for image_id in ids]
+        self.image_size, self.channels = int(image_size), channels
+        self.shape = (len(self.ids), self.image_size, self.image_size, len(dataset.CHANNEL_MODES[channels]))
+        self.dtype, self.ndim = np.dtype(np.uint8), 4
+        self.key = f"stream-{cache_key(self.data_dir, split, self.ids, self.image_size, channels)}"  # see _identity
+        self._executor = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, thread_name_prefix="hpa-stream")
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"StreamedImages({self.split}, {self.shape}, decoded from {self.data_dir})"
+
+    def _load(self, row: int) -> np.ndarray:
+        image_id = self.ids[row]
+        try:
+            return dataset.load_sample(
+                self.data_dir, self.split, image_id, channels=self.channels, image_size=self.image_size
+            )
+        except Exception as error:
+            error.add_note(f"while decoding {self.split} sample {image_id} (row {row}) from {self.data_dir}")
+            raise
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows = np.arange(len(self))[index]
+        if np.ndim(rows) == 0:
+            return self._load(int(rows))
+        result = np.empty((len(rows), *self.shape[1:]), dtype=np.uint8)
+        for position, sample in enumerate(self._executor.map(self._load, rows.tolist())):
+            result[position] = sample
+        return result
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        array = self[:]
+        return array if dtype is None else array.astype(dtype)
+
+
 def _identity(array: np.ndarray) -> str:
     """What an array's rows are, for a cache key: its cache file, or (in memory) a hash of its bytes."""
-    filename = getattr(array, "filename", None)
+    filename = getattr(array, "filename", None) or getattr(array, "key", None)
     return str(filename) if filename else hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
 
 

@@ -100,6 +100,11 @@ def _add_kaggle_export(commands) -> None:
         help="the machine the training kernels ask for: t4x2 (Kaggle's GPU T4 x2, the default), p100 or none",
     )
     export.add_argument(
+        "--fold-kernels",
+        action="store_true",
+        help="04 as one kernel per fold and a merge kernel, when all folds do not fit in one Kaggle session",
+    )
+    export.add_argument(
         "--wheel-dir",
         metavar="DIR",
         help="where the imgaug and iterative-stratification wheels are (default .whl/, filled "
@@ -267,6 +272,7 @@ def main(argv=None) -> int:
                 weights_dataset=arguments.weights_dataset,
                 wheel_dir=arguments.wheel_dir,
                 accelerator=arguments.accelerator,
+                fold_kernels=arguments.fold_kernels,
             )
             print(f"wrote {path}\n{kaggle.describe(path)}\nnext: {path / 'UPLOAD.md'} (what to push, in order)")
             return 0

@@ -69,6 +69,12 @@ def _difference(row: dict) -> str:
     return f"{difference['difference']:+.3f} {_interval(difference['ci95'], signed=True)}"
 
 
+def _stopped(row: dict) -> str:
+    """The "stopped early" cell: where a stage stopped for its time limit ("stopped after epoch 1 of 3")."""
+    reasons = (row.get("stopped_early") or "").split("; ")
+    return "; ".join(reason[reason.index("stopped after") :] for reason in reasons if "stopped after" in reason)
+
+
 COLUMNS = {  # heading: how a row fills it
     "stage": lambda row: row["stage"],
     "scored on (images)": _image_set,
@@ -82,6 +88,7 @@ COLUMNS = {  # heading: how a row fills it
     "image size": lambda row: str(row.get("image_size", "")),
     "epochs": lambda row: str(row.get("epochs", "")),
     "seconds": lambda row: str(row.get("seconds", "")),
+    "stopped early (time limit)": _stopped,
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -28,6 +29,13 @@ def atomic_write(path):
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def copy_file(source, target) -> Path:
+    """Copy ``source`` to ``target`` atomically (its folders made as needed)."""
+    with atomic_write(target) as temporary:
+        shutil.copyfile(source, temporary)
+    return Path(target)
 
 
 def write_json(path, value) -> Path:

@@ -22,6 +22,7 @@ NO_GPU_STAGES = ("00_eda",)  # reads CSVs and a few images; a GPU would only use
 # The kaggle CLI (2.2.5) calls NvidiaTeslaP100 retired and warns that such sessions run on the T4s instead.
 ACCELERATORS = {"t4x2": ("NvidiaTeslaT4", "GPU T4 x2"), "p100": ("NvidiaTeslaP100", "GPU P100"), "none": (None, "none")}
 DEFAULT_ACCELERATOR = "t4x2"
+FOLDED_STAGE = "04_kfold"  # --fold-kernels: one kernel per fold, and this stage's kernel merges them
 DATASET_FILES = ("requirements.txt", "requirements-nodeps.txt")
 _USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _DATASET_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*/[a-z0-9][a-z0-9-]*")
@@ -51,9 +52,15 @@ def check_accelerator(accelerator: str) -> str:
     return accelerator
 
 
-def kernel_title(stage: str) -> str:
-    """A title that Kaggle resolves to stages.kernel_slug(stage) (lowercased, spaces -> dashes): "HPA 01 baseline"."""
-    return "HPA " + stages.check_stage(stage).replace("_", " ")
+def kernel_title(stage: str, fold: int | None = None) -> str:
+    """A title that Kaggle resolves to the kernel's slug (lowercased, spaces -> dashes): "HPA 01 baseline",
+    "HPA 04 kfold fold 2" (``kernel_slug``)."""
+    return "HPA " + stages.check_stage(stage).replace("_", " ") + ("" if fold is None else f" fold {fold}")
+
+
+def kernel_slug(stage: str, fold: int | None = None) -> str:
+    """ "hpa-01-baseline"; a fold kernel of --fold-kernels: "hpa-04-kfold-fold-2"."""
+    return stages.kernel_slug(stage) + ("" if fold is None else f"-fold-{fold}")
 
 
 def upstream_stages(stage: str) -> list[str]:
@@ -79,8 +86,13 @@ def kernel_metadata(
     weights_dataset: str | None = None,
     imagenet: bool = False,
     accelerator: str = DEFAULT_ACCELERATOR,
+    fold: int | None = None,
+    fold_kernels: int = 0,
 ) -> dict:
     """The kernel-metadata.json of ``stage`` for ``user``.
+
+    ``fold``: the kernel trains that fold of 04 alone (``--fold-kernels``); ``fold_kernels``: this (04's)
+    kernel merges that many fold kernels, whose outputs it reads besides its upstream stages'.
 
     ``accelerator`` (ACCELERATORS): the machine every stage but 00_eda asks for with ``machine_shape``;
     "none": no GPU anywhere.
@@ -98,10 +110,13 @@ def kernel_metadata(
         _check_dataset_reference(weights_dataset)
         if imagenet:
             sources.append(weights_dataset)
+    slug = kernel_slug(stage, fold)
+    upstream = [kernel_slug(name) for name in upstream_stages(stage)]
+    upstream += [kernel_slug(stage, index) for index in range(fold_kernels)]
     metadata = {
-        "id": f"{user}/{stages.kernel_slug(stage)}",
-        "title": kernel_title(stage),
-        "code_file": f"{stages.kernel_slug(stage)}.ipynb",
+        "id": f"{user}/{slug}",
+        "title": kernel_title(stage, fold),
+        "code_file": f"{slug}.ipynb",
         "language": "python",
         "kernel_type": "notebook",
         "is_private": not public,
@@ -109,7 +124,7 @@ def kernel_metadata(
         "enable_internet": imagenet and weights_dataset is None,
         "dataset_sources": sources,
         "competition_sources": [environment.COMPETITION],
-        "kernel_sources": [f"{user}/{stages.kernel_slug(upstream)}" for upstream in upstream_stages(stage)],
+        "kernel_sources": [f"{user}/{source}" for source in upstream],
     }
     return metadata | ({"machine_shape": machine_shape} if gpu else {})
 
@@ -147,20 +162,36 @@ def _write_kernel(
     public: bool,
     weights_dataset: str | None,
     accelerator: str,
+    stage: str,
+    fold: int | None = None,
+    fold_kernels: int = 0,
+    overrides: dict | None = None,
 ) -> dict:
-    """One kernel folder: the notebook with the preset's values as defaults, and its kernel-metadata.json.
+    """One kernel folder: the notebook with the preset's values (and ``overrides``) as defaults, and its
+    kernel-metadata.json (``fold``, ``fold_kernels``: see ``kernel_metadata``).
 
-    Returns the export table's row for it (accelerator, internet, where its weights come from).
+    Returns the export table's row for it (folder, accelerator, internet, where its weights come from).
     """
+    import copy
+
     import nbformat
 
-    stage = folder.name
-    values = kaggle_parameters(preset, stage, declared)
+    notebook = copy.deepcopy(notebook)  # one notebook may become several kernels
+    values = kaggle_parameters(preset, stage, declared) | (overrides or {})
     effective = {name: default for name, (_, default) in declared.items()} | values
     imagenet = uses_imagenet(effective)
     if imagenet and weights_dataset is not None:
         values["WEIGHTS"] = effective["WEIGHTS"] = _notop_file(effective.get("BACKBONE"), stage)
-    metadata = kernel_metadata(user, stage, public, weights_dataset, imagenet=imagenet, accelerator=accelerator)
+    metadata = kernel_metadata(
+        user,
+        stage,
+        public,
+        weights_dataset,
+        imagenet=imagenet,
+        accelerator=accelerator,
+        fold=fold,
+        fold_kernels=fold_kernels,
+    )
     cell = parameters.parameters_cell(notebook, path)
     cell.source = parameters.set_parameter_defaults(cell.source, values, str(path))
     for each in notebook.cells:
@@ -171,7 +202,23 @@ def _write_kernel(
     folder.mkdir(parents=True)
     nbformat.write(notebook, folder / metadata["code_file"])
     files.write_json(folder / METADATA_FILE, metadata)
-    return _kernel_row(stage, metadata, effective, weights_dataset, accelerator)
+    return {"folder": folder.name} | _kernel_row(stage, metadata, effective, weights_dataset, accelerator)
+
+
+def _kernels(stage: str, declared: dict, preset: dict, fold_kernels: bool) -> list[dict]:
+    """The kernels one notebook becomes: itself; or, for 04 with ``fold_kernels``, one kernel per fold
+    (FOLDS=[k]) and the merge kernel (FOLD_KERNELS=True; CACHE=stream, since it decodes no image)."""
+    if stage != FOLDED_STAGE or not fold_kernels:
+        return [{"folder": stage, "stage": stage}]
+    if "FOLD_KERNELS" not in declared:
+        raise ValueError(f"{stage}: its notebook has no FOLD_KERNELS parameter, so it cannot merge fold kernels")
+    n_folds = kaggle_parameters(preset, stage, declared).get("N_FOLDS", declared["N_FOLDS"][1])
+    folds = [
+        {"folder": f"{stage}_fold_{fold}", "stage": stage, "fold": fold, "overrides": {"FOLDS": [fold]}}
+        for fold in range(n_folds)
+    ]
+    merge = {"FOLD_KERNELS": True, "FOLDS": [], "CACHE": "stream"}
+    return [*folds, {"folder": stage, "stage": stage, "fold_kernels": n_folds, "overrides": merge}]
 
 
 def _write_package_dataset(folder: Path, user: str, wheel_dir=None) -> None:
@@ -207,6 +254,8 @@ def _write_package_dataset(folder: Path, user: str, wheel_dir=None) -> None:
 
 def _weights_source(stage: str, values: dict, weights_dataset: str | None) -> str:
     """Where a kernel's model weights come from, in words (for the export's table)."""
+    if values.get("FOLD_KERNELS"):
+        return "no model: merges the fold kernels' predictions"
     if values.get("START_FROM"):
         return f"{values['START_FROM']}'s model (its kernel output)"
     if "WEIGHTS" not in values:
@@ -264,17 +313,22 @@ def _upload_guide(user: str, preset: str, notebooks: list[str], rows: list[dict]
         "   kernel is COMPLETE before pushing the next.",
         "",
     ]
-    for stage in notebooks:
-        lines += [
-            f"       kaggle kernels push -p {stage}",
-            f"       kaggle kernels status {user}/{stages.kernel_slug(stage)}",
-        ]
-    last = stages.kernel_slug(notebooks[-1])
+    for row in rows:
+        if row["folder"] != FOLDED_STAGE and row["folder"].startswith(FOLDED_STAGE) and row["folder"].endswith("_0"):
+            lines += [
+                "",
+                "   The fold kernels need only the kernels above: push them together, they run side by side.",
+                "",
+            ]
+        if row["folder"] == FOLDED_STAGE and len(rows) > len(notebooks):
+            lines += ["", "   The merge kernel, once every fold kernel is COMPLETE:", ""]
+        lines += [f"       kaggle kernels push -p {row['folder']}", f"       kaggle kernels status {row['kernel']}"]
+    last = rows[-1]["kernel"]
     lines += [
         "",
         "3. The submission:",
         "",
-        f"       kaggle kernels output {user}/{last} -p results/",
+        f"       kaggle kernels output {last} -p results/",
         f"       kaggle competitions submit -c {environment.COMPETITION} -f results/04_kfold/submission.csv "
         "-m 'HPA 04'",
         "",
@@ -362,6 +416,7 @@ def export(
     notebooks_dir=None,
     wheel_dir=None,
     accelerator: str = DEFAULT_ACCELERATOR,
+    fold_kernels: bool = False,
 ) -> Path:
     """Write the Kaggle upload folders for ``user`` into ``out`` and return ``out``.
 
@@ -371,7 +426,9 @@ def export(
     else downloaded with pip). Stages that load ImageNet weights get internet; with ``weights_dataset``
     ("owner/slug") they stay offline, that dataset is attached, and their WEIGHTS become the backbone's
     "notop" file name, which the kernel finds wherever the dataset is mounted. ``accelerator`` (ACCELERATORS,
-    default t4x2) is the machine the training kernels ask for (``machine_shape``). ``preset`` is a preset
+    default t4x2) is the machine the training kernels ask for (``machine_shape``). ``fold_kernels``: 04 becomes
+    one kernel per fold (``<out>/04_kfold_fold_<k>/``, FOLDS=[k]) and a merge kernel (``<out>/04_kfold/``) that
+    reads their outputs, so that no kernel holds all folds' training time. ``preset`` is a preset
     name or YAML file; ``notebooks_dir`` defaults to the repository's notebooks/.
     Raises ValueError for a bad user name or preset, FileExistsError for an ``out`` that holds
     anything but an earlier export (a re-export replaces an earlier one whole), RuntimeError when a
@@ -393,7 +450,7 @@ def export(
     try:
         rows = [
             _write_kernel(
-                staging / stage,
+                staging / kernel.pop("folder"),
                 path,
                 notebook,
                 declared,
@@ -402,8 +459,10 @@ def export(
                 public=public,
                 weights_dataset=weights_dataset,
                 accelerator=accelerator,
+                **kernel,
             )
             for stage, (path, notebook, declared) in loaded.items()
+            for kernel in _kernels(stage, declared, preset_record, fold_kernels)
         ]
         _write_package_dataset(staging / DATASET_SLUG, user, wheel_dir)
         _write_guide_and_marker(staging, user, preset_record, rows)

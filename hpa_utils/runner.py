@@ -196,6 +196,8 @@ def headline(metrics: dict) -> str:
         parts.append(f"test {metrics['test_f1']:.3f}")
     if isinstance(metrics.get("prior_baseline_f1"), (int, float)):
         parts.append(f"prior {metrics['prior_baseline_f1']:.3f}")
+    if metrics.get("stopped_early"):
+        parts.append(f"STOPPED EARLY: {metrics['stopped_early']}")
     return ", ".join(parts)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hpa_utils import cache, checks, dataset, external, files, folds, labels, metrics, stages
+from hpa_utils import cache, checks, dataset, environment, external, files, folds, labels, metrics, stages
 
 WEIGHTS_FILE = "model.h5"  # legacy HDF5: the next stage loads it by layer name
 SPLIT_FILE = "validation_split.csv"
@@ -38,7 +38,8 @@ class TrainingData:
         extra = f", {self.external_images} of them external" if self.external_images else ""
         return (
             f"{len(self.table)} images ({len(self.train_indices)} training{extra}, {len(self.validation_indices)} "
-            f"validation), cached as {self.images.shape} uint8"
+            f"validation), {'decoded on the fly' if isinstance(self.images, cache.StreamedImages) else 'cached'} "
+            f"as {self.images.shape} uint8"
         )
 
 
@@ -52,13 +53,14 @@ def load_training_data(
     seed: int = 0,
     split_from=None,
     external_dir: str = "",
+    cache_mode: str = "memmap",
 ) -> TrainingData:
     """Read train.csv, cache the images and fix the validation split, saved as stage_dir/validation_split.csv.
 
     split_from: a stage folder whose validation_split.csv to reuse (so 01, 02 and 03 score the same
     images); without one the split is made (multilabel-stratified, seeded). external_dir: a Kaggle-layout
     folder of extra training images, appended for training only (never validation), minus near-duplicates of
-    the validation and test images.
+    the validation and test images. cache_mode: the CACHE parameter (``cache.build_cache``'s mode).
     """
     table = dataset.read_train_labels(data_dir)
     targets = labels.to_multi_hot(table["labels"], dtype=np.float32)
@@ -68,15 +70,19 @@ def load_training_data(
     else:
         is_validation = folds.validation_split(targets.astype(np.uint8), validation_fraction, seed)
     folds.write_split(Path(stage_dir) / SPLIT_FILE, table["Id"], is_validation)
-    images = cache.build_cache(data_dir, "train", table["Id"], image_size, channels)
+    images = cache.build_cache(data_dir, "train", table["Id"], image_size, channels, mode=cache_mode)
     data = TrainingData(Path(data_dir), table, images, targets, is_validation)
-    return add_external(data, external_dir, image_size=image_size, channels=channels) if external_dir else data
+    if not external_dir:
+        return data
+    return add_external(data, external_dir, image_size=image_size, channels=channels, cache_mode=cache_mode)
 
 
-def add_external(data: TrainingData, external_dir, *, image_size: int, channels: str) -> TrainingData:
+def add_external(
+    data: TrainingData, external_dir, *, image_size: int, channels: str, cache_mode: str = "memmap"
+) -> TrainingData:
     """``data`` with EXTERNAL_DIR's images appended as training rows (see external.load_external)."""
     test_ids = dataset.read_sample_submission(data.data_dir)["Id"]
-    test_images = cache.build_cache(data.data_dir, "test", test_ids, image_size, channels)
+    test_images = cache.build_cache(data.data_dir, "test", test_ids, image_size, channels, mode=cache_mode)
     held_out = [np.asarray(data.images[data.validation_indices]), test_images]
     extra = external.load_external(
         external_dir, image_size=image_size, channels=channels, held_out=held_out, competition_ids=data.table["Id"]
@@ -175,8 +181,49 @@ def model_from_stage(stage_path, image_size: int | None = None):
     return model
 
 
-def load_folds(stage_dir, ids, targets, *, n_folds: int, seed: int = 0) -> np.ndarray:
-    """The fold of each image: stage_dir/folds.csv when it exists (runs that add folds agree), else made now."""
+FOLD_FILES = ("metrics.json", "oof.npy", "test_pred.npy", "history.csv")  # what merging a fold reads
+
+
+def gather_fold_kernels(stage_dir, root=None) -> list[int]:
+    """The merge kernel's inputs (kaggle-export --fold-kernels): every mounted fold kernel's output, found by
+    what it holds (``04_kfold/folds.csv`` and ``fold_<k>/metrics.json``) in any mount layout, its predictions,
+    metrics and history copied into stage_dir/fold_<k>/ and the folds.csv they share into stage_dir. Returns
+    the folds found. Raises ValueError when two fold kernels split the images differently, InputNotFoundError
+    when no fold kernel's output is mounted."""
+    stage_dir, root = Path(stage_dir), root or environment.kaggle_input()
+    outputs = [path for path in environment.find_stage_outputs(stage_dir.name, "folds.csv", root) if path != stage_dir]
+    if not outputs:
+        raise environment.InputNotFoundError(
+            f"no fold kernel's output ({stage_dir.name}/folds.csv) under {root}: add the kernels "
+            f"hpa-04-kfold-fold-<k> to this notebook (kernel-metadata.json: kernel_sources) once they have "
+            f"finished.\n{environment.mounted(root)}"
+        )
+    reference = outputs[0] / "folds.csv"
+    for output in outputs[1:]:
+        if (output / "folds.csv").read_bytes() != reference.read_bytes():
+            raise ValueError(
+                f"{output / 'folds.csv'} differs from {reference}: the fold kernels split the images differently; "
+                "run them all with the same SEED, N_FOLDS and data"
+            )
+    files.copy_file(reference, stage_dir / "folds.csv")
+    found = {}
+    for output in outputs:
+        for fold_dir in sorted(output.glob("fold_*")):
+            fold = fold_dir.name.removeprefix("fold_")
+            if fold.isdigit() and (fold_dir / "metrics.json").is_file() and int(fold) not in found:
+                for name in FOLD_FILES:
+                    if (fold_dir / name).is_file():
+                        files.copy_file(fold_dir / name, stage_dir / fold_dir.name / name)
+                found[int(fold)] = fold_dir
+    print("fold kernels' outputs: " + ", ".join(f"fold {fold} from {path}" for fold, path in sorted(found.items())))
+    return sorted(found)
+
+
+def load_folds(stage_dir, ids, targets, *, n_folds: int, seed: int = 0, from_kernels: bool = False) -> np.ndarray:
+    """The fold of each image: stage_dir/folds.csv when it exists (runs that add folds agree), else made now.
+    ``from_kernels``: first gather the fold kernels' outputs and their folds.csv (``gather_fold_kernels``)."""
+    if from_kernels:
+        gather_fold_kernels(stage_dir)
     path = Path(stage_dir) / "folds.csv"
     if path.is_file():
         fold_of = folds.read_folds(path, expected_ids=ids)["fold"].to_numpy()
@@ -257,6 +304,14 @@ def merge_folds(stage_dir, fold_of: np.ndarray, n_test: int):
         finished.append(fold)
     test_prediction = np.mean(test_predictions, axis=0) if test_predictions else None
     return oof, test_prediction, finished
+
+
+def rows_to_score(oof: np.ndarray, missing: list, *, stopped_early: str = "") -> np.ndarray | None:
+    """Which training images the thresholds and the submission use: all, once every fold is there; the finished
+    folds' images when the stage stopped early for its time limit; None (wait for FOLDS=missing) otherwise."""
+    if missing and not stopped_early:
+        return None
+    return np.flatnonzero(~np.isnan(oof).any(axis=1))
 
 
 def save_array(path, array) -> Path:

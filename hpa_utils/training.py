@@ -9,7 +9,7 @@ import keras
 import pandas as pd
 import tensorflow as tf
 
-from hpa_utils import models
+from hpa_utils import budget, models
 
 LOSSES = ("bce", "focal")
 WARMUP, FINETUNE = "warmup", "finetune"
@@ -216,6 +216,8 @@ def warmup_then_finetune(
     callbacks=None,
     batch_size: int | None = None,
     verbose: int = 2,
+    time_budget=None,
+    budget_runs: int = 1,
 ) -> pd.DataFrame:
     """Warm-up (backbone frozen, head trains at learning_rate), then fine-tune everything at finetune_learning_rate.
 
@@ -226,6 +228,9 @@ def warmup_then_finetune(
     the callbacks are shared, so the checkpoint keeps the best epoch of both phases by validation
     macro F1, and at the end the model holds the weights of that epoch (the last epoch's when the F1
     never rose above 0). Returns both phases' history with a "phase" column.
+    ``time_budget`` (``budget.Budget``): the first steps project the stage's time (times ``budget_runs``, e.g.
+    04's folds), and training stops at an epoch boundary when the next epoch would end past its limit (then
+    the fine-tuning is skipped if the warm-up stopped); at least one epoch trains.
     """
     if warmup_epochs < 0 or finetune_epochs < 0 or warmup_epochs + finetune_epochs == 0:
         raise ValueError(
@@ -233,6 +238,9 @@ def warmup_then_finetune(
         )
     if callbacks is None:
         callbacks = make_callbacks(stage_dir, monitor=monitor, patience=patience)
+    if time_budget is not None:  # before StopOnDivergence, which must come last
+        epoch_budget = budget.EpochBudget(time_budget, warmup_epochs + finetune_epochs, runs=budget_runs)
+        callbacks = [*callbacks[:-1], epoch_budget, callbacks[-1]]
     common = dict(
         train_data=train_data,
         validation_data=validation_data,
@@ -248,7 +256,7 @@ def warmup_then_finetune(
         compile_model(model, learning_rate, loss, focal_gamma)
         frames.append(fit(model, epochs=warmup_epochs, phase=WARMUP, **common))
         epochs_done = int(frames[-1]["epoch"].max()) + 1
-    if finetune_epochs:
+    if finetune_epochs and not (frames and time_budget is not None and time_budget.stopped_early):
         models.set_backbone_trainable(model, True)
         compile_model(model, finetune_learning_rate if warmup_epochs else learning_rate, loss, focal_gamma)
         frames.append(

@@ -13,7 +13,7 @@ from benchmarks import common, gpu, public_kernel, run
 from hpa_utils.environment import REPO_ROOT
 
 NUMBER = r"-?[0-9]+(?:\.[0-9]+)?"
-UNIT = r"(?: %|x| x cores)"
+UNIT = r"(?: %|x| x cores| GB)"
 TARGET_LINE = re.compile(
     rf"^target (?P<name>.+?): (?:(?P<measured>{NUMBER}){UNIT} \(goal (?:>=|<) {NUMBER}{UNIT}\) (?P<verdict>PASS|MISS)"
     rf"|(?P<unmeasured>not measured) \(goal (?:>=|<) {NUMBER}{UNIT}; [^)]+\))$"
@@ -130,3 +130,31 @@ def test_external_download_benchmark_prints_measured_and_extrapolated_numbers(ca
     printed = capsys.readouterr().out
     assert "measured: 2 Ids (8 colour JPEGs of 128 px)" in printed and "s per Id" in printed
     assert "extrapolated to 74,606 Ids (not measured)" in printed and "GB of PNGs on disk" in printed
+
+
+@pytest.mark.slow  # builds and saves the smoke preset's models: the files each stage writes, measured
+def test_outputs_quick_measures_each_stages_files(tmp_path):
+    output = run_module("benchmarks.outputs", tmp_path)
+    assert_rows(output, ["01_baseline", "02_warmup_finetune", "03_upscale", "04_kfold"])
+    assert TARGET_LINE.match(output.strip().splitlines()[-1]).group("verdict") == "PASS"
+    assert list(tmp_path.iterdir()) == []  # written in a temporary folder, removed
+
+
+def test_the_budget_scales_published_figures_by_pixels_precision_and_gpus(capsys):
+    from benchmarks import budget
+
+    mixed = budget.images_per_second("resnet50", 224, "mixed_float16", training=True, gpus=1)
+    assert mixed == pytest.approx(995.81 * 1270.0 / 2770.61)  # T4 inference x the V100's training/inference ratio
+    assert budget.images_per_second("resnet50", 512, "mixed_float16", training=True, gpus=1) == pytest.approx(
+        mixed * (224 / 512) ** 2
+    )
+    assert budget.images_per_second("resnet50", 224, "mixed_float16", training=True, gpus=2) == pytest.approx(
+        mixed * 1.87
+    )
+    assert budget.main([]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("# projected hours on GPU T4 x2 (not measured")
+    assert [line.split()[0] for line in lines[2:]] == ["01_baseline", "02_warmup_finetune", "03_upscale", "04_kfold"]
+    hours = {line.split()[0]: (float(line.split()[1]), float(line.split()[2])) for line in lines[2:]}
+    assert all(float32 > 2.5 * mixed for mixed, float32 in hours.values())  # tensor cores
+    assert hours["04_kfold"][0] > hours["03_upscale"][0] > hours["02_warmup_finetune"][0]

@@ -174,3 +174,55 @@ def test_default_cache_dir_is_in_the_repo_locally_and_in_tmp_on_kaggle(monkeypat
     assert cache.default_cache_dir() == environment.REPO_ROOT / "data" / "cache"
     monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
     assert cache.default_cache_dir() == Path(tempfile.gettempdir()) / "hpa_cache"  # /kaggle/working is the output
+
+
+def test_streamed_images_are_the_cached_pixels_read_any_way(folder):
+    data_dir, ids, cache_dir = folder
+    cached = cache.build_cache(data_dir, "train", ids, 32, "rgby", cache_dir=cache_dir, progress=False)
+    streamed = cache.build_cache(data_dir, "train", ids, 32, "rgby", cache_dir=cache_dir / "unused", mode="stream")
+    assert isinstance(streamed, cache.StreamedImages) and not (cache_dir / "unused").exists()  # nothing on disk
+    assert (streamed.shape, streamed.dtype, streamed.ndim, len(streamed)) == (cached.shape, np.uint8, 4, len(ids))
+    rows = np.array([5, 0, 3, 3])
+    for index in (2, -1, slice(1, 4), rows, np.arange(len(ids)) % 2 == 0):
+        np.testing.assert_array_equal(streamed[index], cached[index])
+    np.testing.assert_array_equal(np.asarray(streamed), np.asarray(cached))
+
+
+def test_a_stream_decodes_batches_for_the_input_pipeline_in_the_caches_order(folder):
+    from hpa_utils import inputs
+
+    data_dir, ids, cache_dir = folder
+    cached = cache.build_cache(data_dir, "train", ids, 32, "rgb", cache_dir=cache_dir, progress=False)
+    streamed = cache.StreamedImages(data_dir, "train", ids, 32, "rgb", workers=2)
+    targets = np.eye(28, dtype="float32")[: len(ids)]
+    batches = [
+        list(inputs.make_dataset(images, targets, 4, shuffle=True, augmentation="dihedral", seed=3))
+        for images in (cached, streamed)
+    ]
+    for (cached_images, cached_targets), (streamed_images, streamed_targets) in zip(*batches):
+        np.testing.assert_array_equal(streamed_images, cached_images)
+        np.testing.assert_array_equal(streamed_targets, cached_targets)
+
+
+def test_auto_streams_where_the_cache_would_not_leave_the_disk_room_and_says_so(folder, monkeypatch, capsys):
+    data_dir, ids, cache_dir = folder
+    built = cache.build_cache(data_dir, "train", ids, 32, "rgb", cache_dir=cache_dir, mode="auto", progress=False)
+    assert isinstance(built, np.memmap)  # room enough here
+    monkeypatch.setattr(cache, "FREE_SPACE_KEPT", cache.free_bytes(cache_dir))  # as if the disk were full
+    assert isinstance(cache.build_cache(data_dir, "train", ids, 32, "rgb", cache_dir=cache_dir, mode="auto"), np.memmap)
+    streamed = cache.build_cache(data_dir, "train", ids, 24, "rgb", cache_dir=cache_dir, mode="auto")  # not built yet
+    assert isinstance(streamed, cache.StreamedImages)
+    printed = capsys.readouterr().out
+    assert "train images: the cache would need 0.0 GiB" in printed and "decoding them on the fly instead" in printed
+    with pytest.raises(ValueError, match="CACHE='disk' is not supported; choose one of auto, memmap, stream"):
+        cache.build_cache(data_dir, "train", ids, 32, "rgb", cache_dir=cache_dir, mode="disk")
+
+
+def test_a_streamed_sample_that_fails_names_its_id(folder):
+    data_dir, ids, _ = folder
+    (data_dir / "train" / f"{ids[2]}_green.png").write_bytes(b"not a png")
+    streamed = cache.StreamedImages(data_dir, "train", ids, 32, "rgb")
+    np.testing.assert_array_equal(streamed[[0, 1]].shape, (2, 32, 32, 3))
+    with pytest.raises(Exception) as raised:
+        streamed[[1, 2]]
+    assert f"while decoding train sample {ids[2]} (row 2)" in "\n".join(getattr(raised.value, "__notes__", []))

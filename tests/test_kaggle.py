@@ -522,3 +522,28 @@ def test_an_unknown_accelerator_is_refused_before_anything_is_written(tmp_path, 
         kaggle.export(USER, tmp_path / "out", preset=test_preset, accelerator="t4")
     assert cli.main(["kaggle-export", "--user", USER, "--out", str(tmp_path / "out"), "--accelerator", "a100"]) == 2
     assert not (tmp_path / "out").exists()
+
+
+def test_fold_kernels_train_a_fold_each_and_the_merge_kernel_reads_them_all(tmp_path, notebooks_dir, kaggle_api):
+    out = kaggle.export(USER, tmp_path / "out", notebooks_dir=notebooks_dir, fold_kernels=True)  # full: 5 folds
+    earlier = [
+        f"{USER}/hpa-0{index}-{name}" for index, name in ((1, "baseline"), (2, "warmup-finetune"), (3, "upscale"))
+    ]
+    for fold in range(5):
+        metadata = metadata_of(out, f"04_kfold_fold_{fold}")
+        assert metadata["id"] == f"{USER}/hpa-04-kfold-fold-{fold}" and metadata["title"] == f"HPA 04 kfold fold {fold}"
+        assert metadata["kernel_sources"] == earlier and metadata["machine_shape"] == "NvidiaTeslaT4"
+        values = parameter_values(out / f"04_kfold_fold_{fold}" / metadata["code_file"])
+        assert values["FOLDS"] == [fold] and values["FOLD_KERNELS"] is False
+    merge = metadata_of(out, "04_kfold")
+    assert merge["kernel_sources"] == earlier + [f"{USER}/hpa-04-kfold-fold-{fold}" for fold in range(5)]
+    values = parameter_values(out / "04_kfold" / merge["code_file"])
+    assert values["FOLD_KERNELS"] is True and values["CACHE"] == "stream" and values["FOLDS"] == []
+    guide = (out / "UPLOAD.md").read_text()
+    pushes = [line.split()[-1] for line in guide.splitlines() if "kaggle kernels push -p" in line]
+    assert pushes == [*stages.STAGES[:4], *(f"04_kfold_fold_{fold}" for fold in range(5)), "04_kfold"]
+    assert "they run side by side" in guide and "no model: merges the fold kernels' predictions" in guide
+    api, requests, _ = kaggle_api
+    for folder in pushes:
+        api.kernels_push(str(out / folder))  # the kaggle CLI's own checks
+    assert [request.slug for name, request in requests][-1] == f"{USER}/hpa-04-kfold"

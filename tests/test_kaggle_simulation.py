@@ -18,7 +18,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from hpa_utils import environment, kaggle, predict, runner, stages, synthetic
+from hpa_utils import environment, kaggle, predict, runner, synthetic
 
 # slow: each layout runs the five exported kernels through papermill (about 1.5 minutes per layout)
 pytestmark = pytest.mark.slow
@@ -46,16 +46,17 @@ def snapshot(folder: Path) -> dict:
 
 
 def run_kernels(exported: Path, competition: Path, root: Path, layout: str, blocked: Path | None = None) -> dict:
-    """Run every exported kernel in order on a simulated Kaggle; {stage: (working folder, executed notebook)}."""
+    """Run every exported kernel in order on a simulated Kaggle; {its folder: (working folder, executed notebook)}."""
     sources = {
         "dataset": {f"{USER}/{kaggle.DATASET_SLUG}": exported / kaggle.DATASET_SLUG},
         "competition": {environment.COMPETITION: competition},
         "kernel": {},
     }
     results = {}
-    for stage in stages.STAGES:
+    for row in json.loads((exported / kaggle.MARKER).read_text())["kernels"]:  # in the order UPLOAD.md pushes them
+        stage = row["folder"]
         metadata = json.loads((exported / stage / kaggle.METADATA_FILE).read_text())
-        kernel_root = root / stages.kernel_slug(stage)
+        kernel_root = root / metadata["id"].split("/")[1]
         input_root, working = kernel_root / "input", kernel_root / "working"
         working.mkdir(parents=True)
         for kind, key in (
@@ -190,3 +191,24 @@ def test_a_kernel_without_its_upstream_stops_with_what_to_attach(exported, compe
         )
     message = outputs_text(tmp_path / "03.ipynb")
     assert f"{input_root} holds:\n  competitions/\n    {environment.COMPETITION}/\n  datasets/\n    {USER}/" in message
+
+
+# slow: the four kernels before 04, two fold kernels and the merge kernel (about 2.5 minutes)
+def test_fold_kernels_and_the_merge_kernel_write_a_valid_submission(tmp_path, competition):
+    exported = kaggle.export(USER, tmp_path / "kaggle_export", preset="smoke", fold_kernels=True)
+    results = run_kernels(exported, competition, tmp_path / "kaggle", "today")
+    assert list(results)[-3:] == ["04_kfold_fold_0", "04_kfold_fold_1", "04_kfold"]
+    for fold in (0, 1):
+        working, _ = results[f"04_kfold_fold_{fold}"]
+        assert sorted(path.name for path in (working / "04_kfold").glob("fold_*")) == [f"fold_{fold}"]
+        assert not (working / "04_kfold" / "metrics.json").exists()  # one fold: no merge there
+    submission = check_submission(results, competition)
+    working, merge = results["04_kfold"]
+    metrics = json.loads((working / "04_kfold" / "metrics.json").read_text())
+    assert metrics["folds_finished"] == [0, 1] and metrics["validation_images"] == 64
+    for fold in (0, 1):
+        assert f"fold {fold} from {tmp_path}/kaggle/hpa-04-kfold/input/notebooks/{USER}/hpa-04-kfold-fold-{fold}" in (
+            outputs_text(merge)
+        )
+    assert not list((working / "04_kfold").rglob("*.h5"))  # the merge copies predictions, not models
+    assert len(submission) == 16

@@ -208,3 +208,39 @@ def test_two_replicas_and_mixed_precision_switched_between_stages_run_the_pipeli
     assert json.loads((run_dir / "04_kfold" / "fold_1" / "metrics.json").read_text())["replicas"] == 2
     submission = pd.read_csv(run_dir / "04_kfold" / "submission.csv", dtype=str, keep_default_na=False)
     assert len(submission) == 16 and submission["Predicted"].str.fullmatch(r"\d+( \d+)*").all()
+
+
+# slow: the smoke pipeline's training stages again (about 1.5 minutes), under a time limit already past
+def test_a_stage_past_its_time_limit_stops_cleanly_after_one_epoch_and_04_submits_its_finished_fold(tmp_path):
+    run_dir = tmp_path / "run"
+    arguments = ["--preset", "smoke", "--out", str(run_dir), "--only", "01", "02", "03", "04"]
+    result = run_cli(*arguments, "-p", "TIME_LIMIT_HOURS=0.0001", "-p", "EPOCHS=3", "-p", "FINETUNE_EPOCHS=3")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    baseline = json.loads((run_dir / "01_baseline" / "metrics.json").read_text())
+    assert baseline["epochs"] == 1 and baseline["stopped_early"].endswith("stopped after epoch 1 of 3")
+    assert baseline["time_limit_hours"] == 0.0001 and baseline["projected_seconds"] > 0
+    assert "Projected from its first epoch" in (run_dir / "01_baseline.ipynb").read_text()
+    kfold = json.loads((run_dir / "04_kfold" / "metrics.json").read_text())
+    assert kfold["folds_finished"] == [0] and "stopped after fold 0 of 0, 1" in kfold["stopped_early"]
+    assert kfold["validation_images"] == len(pd.read_csv(run_dir / "04_kfold" / "folds.csv").query("fold == 0"))
+    submission = pd.read_csv(run_dir / "04_kfold" / "submission.csv", dtype=str, keep_default_na=False)
+    assert len(submission) == 16 and submission["Predicted"].str.fullmatch(r"\d+( \d+)*").all()
+    assert "01_baseline: done in" in result.stdout and "STOPPED EARLY: time limit 0.0001 h" in result.stdout
+    assert "stopped after fold 0 of 0, 1" in (run_dir / "report.html").read_text()
+
+
+# slow: runs 01_baseline once more, its images decoded on the fly
+def test_a_stage_streaming_its_images_scores_exactly_as_from_the_cache(smoke_run, tmp_path):
+    run_dir, _ = smoke_run
+    streamed = tmp_path / "streamed"
+    result = run_cli("--preset", "smoke", "--out", str(streamed), "--only", "01", "-p", "CACHE=stream")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "decoded on the fly as (64, 32, 32, 3) uint8" in (streamed / "01_baseline.ipynb").read_text()
+    cached, decoded = (
+        json.loads((folder / "01_baseline" / "metrics.json").read_text()) for folder in (run_dir, streamed)
+    )
+    assert decoded["val_f1_at_best_global"] == cached["val_f1_at_best_global"]
+    np.testing.assert_array_equal(
+        stages.read_predictions(streamed / "01_baseline")["probabilities"],
+        stages.read_predictions(run_dir / "01_baseline")["probabilities"],
+    )
