@@ -13,6 +13,7 @@ from hpa_utils import wheels
 LONGEST_FIRST = (
     "test_pipeline.py",
     "test_kaggle_simulation.py",
+    "test_pipeline_limits.py",
     "test_external.py",
     "test_ablation.py",
     "test_models.py",

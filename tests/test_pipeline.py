@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from hpa_utils import environment, stages
 
@@ -176,57 +175,6 @@ def test_failing_cell_names_notebook_cell_and_executed_copy(tmp_path):
     assert "Run notebooks/02_warmup_finetune.ipynb first" in result.stderr
     assert str(run_dir / "03_upscale.ipynb") in result.stderr and (run_dir / "03_upscale.html").is_file()
     assert "Traceback" not in result.stderr.split("error:")[-1]
-
-
-# slow: the smoke pipeline's training stages again (about 2 minutes), as on Kaggle's T4 x2: two replicas
-def test_two_replicas_and_mixed_precision_switched_between_stages_run_the_pipeline(tmp_path):
-    """01 auto (float32 on a CPU), 02 mixed, 03 float32 (loads 02's weights), 04 mixed (loads 03's)."""
-    preset = yaml.safe_load((REPO / "presets" / "smoke.yaml").read_text())
-    preset["notebooks"] = list(stages.STAGES[1:])
-    for eda_only in ("MONTAGE_SAMPLES", "STATISTICS_SAMPLES"):
-        del preset["parameters"][eda_only]
-    policies = {"01_baseline": "float32", "02_warmup_finetune": "on", "03_upscale": "off", "04_kfold": "on"}
-    for stage, setting in list(policies.items())[1:]:
-        preset["stages"].setdefault(stage, {})["MIXED_PRECISION"] = setting
-    (tmp_path / "replicas.yaml").write_text(yaml.safe_dump(preset))
-    run_dir = tmp_path / "run"
-    result = subprocess.run(
-        [sys.executable, "-m", "hpa_utils", "run", "--preset", str(tmp_path / "replicas.yaml"), "--out", str(run_dir)],
-        cwd=REPO,
-        env={**os.environ, "HPA_CPU_REPLICAS": "2"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    expected = {"on": "mixed_float16", "off": "float32", "float32": "float32"}
-    for stage, setting in policies.items():
-        metrics = json.loads((run_dir / stage / "metrics.json").read_text())
-        assert (metrics["replicas"], metrics["strategy"]) == (2, "MirroredStrategy"), stage
-        assert metrics["precision_policy"] == expected[setting], stage
-        assert "device: MirroredStrategy, 2 CPU replicas" in (run_dir / f"{stage}.ipynb").read_text()
-    assert json.loads((run_dir / "04_kfold" / "fold_1" / "metrics.json").read_text())["replicas"] == 2
-    submission = pd.read_csv(run_dir / "04_kfold" / "submission.csv", dtype=str, keep_default_na=False)
-    assert len(submission) == 16 and submission["Predicted"].str.fullmatch(r"\d+( \d+)*").all()
-
-
-# slow: the smoke pipeline's training stages again (about 1.5 minutes), under a time limit already past
-def test_a_stage_past_its_time_limit_stops_cleanly_after_one_epoch_and_04_submits_its_finished_fold(tmp_path):
-    run_dir = tmp_path / "run"
-    arguments = ["--preset", "smoke", "--out", str(run_dir), "--only", "01", "02", "03", "04"]
-    result = run_cli(*arguments, "-p", "TIME_LIMIT_HOURS=0.0001", "-p", "EPOCHS=3", "-p", "FINETUNE_EPOCHS=3")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    baseline = json.loads((run_dir / "01_baseline" / "metrics.json").read_text())
-    assert baseline["epochs"] == 1 and baseline["stopped_early"].endswith("stopped after epoch 1 of 3")
-    assert baseline["time_limit_hours"] == 0.0001 and baseline["projected_seconds"] > 0
-    assert "Projected from its first epoch" in (run_dir / "01_baseline.ipynb").read_text()
-    kfold = json.loads((run_dir / "04_kfold" / "metrics.json").read_text())
-    assert kfold["folds_finished"] == [0] and "stopped after fold 0 of 0, 1" in kfold["stopped_early"]
-    assert kfold["validation_images"] == len(pd.read_csv(run_dir / "04_kfold" / "folds.csv").query("fold == 0"))
-    submission = pd.read_csv(run_dir / "04_kfold" / "submission.csv", dtype=str, keep_default_na=False)
-    assert len(submission) == 16 and submission["Predicted"].str.fullmatch(r"\d+( \d+)*").all()
-    assert "01_baseline: done in" in result.stdout and "STOPPED EARLY: time limit 0.0001 h" in result.stdout
-    assert "stopped after fold 0 of 0, 1" in (run_dir / "report.html").read_text()
 
 
 # slow: runs 01_baseline once more, its images decoded on the fly
