@@ -339,7 +339,22 @@ def _upload_guide(user: str, preset: str, notebooks: list[str], rows: list[dict]
         f"| {row['kernel']} | {row['accelerator']} | {'on' if row['internet'] else 'off'} | {row['weights']} |"
         for row in rows
     ]
-    lines += ["", _accelerator_note(rows)]
+    folded = len(rows) > len(notebooks)
+    lines += [
+        "",
+        _accelerator_note(rows),
+        "",
+        "Kaggle ends a GPU session at 12 hours. Each training kernel holds itself to 11.5 (TIME_LIMIT_HOURS=-1),",
+        "prints its projected time after its first steps and its first epoch, and stops cleanly at an epoch",
+        "boundary (04: before a fold) rather than be killed, with `stopped_early` in its metrics.json. "
+        + (
+            "This export has 04 as one kernel per fold and a merge kernel (--fold-kernels), so no kernel holds "
+            "more than one fold's training."
+            if folded
+            else "When 04's projection (its first fold's line times the folds) is over the limit, export again "
+            "with --fold-kernels: 04 becomes one kernel per fold, run side by side, and a merge kernel."
+        ),
+    ]
     lines += [
         "",
         "Where Kaggle mounts the inputs does not matter. Today: `/kaggle/input/competitions/<slug>/`,",

@@ -507,6 +507,7 @@ def test_the_accelerator_is_chosen_by_flag_and_shown_in_the_table_and_guide(
     metadata = json.loads((out / "02_warmup_finetune" / "kernel-metadata.json").read_text())
     assert metadata.get("machine_shape") == shape and metadata["enable_gpu"] is (shape is not None)
     assert f"| {USER}/hpa-02-warmup-finetune | {shown} | off |" in (out / "UPLOAD.md").read_text()
+    assert "export again with --fold-kernels" in (out / "UPLOAD.md").read_text()
     assert kaggle.describe(out).splitlines()[3].split()[1] == shown.split()[0]
     api, requests, _ = kaggle_api
     api.kernels_push(str(out / "02_warmup_finetune"))
@@ -543,6 +544,7 @@ def test_fold_kernels_train_a_fold_each_and_the_merge_kernel_reads_them_all(tmp_
     pushes = [line.split()[-1] for line in guide.splitlines() if "kaggle kernels push -p" in line]
     assert pushes == [*stages.STAGES[:4], *(f"04_kfold_fold_{fold}" for fold in range(5)), "04_kfold"]
     assert "they run side by side" in guide and "no model: merges the fold kernels' predictions" in guide
+    assert "This export has 04 as one kernel per fold" in guide
     api, requests, _ = kaggle_api
     for folder in pushes:
         api.kernels_push(str(out / folder))  # the kaggle CLI's own checks
