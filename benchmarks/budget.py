@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from hpa_utils import budget, parameters
+from hpa_utils import environment, parameters
 
 TRAIN_IMAGES = 31_072  # the competition's train.csv
 TEST_IMAGES = 11_702  # its sample_submission.csv
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.budget", description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="full")
     preset = parameters.load_preset(parser.parse_args(argv).preset)
-    limit = budget.KAGGLE_SESSION_HOURS - budget.KAGGLE_MARGIN_HOURS
+    limit = environment.KAGGLE_SESSION_HOURS - environment.KAGGLE_MARGIN_HOURS
     print(f"# projected hours on GPU T4 x2 (not measured: published figures, scaled), session limit {limit:g} h")
     print(f"{'stage':<20} {'mixed_float16':>14} {'float32':>9}  fits one session (mixed / float32)")
     for stage in ("01_baseline", "02_warmup_finetune", "03_upscale", "04_kfold"):

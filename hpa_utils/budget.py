@@ -16,8 +16,6 @@ import keras
 
 from hpa_utils import environment
 
-KAGGLE_SESSION_HOURS = 12.0  # the maximum notebook runtime, as the kaggle CLI (2.2.5) states it
-KAGGLE_MARGIN_HOURS = 0.5  # kept free at the end for predicting, writing the outputs and saving the version
 AUTO = -1.0  # TIME_LIMIT_HOURS: Kaggle's session limit less the margin on Kaggle, none elsewhere
 TRACING_STEPS = 2  # steps left out of the timing: the first traces and compiles the step function
 TIMED_STEPS = 5  # steps timed for the first projection
@@ -27,7 +25,7 @@ def limit_hours(setting: float) -> float:
     """The limit for TIME_LIMIT_HOURS ``setting``: hours as given, 0 for none, and for -1 (auto) Kaggle's
     session limit less a margin on Kaggle, 0 elsewhere. Raises ValueError for other negative values."""
     if setting == AUTO:
-        return KAGGLE_SESSION_HOURS - KAGGLE_MARGIN_HOURS if environment.is_kaggle() else 0.0
+        return environment.KAGGLE_SESSION_HOURS - environment.KAGGLE_MARGIN_HOURS if environment.is_kaggle() else 0.0
     if not setting >= 0:
         raise ValueError(f"TIME_LIMIT_HOURS={setting!r}: hours (0 for no limit, -1 for Kaggle's session limit)")
     return float(setting)
@@ -56,16 +54,20 @@ class Budget:
     def deadline(self) -> float:
         return self.started + self.hours * 3600 if self.hours > 0 else math.inf
 
-    def remaining(self) -> float:
-        return self.deadline - time.time()
-
     def allows(self, seconds: float) -> bool:
         """Whether work of ``seconds`` would end before the limit."""
         return time.time() + seconds <= self.deadline
 
-    def stop(self, reason: str) -> None:
-        """Note why the stage stops early (reasons add up: an epoch cut short, then no further fold)."""
+    def stop(self, what: str, seconds: float, done: str, verbose: bool = True) -> None:
+        """Note that the next ``what`` (of about ``seconds``) is not started, after ``done``; reasons add up
+        (an epoch cut short, then no further fold)."""
+        reason = (
+            f"time limit {self.hours:.3g} h: the next {what} (about {describe_seconds(seconds)}) would end past it; "
+            f"stopped after {done}"
+        )
         self.stopped_early = "; ".join(filter(None, [self.stopped_early, reason]))
+        if verbose:
+            print(f"Stopping: {self.stopped_early}.")
 
     def each(self, items, what: str):
         """Yield ``items`` one by one while the next would end before the limit, judged by the longest so far;
@@ -74,11 +76,7 @@ class Budget:
         for position, item in enumerate(items):
             if position and (self.stopped_early or not self.allows(longest)):
                 done, planned = ", ".join(map(str, items[:position])), ", ".join(map(str, items))
-                self.stop(
-                    f"time limit {self.hours:.3g} h: the next {what} (about {describe_seconds(longest)}) would end "
-                    f"past it; stopped after {what} {done} of {planned}"
-                )
-                print(f"Stopping: {self.stopped_early}.")
+                self.stop(what, longest, f"{what} {done} of {planned}")
                 return
             began = time.time()
             yield item
@@ -139,13 +137,9 @@ class EpochBudget(keras.callbacks.Callback):
             self._project(duration, "its first epoch, validation included", elapsed=self._epoch_started)
         left = self.epochs - self.epochs_done
         if left > 0 and not self.budget.allows(self.longest_epoch):
-            self.budget.stop(
-                f"time limit {self.budget.hours:.3g} h: the next epoch (about {describe_seconds(self.longest_epoch)}) "
-                f"would end past it; stopped after epoch {self.epochs_done} of {self.epochs}"
-            )
+            done = f"epoch {self.epochs_done} of {self.epochs}"
+            self.budget.stop("epoch", self.longest_epoch, done, verbose=self.verbose)
             self.model.stop_training = True
-            if self.verbose:
-                print(f"Stopping: {self.budget.stopped_early}.")
 
     def _project(self, epoch_seconds: float, basis: str, elapsed: float) -> None:
         """Print and keep the stage's projected wall time: what passed until ``elapsed`` (when training began),

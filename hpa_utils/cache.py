@@ -171,19 +171,25 @@ def _array_once(path: Path, shape: tuple, fill, description: dict) -> np.ndarray
     return np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
 
 
+def _load(data_dir, split: str, ids: list, index: int, image_size: int, channels: str, doing: str) -> np.ndarray:
+    """Sample ``ids[index]`` as ``dataset.load_sample`` gives it; its errors get a note naming the Id and the row."""
+    image_id = ids[index]
+    try:
+        return dataset.load_sample(data_dir, split, image_id, channels=channels, image_size=image_size)
+    except Exception as error:
+        error.add_note(f"while {doing} {split} sample {image_id} ({index + 1} of {len(ids)}) from {data_dir}")
+        raise
+
+
 def _decode_into(array, data_dir, split, ids, image_size, channels, workers, progress) -> None:
     """Fill ``array[i]`` with sample ``ids[i]`` on a thread pool (cv2 decodes without the GIL)."""
 
     def load(index: int) -> None:
-        image_id = ids[index]
-        try:
-            sample = dataset.load_sample(data_dir, split, image_id, channels=channels, image_size=image_size)
-        except Exception as error:
-            error.add_note(f"while caching {split} sample {image_id} ({index + 1} of {len(ids)}) from {data_dir}")
-            raise
+        sample = _load(data_dir, split, ids, index, image_size, channels, "caching")
         if sample.shape != array.shape[1:] or sample.dtype != np.uint8:
             raise ValueError(
-                f"{split} sample {image_id}: loaded as {sample.shape} {sample.dtype}, expected {array.shape[1:]} uint8"
+                f"{split} sample {ids[index]}: loaded as {sample.shape} {sample.dtype}, "
+                f"expected {array.shape[1:]} uint8"
             )
         array[index] = sample
 
@@ -223,14 +229,7 @@ class StreamedImages:
         return f"StreamedImages({self.split}, {self.shape}, decoded from {self.data_dir})"
 
     def _load(self, row: int) -> np.ndarray:
-        image_id = self.ids[row]
-        try:
-            return dataset.load_sample(
-                self.data_dir, self.split, image_id, channels=self.channels, image_size=self.image_size
-            )
-        except Exception as error:
-            error.add_note(f"while decoding {self.split} sample {image_id} (row {row}) from {self.data_dir}")
-            raise
+        return _load(self.data_dir, self.split, self.ids, row, self.image_size, self.channels, "decoding")
 
     def __getitem__(self, index) -> np.ndarray:
         rows = np.arange(len(self))[index]

@@ -202,7 +202,8 @@ def _write_kernel(
     folder.mkdir(parents=True)
     nbformat.write(notebook, folder / metadata["code_file"])
     files.write_json(folder / METADATA_FILE, metadata)
-    return {"folder": folder.name} | _kernel_row(stage, metadata, effective, weights_dataset, accelerator)
+    role = {"fold": fold} if fold is not None else {"merges": fold_kernels} if fold_kernels else {}
+    return {"folder": folder.name, **role} | _kernel_row(stage, metadata, effective, weights_dataset, accelerator)
 
 
 def _kernels(stage: str, declared: dict, preset: dict, fold_kernels: bool) -> list[dict]:
@@ -292,7 +293,7 @@ def describe(out) -> str:
     return "\n".join(lines)
 
 
-def _upload_guide(user: str, preset: str, notebooks: list[str], rows: list[dict]) -> str:
+def _upload_guide(user: str, preset: str, rows: list[dict]) -> str:
     """UPLOAD.md: what to do, in order, with the commands for ``user``."""
     lines = [
         "# Upload to Kaggle, in this order",
@@ -314,13 +315,13 @@ def _upload_guide(user: str, preset: str, notebooks: list[str], rows: list[dict]
         "",
     ]
     for row in rows:
-        if row["folder"] != FOLDED_STAGE and row["folder"].startswith(FOLDED_STAGE) and row["folder"].endswith("_0"):
+        if row.get("fold") == 0:
             lines += [
                 "",
                 "   The fold kernels need only the kernels above: push them together, they run side by side.",
                 "",
             ]
-        if row["folder"] == FOLDED_STAGE and len(rows) > len(notebooks):
+        if row.get("merges"):
             lines += ["", "   The merge kernel, once every fold kernel is COMPLETE:", ""]
         lines += [f"       kaggle kernels push -p {row['folder']}", f"       kaggle kernels status {row['kernel']}"]
     last = rows[-1]["kernel"]
@@ -339,12 +340,17 @@ def _upload_guide(user: str, preset: str, notebooks: list[str], rows: list[dict]
         f"| {row['kernel']} | {row['accelerator']} | {'on' if row['internet'] else 'off'} | {row['weights']} |"
         for row in rows
     ]
-    folded = len(rows) > len(notebooks)
+    folded = any(row.get("merges") for row in rows)
+    session, limit = (
+        environment.KAGGLE_SESSION_HOURS,
+        environment.KAGGLE_SESSION_HOURS - environment.KAGGLE_MARGIN_HOURS,
+    )
     lines += [
         "",
         _accelerator_note(rows),
         "",
-        "Kaggle ends a GPU session at 12 hours. Each training kernel holds itself to 11.5 (TIME_LIMIT_HOURS=-1),",
+        f"Kaggle ends a GPU session at {session:g} hours. Each training kernel holds itself to {limit:g} "
+        "(TIME_LIMIT_HOURS=-1),",
         "prints its projected time after its first steps and its first epoch, and stops cleanly at an epoch",
         "boundary (04: before a fold) rather than be killed, with `stopped_early` in its metrics.json. "
         + (
@@ -410,7 +416,7 @@ def _replace_folder(staging: Path, out: Path) -> None:
 
 def _write_guide_and_marker(folder: Path, user: str, preset: dict, rows: list[dict]) -> None:
     """UPLOAD.md (what to push, in order) and the marker that lets a later export replace this one."""
-    (folder / "UPLOAD.md").write_text(_upload_guide(user, preset["name"], preset["notebooks"], rows), encoding="utf-8")
+    (folder / "UPLOAD.md").write_text(_upload_guide(user, preset["name"], rows), encoding="utf-8")
     marker = {
         "written_by": "python -m hpa_utils kaggle-export",
         "user": user,

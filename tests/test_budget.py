@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from hpa_utils import budget, models, training
+from hpa_utils import budget, environment, models, training
 
 
 def test_the_limit_is_kaggles_session_less_a_margin_on_kaggle_and_none_elsewhere(monkeypatch):
@@ -13,7 +13,7 @@ def test_the_limit_is_kaggles_session_less_a_margin_on_kaggle_and_none_elsewhere
     assert budget.limit_hours(budget.AUTO) == 0.0
     assert budget.limit_hours(0) == 0.0 and budget.limit_hours(2.5) == 2.5
     monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
-    assert budget.limit_hours(budget.AUTO) == budget.KAGGLE_SESSION_HOURS - budget.KAGGLE_MARGIN_HOURS == 11.5
+    assert budget.limit_hours(budget.AUTO) == environment.KAGGLE_SESSION_HOURS - environment.KAGGLE_MARGIN_HOURS == 11.5
     with pytest.raises(ValueError, match="TIME_LIMIT_HOURS=-2"):
         budget.limit_hours(-2)
 

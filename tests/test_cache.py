@@ -225,4 +225,4 @@ def test_a_streamed_sample_that_fails_names_its_id(folder):
     np.testing.assert_array_equal(streamed[[0, 1]].shape, (2, 32, 32, 3))
     with pytest.raises(Exception) as raised:
         streamed[[1, 2]]
-    assert f"while decoding train sample {ids[2]} (row 2)" in "\n".join(getattr(raised.value, "__notes__", []))
+    assert f"while decoding train sample {ids[2]} (3 of 6)" in "\n".join(getattr(raised.value, "__notes__", []))
