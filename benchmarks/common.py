@@ -20,6 +20,14 @@ from hpa_utils.environment import REPO_ROOT
 
 DEFAULT_DATA_ROOT = REPO_ROOT / "data" / "bench"
 NAME_WIDTH = 42
+DEFAULT_BACKBONE = "resnet50"  # the public kernel's: what the training, prediction and GPU numbers are about
+# How the tables name each of models.BACKBONES (``--backbone``); "small" makes a test's tiny run quick.
+BACKBONE_LABELS = {
+    "resnet50": "ResNet50",
+    "inceptionv3": "InceptionV3",
+    "densenet121": "DenseNet121",
+    "small": "small CNN",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +50,7 @@ class Settings:
     repeats: int = 3
     training_repeats: int = 4  # rounds of train_batches steps per feed, interleaved step by step
     data_root: Path = DEFAULT_DATA_ROOT
+    backbone: str = DEFAULT_BACKBONE  # the model the training and prediction sections train and call
 
     @classmethod
     def quick(cls, data_root: Path = DEFAULT_DATA_ROOT) -> "Settings":
@@ -64,6 +73,20 @@ class Settings:
             training_repeats=1,
             data_root=data_root,
         )
+
+
+def backbone_label(backbone: str) -> str:
+    """How the tables name ``backbone``: "ResNet50" for "resnet50"."""
+    return BACKBONE_LABELS.get(backbone, backbone)
+
+
+def add_backbone_argument(parser) -> None:
+    """``--backbone``: the model to train (default ResNet50; "small" for a quick check of the rows)."""
+    parser.add_argument(
+        "--backbone",
+        choices=sorted(BACKBONE_LABELS),
+        help=f"the backbone the model is built with (default {DEFAULT_BACKBONE}; small: a quick check of the rows)",
+    )
 
 
 @dataclasses.dataclass

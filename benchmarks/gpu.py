@@ -1,7 +1,7 @@
 """GPU check: ResNet50 training images/s with mixed precision, fed by our input pipeline vs by in-memory tensors.
 
 Run as ``python -m benchmarks.gpu`` on a machine with a GPU (a few minutes, no internet: weights
-"none", synthetic data). For each image size it trains ResNet50 (rgby) with
+"none", synthetic data). For each image size it trains ResNet50 (rgby; ``--backbone`` another) with
 ``keras.mixed_precision`` "mixed_float16" twice in turn: fed by ``cache.build_cache`` +
 ``inputs.make_dataset`` with dihedral augmentation (what the notebooks do), and fed the same
 batches again and again from memory (the fastest feed there is). The ratio is the input pipeline's
@@ -42,6 +42,7 @@ class Settings:
     repeats: int = 3
     data_root: Path = bench.DEFAULT_DATA_ROOT
     quick: bool = False
+    backbone: str = bench.DEFAULT_BACKBONE
 
     @classmethod
     def tiny(cls, data_root: Path = bench.DEFAULT_DATA_ROOT) -> "Settings":
@@ -109,9 +110,11 @@ def measure_size(
     batch = settings.batch_size
     bench.log(f"gpu: caching {len(ids)} samples at {image_size} px")
     images = cache.build_cache(data_dir, "train", ids, image_size, "rgby", cache_dir=work_dir, progress=False)
-    bench.log(f"gpu: building ResNet50 {image_size} px rgby, policy {keras.mixed_precision.global_policy().name}")
+    policy = keras.mixed_precision.global_policy().name
+    bench.log(f"gpu: building {bench.backbone_label(settings.backbone)} {image_size} px rgby, policy {policy}")
     keras.backend.clear_session()
-    model = training.compile_model(models.build_model("resnet50", image_size, "rgby", "none"), learning_rate=1e-4)
+    model = models.build_model(settings.backbone, image_size, "rgby", "none")
+    model = training.compile_model(model, learning_rate=1e-4)
     in_memory = min(len(ids) // batch, settings.steps) * batch
     memory = _memory_feed(images[:in_memory], targets[:in_memory], batch)
     ours = inputs.make_dataset(
@@ -200,8 +203,8 @@ def run_check(settings: Settings, device_line: str) -> list[float]:
     targets = labels.to_multi_hot(frame["labels"].tolist(), dtype=np.float32)
     print(f"data: {len(ids)} synthetic train samples, {settings.source_size} px PNG in {data_dir}")
     print(
-        f"model: ResNet50 rgby, weights none, batch {settings.batch_size}, {settings.steps} timed steps per round, "
-        f"best of {settings.repeats} rounds, the two feeds in turn"
+        f"model: {bench.backbone_label(settings.backbone)} rgby, weights none, batch {settings.batch_size}, "
+        f"{settings.steps} timed steps per round, best of {settings.repeats} rounds, the two feeds in turn"
     )
     sys.stdout.flush()
     previous_policy = keras.mixed_precision.global_policy().name
@@ -213,7 +216,8 @@ def run_check(settings: Settings, device_line: str) -> list[float]:
             for image_size in settings.image_sizes:
                 rows, ratio = measure_size(settings, data_dir, ids, targets, image_size, Path(work))
                 measured.append(ratio)
-                bench.print_section(f"ResNet50 {image_size} px rgby, mixed_float16, {device_line}", rows)
+                name = bench.backbone_label(settings.backbone)
+                bench.print_section(f"{name} {image_size} px rgby, mixed_float16, {device_line}", rows)
             rows, per_core = measure_cache_build(settings, data_dir, ids, Path(work))
             measured.append(per_core)
             bench.print_section(
@@ -237,6 +241,7 @@ def parse_arguments(argv=None):
         default=bench.DEFAULT_DATA_ROOT,
         help=f"where the synthetic PNGs are generated once and reused (default {bench.DEFAULT_DATA_ROOT})",
     )
+    bench.add_backbone_argument(parser)
     arguments = parser.parse_args(argv)
     for name in ("samples", "steps", "batch_size", "repeats"):
         value = getattr(arguments, name)
@@ -247,7 +252,7 @@ def parse_arguments(argv=None):
 
 def settings_for(arguments, tiny: bool) -> Settings:
     settings = Settings.tiny(arguments.data_root) if tiny else Settings(data_root=arguments.data_root)
-    for name in ("samples", "steps", "batch_size", "repeats"):
+    for name in ("samples", "steps", "batch_size", "repeats", "backbone"):
         value = getattr(arguments, name)
         if value is not None:
             settings = dataclasses.replace(settings, **{name: value})
@@ -261,8 +266,10 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     gpus, device_line = describe_devices()
+    model_name = bench.backbone_label(arguments.backbone or bench.DEFAULT_BACKBONE)
     print(
-        "# GPU check: ResNet50 training throughput, our input pipeline vs in-memory tensors (python -m benchmarks.gpu)"
+        f"# GPU check: {model_name} training throughput, our input pipeline vs in-memory tensors "
+        "(python -m benchmarks.gpu)"
     )
     print(
         f"machine: {platform.system()} {platform.machine()}, os.cpu_count() = {os.cpu_count()}, "

@@ -18,7 +18,6 @@ from benchmarks.public_kernel import (
     PNG_TAIL_BYTES,
     halve_then_resize,
     kernel_load_sample,
-    png_idat,
     proposed_load_sample,
 )
 from hpa_utils import cache, dataset, inputs
@@ -102,7 +101,7 @@ def measure_loading(settings: Settings, data_dir: Path, ids: list[str], work_dir
         f"{settings.repeats} rounds"
     )
     files = [data_dir / "train" / f"{image_id}_{color}.png" for image_id in ids for color in COLORS]
-    context.streams = [png_idat(path.read_bytes()) for path in files]  # also puts every file in the page cache
+    context.streams = [png.idat(path.read_bytes()) for path in files]  # also puts every file in the page cache
     cached = cache.build_cache(
         data_dir, "train", ids, context.size, "rgby", cache_dir=work_dir / "loading", progress=False
     )
@@ -320,7 +319,7 @@ def _breakdown_context(settings: Settings, data_dir: Path, ids: list[str], work_
     context.contents = [[path.read_bytes() for path in sample] for sample in context.paths]
     context.decoded = [[_decode(data) for data in sample] for sample in context.contents]
     context.halves = [[_decode(data, HALF_DECODE) for data in sample] for sample in context.contents]
-    context.streams = [[png_idat(data) for data in sample] for sample in context.contents]
+    context.streams = [[png.idat(data) for data in sample] for sample in context.contents]
     return context
 
 

@@ -36,7 +36,7 @@ def _write_model_files(folder: Path, settings: dict, source_size: int | None) ->
         "none",
         source_image_size=source_size,
     )
-    models.save_weights(model, folder / stage_steps.WEIGHTS_FILE)
+    models.save_weights(model, folder / stages.WEIGHTS_FILE)
     model.save_weights(folder / "best.weights.h5")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import cv2
@@ -20,26 +19,6 @@ def kernel_load_sample(data_dir: Path, image_id: str, image_size: int) -> np.nda
     folder = Path(data_dir) / "train"
     channels = [np.array(Image.open(folder / f"{image_id}_{color}.png")) for color in COLORS]
     return cv2.resize(np.stack(channels, axis=-1), (image_size, image_size))
-
-
-def png_idat(data: bytes) -> bytes:
-    """The zlib stream of a PNG file: its IDAT chunks' payloads, concatenated. ValueError for a non-PNG."""
-    if not data.startswith(png.SIGNATURE):
-        raise ValueError("not a PNG file (no PNG signature)")
-    view, position, parts = memoryview(data), len(png.SIGNATURE), []
-    while position + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", view[position : position + 8])
-        start = position + 8
-        if start + length > len(data):
-            raise ValueError(f"truncated PNG: a {kind!r} chunk runs past the end of the file")
-        if kind == b"IDAT":
-            parts.append(view[start : start + length])
-        elif kind == b"IEND":
-            break
-        position = start + length + 4  # the chunk's CRC
-    if not parts:
-        raise ValueError("PNG without IDAT chunks")
-    return b"".join(parts)
 
 
 def halve_then_resize(array: np.ndarray, image_size: int) -> np.ndarray:

@@ -24,6 +24,8 @@ from benchmarks import gpu
 from benchmarks.common import (
     DEFAULT_DATA_ROOT,
     Settings,
+    add_backbone_argument,
+    backbone_label,
     load_average,
     log,
     not_measured_line,
@@ -64,8 +66,9 @@ def run(settings: Settings) -> int:
         f"data: {len(ids)} train samples, {settings.source_size} px PNG (Kaggle layout, synthetic.generate) "
         f"in {data_dir}"
     )
+    model_name = backbone_label(settings.backbone)
     print(
-        f"sizes: loaders resize to {settings.load_size} px; training and prediction use ResNet50 at "
+        f"sizes: loaders resize to {settings.load_size} px; training and prediction use {model_name} at "
         f"{settings.train_size} px rgby, weights none; best of {settings.repeats} rounds "
         f"({settings.training_repeats} x {settings.train_batches} steps for training), kernel and ours in turn"
     )
@@ -91,16 +94,16 @@ def run(settings: Settings) -> int:
             "2. augmentation: ms per image (augment.augment_batch; inputs.random_dihedral)",
             measure_augmentation(settings, data_dir, ids),
         )
-        log("training: building ResNet50")
+        log(f"training: building {model_name}")
         model = build_small_model(settings)
         training_rows, overhead = measure_training(settings, data_dir, ids, work_dir, model)
         print_section(
-            f"3. training: one epoch of ResNet50 {settings.train_size} px rgby, batch {settings.batch_size} "
+            f"3. training: one epoch of {model_name} {settings.train_size} px rgby, batch {settings.batch_size} "
             f"(model.train_on_batch, the feeds in turn step by step)",
             training_rows,
         )
         prediction_rows, prediction_ratio = measure_prediction(settings, data_dir, ids, work_dir, model)
-        print_section(f"4. prediction: ResNet50 {settings.train_size} px rgby", prediction_rows)
+        print_section(f"4. prediction: {model_name} {settings.train_size} px rgby", prediction_rows)
     kernel = loading["kernel loader"]
     print()
     print(f"load average at end {load_average()}; took {time.perf_counter() - started:.0f} s")
@@ -144,8 +147,11 @@ def parse_settings(argv=None) -> Settings:
         default=DEFAULT_DATA_ROOT,
         help=f"where the synthetic PNGs are generated once and reused (default {DEFAULT_DATA_ROOT})",
     )
+    add_backbone_argument(parser)
     arguments = parser.parse_args(argv)
     settings = Settings.quick(arguments.data_root) if arguments.quick else Settings(data_root=arguments.data_root)
+    if arguments.backbone is not None:
+        settings = dataclasses.replace(settings, backbone=arguments.backbone)
     for name in ("samples", "repeats"):
         value = getattr(arguments, name)
         if value is not None:

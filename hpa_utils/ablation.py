@@ -17,7 +17,6 @@ from pathlib import Path
 from hpa_utils import files, parameters, runner, stages
 
 RECORD_FILE = "ablation.json"
-SCORES = ("val_f1_at_best_global", "val_f1_at_0.5", "oof_f1_at_per_class", "test_f1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,12 +86,11 @@ def settings(varied: dict, reference: dict, seeds: int, one_at_a_time: bool) -> 
 
 
 def upstream_stages(preset: dict, stage: str) -> list[str]:
-    """The preset's training stages before ``stage`` (00_eda feeds no stage): run once, shared by every run."""
-    stages.check_stage(stage)
+    """The preset's stages that ``stage`` reads (``stages.Stage.upstream``): run once, shared by every run."""
+    upstream = stages.record(stage).upstream
     if stage not in preset["notebooks"]:
         raise ValueError(f"preset {preset['name']} does not run {stage}")
-    before = preset["notebooks"][: preset["notebooks"].index(stage)]
-    return [name for name in before if name != stages.STAGES[0]]
+    return [name for name in preset["notebooks"] if name in upstream]
 
 
 def check_record(out: Path, request: dict) -> bool:
@@ -115,7 +113,7 @@ def check_record(out: Path, request: dict) -> bool:
 
 def run_upstream(preset_name: str, stage_list: list[str], out: Path, data_dir, overrides: dict) -> None:
     """The shared upstream stages in ``out`` (a run folder), the unfinished ones only."""
-    missing = [stage for stage in stage_list if not (out / stage / "metrics.json").is_file()]
+    missing = [stage for stage in stage_list if not stages.is_finished(out / stage)]
     if not missing:
         return
     if (out / runner.RUN_FILE).is_file():
@@ -129,7 +127,7 @@ def run_upstream(preset_name: str, stage_list: list[str], out: Path, data_dir, o
 def run_setting(request: dict, setting: Setting, out: Path) -> Path:
     """One run of the stage (resumed when it was stopped, kept when it finished); return its run folder."""
     run_dir = out / "ablation" / setting.folder
-    if (run_dir / request["stage"] / "metrics.json").is_file():
+    if stages.is_finished(run_dir / request["stage"]):
         return run_dir
     overrides = {**request["overrides"], **dict(setting.values), "SEED": setting.seed}
     if "UPSTREAM_DIR" in parameters.declared(request["stage"]):

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 
 from hpa_utils import comparison, files, metrics, stages
+from hpa_utils.stages import HEADLINE
 
-HEADLINE = "val_f1_at_best_global"
+SCORES = (HEADLINE, "f1_at_0.5", "f1_at_per_class", "test_f1")  # the scores a row keeps, where the stage has them
 
 
 def collect(out: Path, stage: str, runs: list) -> pd.DataFrame:
@@ -17,12 +18,12 @@ def collect(out: Path, stage: str, runs: list) -> pd.DataFrame:
     rows = []
     for setting in runs:
         stage_path = Path(out) / "ablation" / setting.folder / stage
-        if not (stage_path / "metrics.json").is_file():
+        if not stages.is_finished(stage_path):
             continue
         scores = stages.read_metrics(stage_path)
         low, high = scores.get(f"{HEADLINE}_ci95") or (None, None)
         row = {**dict(setting.values), "SEED": setting.seed}
-        row |= {name: scores.get(name) for name in (HEADLINE, "val_f1_at_0.5", "oof_f1_at_per_class", "test_f1")}
+        row |= {name: scores.get(name) for name in SCORES}
         row |= {"ci95_low": low, "ci95_high": high, "threshold": scores.get("best_global_threshold")}
         row |= {"prior": scores.get("prior_baseline_f1"), "epochs": scores.get("epochs")}
         row |= {"seconds": scores.get("seconds"), "run": f"ablation/{setting.folder}"}
@@ -64,7 +65,7 @@ def per_setting(table: pd.DataFrame, names: list[str], reference: dict) -> pd.Da
     """Mean, spread and range of the headline score for each setting (over its seeds)."""
     grouped = table.assign(setting=setting_labels(table, names, reference)).groupby("setting", sort=False)
     summary = grouped[HEADLINE].agg(runs="count", mean="mean", sd="std", low="min", high="max").reset_index()
-    summary["mean @0.5"] = grouped["val_f1_at_0.5"].mean().to_numpy()
+    summary["mean @0.5"] = grouped["f1_at_0.5"].mean().to_numpy()
     summary["mean seconds"] = grouped["seconds"].mean().round().astype(int).astype(str).to_numpy()
     return summary
 

@@ -1,4 +1,5 @@
-"""Image augmentation: the imgaug pipelines by name, and the 8 dihedral views used for TTA."""
+"""Augmentation names and the imgaug part of "strong". The dihedral group (the 8 rotations by 90 degrees and
+flips, for training and TTA) is TensorFlow's: ``inputs.dihedral_tf`` and ``inputs.random_dihedral``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ AUGMENTATIONS = ("none", "dihedral", "strong")
 DIHEDRAL_VIEWS = 8
 
 
-def _augmenters():
+def check_augmentation(name: str) -> str:
+    """``name`` when it is one of AUGMENTATIONS; ValueError listing them otherwise."""
+    if name not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {name!r}; expected one of {', '.join(AUGMENTATIONS)}")
+    return name
+
+
+def imgaug_augmenters():
     """``imgaug.augmenters``, imported after the NumPy 2 compatibility step (the one place it runs).
 
     Where imgaug is not installed (a Kaggle image without it) it comes from the hpa-utils dataset's wheel.
@@ -19,36 +27,20 @@ def _augmenters():
     return wheels.import_module("imgaug.augmenters")
 
 
-def _dihedral_augmenter(iaa):
-    """One of the 8 dihedral views, uniformly; element ``index`` equals ``dihedral(images, index)``."""
-    views = []
-    for index in range(DIHEDRAL_VIEWS):
-        # imgaug's Rot90 turns clockwise, np.rot90 counter-clockwise: k counter-clockwise = -k clockwise.
-        steps = [iaa.Rot90((-index) % 4, keep_size=True)]
-        if index >= 4:
-            steps.append(iaa.Fliplr(1.0))
-        views.append(iaa.Sequential(steps, name=f"dihedral_{index}"))
-    return iaa.OneOf(views, name="dihedral")
+def imgaug_augmenter(name: str):
+    """The part of augmentation ``name`` (one of AUGMENTATIONS) that imgaug does; None where there is none.
 
-
-def build_augmenter(name: str):
-    """The imgaug augmenter called ``name`` (one of AUGMENTATIONS); None for "none".
-
-    "dihedral": one of the 8 rotations/flips (the public kernel's idea, completed to the whole group).
-    "strong": dihedral, then a mild affine (scale 0.9-1.1, shift up to 5%, rotate up to 10 degrees),
-    per-channel brightness 0.8-1.2 and, half of the time, a light Gaussian blur.
+    "none": nothing. "dihedral": one of the 8 rotations/flips per image, drawn in TensorFlow
+    (``inputs.random_dihedral``): None here. "strong": that dihedral view, then this augmenter: a mild
+    affine (scale 0.9-1.1, shift up to 5%, rotate up to 10 degrees), per-channel brightness 0.8-1.2 and,
+    half of the time, a light Gaussian blur. ``inputs.augment_images`` applies the two in that order.
     Raises ValueError for an unknown name.
     """
-    if name not in AUGMENTATIONS:
-        raise ValueError(f"unknown augmentation {name!r}; expected one of {', '.join(AUGMENTATIONS)}")
-    if name == "none":
+    if check_augmentation(name) != "strong":
         return None
-    iaa = _augmenters()
-    if name == "dihedral":
-        return _dihedral_augmenter(iaa)
+    iaa = imgaug_augmenters()
     return iaa.Sequential(
         [
-            _dihedral_augmenter(iaa),
             iaa.Affine(
                 scale=(0.9, 1.1),
                 translate_percent=(-0.05, 0.05),
@@ -82,16 +74,3 @@ def augment_batch(images: np.ndarray, augmenter, seed: int) -> np.ndarray:
     if result.shape != images.shape or result.dtype != np.uint8:
         raise ValueError(f"augmenter changed the batch from {images.shape} uint8 to {result.shape} {result.dtype}")
     return result
-
-
-def dihedral(images: np.ndarray, index: int) -> np.ndarray:
-    """View ``index`` (0..7) of the dihedral group on an NHWC batch: rotate 90 degrees ``index % 4``
-    times counter-clockwise, then flip left-right when ``index >= 4``. Returns a NumPy view (no copy).
-    """
-    if not 0 <= index < DIHEDRAL_VIEWS:
-        raise ValueError(f"dihedral view index {index} outside 0..{DIHEDRAL_VIEWS - 1}")
-    images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(f"dihedral expects an NHWC batch, got shape {images.shape}")
-    view = np.rot90(images, k=index % 4, axes=(1, 2))
-    return view[:, :, ::-1] if index >= 4 else view

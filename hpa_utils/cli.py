@@ -224,13 +224,13 @@ def _synth(arguments) -> int:
 def _summary(run_dir: str, as_markdown: bool) -> int:
     from pathlib import Path
 
-    from hpa_utils import comparison
+    from hpa_utils import comparison, stages
 
     if not Path(run_dir).is_dir():
         raise FileNotFoundError(f"{run_dir}: no such run folder")
     table = comparison.table(run_dir)
     if table.empty:
-        raise ValueError(f"{run_dir}: no training stage has finished there (no <stage>/metrics.json)")
+        raise ValueError(f"{run_dir}: no training stage has finished there (no <stage>/{stages.METRICS_FILE})")
     if as_markdown:  # the scores only: seconds move with the machine's load, the scores do not
         print(comparison.markdown(table.drop(columns=["seconds"], errors="ignore")))
     else:

@@ -24,14 +24,14 @@ def rows(output_dir: str = "", upstream_dir: str = "") -> list[dict]:
     """One dict per finished training stage: metrics.json's scores, its image set, and "difference" (to the
     finished stage before it, None when there is none or it was scored on other images)."""
     result, previous = [], None
-    for stage in stages.STAGES[1:]:
+    for stage in stages.TRAINING_STAGES:
         path = stages.optional_stage(stage, output_dir, upstream_dir)
         if path is None:
             continue
         scores = stages.read_metrics(path)
         predictions = stages.read_predictions(path)
-        image_set = predictions["image_set"] if predictions else "validation"
-        row = {"stage": stage, "image_set": image_set, "images": scores.get("validation_images"), **scores}
+        image_set = scores.get("scored_on") or stages.record(stage).scored_on
+        row = {"stage": stage, "image_set": image_set, "images": scores.get("images_scored"), **scores}
         if previous is not None:
             row["difference"] = _difference_to(previous["predictions"], predictions)
             row["before"] = previous["stage"]
@@ -39,6 +39,61 @@ def rows(output_dir: str = "", upstream_dir: str = "") -> list[dict]:
         result.append(row)
         previous = {"stage": stage, "predictions": predictions, "image_set": image_set}
     return result
+
+
+def headline(scores: dict) -> str:
+    """A stage's scores in one line: macro F1 at the best single threshold with its interval, the prior, and
+    (04) the out-of-fold and test scores."""
+    parts, score = [], stages.headline(scores)
+    if score is not None:
+        (value, (low, high)), where = score, scores.get("scored_on", "validation")
+        parts.append(f"{where} F1 {value:.3f} [{low:.3f}, {high:.3f}] at best threshold")
+    if isinstance(scores.get("f1_at_per_class"), (int, float)):
+        parts.append(f"per-class thresholds {scores['f1_at_per_class']:.3f}")
+    if isinstance(scores.get("test_f1"), (int, float)):
+        parts.append(f"test {scores['test_f1']:.3f}")
+    if isinstance(scores.get("prior_baseline_f1"), (int, float)):
+        parts.append(f"prior {scores['prior_baseline_f1']:.3f}")
+    if scores.get("stopped_early"):
+        parts.append(f"STOPPED EARLY: {scores['stopped_early']}")
+    return ", ".join(parts)
+
+
+def difference_text(difference: dict, what: str) -> str:
+    """One line for a paired difference (``metrics.paired_difference``): the value, its 95 % interval, and what
+    the interval lets this run say (a gain, a loss, or no difference it can show)."""
+    low, high = difference["ci95"]
+    if low > 0:
+        verdict = "a gain: the interval is above 0"
+    elif high < 0:
+        verdict = "a loss: the interval is below 0"
+    else:
+        verdict = "the interval includes 0: no difference this run can show"
+    return f"{what}: {difference['difference']:+.3f} [{low:+.3f}, {high:+.3f}] macro F1 ({verdict})"
+
+
+def threshold_gain(truth, probabilities, report: dict) -> str:
+    """What the per-class thresholds (as the submission applies them: at least one label per image) are worth over
+    the best global threshold on the same images (``metrics.threshold_report``'s), as ``difference_text``."""
+    per_class = metrics.apply_thresholds(probabilities, report["per_class_thresholds"], at_least_one=True)
+    at_global = metrics.apply_thresholds(probabilities, report["best_global_threshold"], at_least_one=False)
+    difference = metrics.paired_difference(truth, per_class, at_global)
+    return difference_text(difference, f"per-class thresholds - one global threshold on the same {len(truth)} images")
+
+
+def versus_before(stage: str, output_dir: str = "", upstream_dir: str = "") -> str:
+    """What this run measured for ``stage``'s idea: its headline minus the finished stage before it, paired on the
+    same images (``difference_text``), or why there is no such difference."""
+    found = {row["stage"]: row for row in rows(output_dir, upstream_dir)}
+    row = found.get(stages.check_stage(stage))
+    if row is None:
+        return f"{stage} has not finished: nothing to compare"
+    if "before" not in row:
+        return f"{stage} is the first finished training stage: nothing to compare it with"
+    if row.get("difference") is None:
+        return f"{stage} vs {row['before']}: {_difference(row)}, so no paired difference"
+    what = f"{stage} - {row['before']} on the same {row.get('images') or ''} {row['image_set']} images"
+    return difference_text(row["difference"], what.replace("same  ", "same "))
 
 
 def _number(value, digits: int = 3) -> str:
@@ -64,7 +119,7 @@ def _difference(row: dict) -> str:
     if row.get("difference") is None:
         if row["image_set"] != row["before_image_set"]:
             return f"not paired: {row['image_set']} images"
-        return "no predictions.npz to pair"
+        return f"no {stages.PREDICTIONS_FILE} to pair"
     difference = row["difference"]
     return f"{difference['difference']:+.3f} {_interval(difference['ci95'], signed=True)}"
 
@@ -78,12 +133,12 @@ def _stopped(row: dict) -> str:
 COLUMNS = {  # heading: how a row fills it
     "stage": lambda row: row["stage"],
     "scored on (images)": _image_set,
-    "macro F1 @best threshold": lambda row: _number(row.get("val_f1_at_best_global")),
-    "95% interval": lambda row: _interval(row.get("val_f1_at_best_global_ci95")),
+    "macro F1 @best threshold": lambda row: _number(row.get(stages.HEADLINE)),
+    "95% interval": lambda row: _interval(row.get(stages.HEADLINE + "_ci95")),
     "vs stage before [95%]": _difference,
-    "macro F1 @0.5": lambda row: _number(row.get("val_f1_at_0.5")),
+    "macro F1 @0.5": lambda row: _number(row.get("f1_at_0.5")),
     "prior": lambda row: _number(row.get("prior_baseline_f1")),
-    "OOF per-class thresholds": lambda row: _number(row.get("oof_f1_at_per_class")),
+    "OOF per-class thresholds": lambda row: _number(row.get("f1_at_per_class")),
     "test F1 (test images)": lambda row: _number(row.get("test_f1")),
     "image size": lambda row: str(row.get("image_size", "")),
     "epochs": lambda row: str(row.get("epochs", "")),

@@ -148,7 +148,7 @@ def find_competition_data(root: Path | None = None) -> Path:
     )
 
 
-def find_stage_outputs(stage: str, required: str = "metrics.json", root: Path | None = None) -> list[Path]:
+def find_stage_outputs(stage: str, required: str, root: Path | None = None) -> list[Path]:
     """Folders named ``stage`` holding ``required`` under the input root (upstream kernel outputs), shallowest first."""
     root = root or kaggle_input()
     found = [
@@ -188,40 +188,3 @@ def resolve_input_file(value: str, what: str) -> Path:
             f"that holds it to this notebook (kernel-metadata.json: dataset_sources).\n{mounted()}"
         )
     raise FileNotFoundError(f"{what} {value!r}: no such file")
-
-
-def resolve_data_dir(
-    data_dir="",
-    *,
-    synthetic_train: int = 600,
-    synthetic_test: int = 200,
-    synthetic_size: int = 512,
-    synthetic_seed: int = 0,
-    synthetic_min_per_class: int = 2,
-) -> Path:
-    """The data folder a notebook reads: ``DATA_DIR = ""`` means Kaggle's competition data, else the synthetic dataset.
-
-    A non-empty ``data_dir`` is used as given (FileNotFoundError when it is not a folder). On Kaggle
-    it is the competition data wherever it is mounted (InputNotFoundError when it is not attached).
-    Elsewhere the embedded synthetic dataset under <repo>/data/ is generated on first use with the
-    ``synthetic_*`` arguments and reused afterwards.
-    """
-    if data_dir is not None and str(data_dir) != "":
-        path = Path(data_dir).expanduser()
-        if not path.is_dir():
-            raise FileNotFoundError(f"DATA_DIR {str(data_dir)!r}: folder not found")
-        return path
-    if is_kaggle():
-        return find_competition_data()
-    from hpa_utils import synthetic
-
-    return Path(
-        synthetic.ensure_dataset(
-            REPO_ROOT / "data",
-            n_train=synthetic_train,
-            n_test=synthetic_test,
-            image_size=synthetic_size,
-            seed=synthetic_seed,
-            min_per_class=synthetic_min_per_class,
-        )
-    )

@@ -1,8 +1,7 @@
-"""tf.data input pipelines: uint8 batches gathered from an (memory-mapped) image array, augmented in parallel."""
+"""tf.data input pipelines: uint8 batches gathered from an (memory-mapped) image array, augmented in parallel;
+the dihedral group (the 8 rotations by 90 degrees and flips) for training and TTA."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import tensorflow as tf
@@ -10,8 +9,8 @@ import tensorflow as tf
 from hpa_utils import augment, checks
 from hpa_utils.augment import DIHEDRAL_VIEWS
 
-# View index -> (swap the two image axes first?, image axes to reverse then): augment.dihedral's 8 views,
-# each in at most two passes over the pixels.
+# View index -> (swap the two image axes first?, image axes to reverse then): the 8 views of ``dihedral_tf``
+# (index % 4 turns counter-clockwise, then a left-right mirror from 4 on), each in at most two passes over the pixels.
 _DIHEDRAL_STEPS = (
     (False, ()),
     (True, (0,)),
@@ -22,13 +21,6 @@ _DIHEDRAL_STEPS = (
     (False, (0,)),
     (True, ()),
 )
-
-
-def steps(n: int, batch_size: int, drop_remainder: bool = False) -> int:
-    """Batches per epoch for ``n`` samples (the last partial batch counts unless ``drop_remainder``)."""
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    return n // batch_size if drop_remainder else math.ceil(n / batch_size)
 
 
 def _checked(images, targets, batch_size: int, indices):
@@ -55,7 +47,9 @@ def _checked(images, targets, batch_size: int, indices):
 
 def dihedral_tf(batch, index: int) -> tf.Tensor:
     """View ``index`` (0..7) of an NHWC (or HWC) batch: rotate 90 degrees counter-clockwise ``index % 4``
-    times, then mirror left-right when ``index >= 4``. Same views as ``augment.dihedral``, in TensorFlow.
+    times, then mirror left-right when ``index >= 4`` (``np.rot90(batch, index % 4, axes=(1, 2))``, then
+    ``[:, :, ::-1]``). The one definition of the dihedral group: training (``random_dihedral``) and TTA
+    (``predict.predict_tta``) both use it.
     """
     if not checks.is_integer(index) or not 0 <= index < DIHEDRAL_VIEWS:
         raise ValueError(f"dihedral index must be an integer in 0..{DIHEDRAL_VIEWS - 1}, got {index!r}")
@@ -81,6 +75,45 @@ def random_dihedral(batch, seed) -> tf.Tensor:
     parts = tf.dynamic_partition(batch, views, DIHEDRAL_VIEWS)  # each view's images, turned together
     turned = tf.dynamic_stitch(positions, [dihedral_tf(part, index) for index, part in enumerate(parts)])
     return tf.ensure_shape(turned, batch.shape)
+
+
+def _check_square(shape, augmentation: str) -> None:
+    """ValueError where ``augmentation`` turns images (anything but "none") and ``shape`` (…, H, W, C) is not square."""
+    height, width = shape[-3], shape[-2]
+    if augmentation != "none" and height is not None and width is not None and height != width:
+        raise ValueError(
+            f"{augmentation} augmentation turns images by 90 degrees: needs square images, got {tuple(shape)}"
+        )
+
+
+def augment_images(batch, augmentation: str, seed) -> tf.Tensor:
+    """The training views of an NHWC uint8 batch for ``augmentation`` (one of ``augment.AUGMENTATIONS``): what
+    ``make_dataset`` maps over every batch, and what ``plots.augmentation_examples`` draws.
+
+    "none": the batch itself. "dihedral": each image as one of the 8 views of ``dihedral_tf``, drawn by
+    ``random_dihedral`` in the graph. "strong": those views, then ``augment.imgaug_augmenter("strong")``
+    (affine, brightness, blur) by imgaug in a ``tf.numpy_function``. ``seed``: an integer (a Python int or
+    an int64 scalar tensor); the same batch and seed, the same result. Raises ValueError for an unknown
+    name or, unless "none", images that are not square.
+    """
+    augment.check_augmentation(augmentation)
+    batch = tf.convert_to_tensor(batch)
+    if augmentation == "none":
+        return batch
+    _check_square(batch.shape, augmentation)
+    seed = tf.cast(seed, tf.int64)
+    turned = random_dihedral(batch, tf.stack([seed, tf.constant(0, tf.int64)]))
+    augmenter = augment.imgaug_augmenter(augmentation)
+    if augmenter is None:
+        return turned
+    augmented = tf.numpy_function(
+        lambda batch_, seed_: augment.augment_batch(batch_, augmenter, int(seed_)),
+        [turned, seed],
+        tf.uint8,
+        stateful=False,
+    )
+    augmented.set_shape(batch.shape)
+    return augmented
 
 
 def _gather_op(images, targets, image_shape, batch_dimension):
@@ -122,11 +155,11 @@ def make_dataset(
     ``images``: (N, H, W, C) uint8 array, typically the read-only memmap of ``cache.build_cache``;
     batches are gathered from it by index, so it is never loaded whole. ``targets``: (N, K) multi-hot.
     ``shuffle`` reorders the samples every epoch (deterministically from ``seed``); ``augmentation``
-    is one of ``augment.AUGMENTATIONS``, applied per batch on parallel workers, with a random state
-    drawn from ``seed`` per epoch and batch: "dihedral" in the graph (``random_dihedral``, square images
-    only), "strong" by imgaug. ``indices`` limits the dataset to those rows of ``images`` and
-    ``targets`` (a training or validation part) without copying them. Raises ValueError for mismatched or badly
-    typed inputs.
+    is one of ``augment.AUGMENTATIONS``, applied per batch by ``augment_images`` on parallel workers, with a
+    random state drawn from ``seed`` per epoch and batch: the dihedral view in the graph (``random_dihedral``,
+    square images only), for "strong" then imgaug's affine, brightness and blur. ``indices`` limits the dataset
+    to those rows of ``images`` and ``targets`` (a training or validation part) without copying them. Raises
+    ValueError for mismatched or badly typed inputs.
     ``replicas``: the strategy's replica count. Keras (3.15) builds a distributed model from the first batch
     averaged over the replicas, which fails when they got unequal parts of it; so where all images fit in
     one batch that does not split evenly, the first batch is cut to a multiple of ``replicas`` and the rest
@@ -135,27 +168,16 @@ def make_dataset(
     targets, indices = _checked(images, targets, batch_size, indices)
     if len(indices) < batch_size and len(indices) % replicas:
         batch_size = max(replicas, len(indices) - len(indices) % replicas)
-    # ValueError for an unknown name, before any work; "dihedral" runs in the graph, without imgaug
-    augmenter = None if augmentation == "dihedral" else augment.build_augmenter(augmentation)
-    if augmentation == "dihedral" and images.shape[1] != images.shape[2]:
-        raise ValueError(f"dihedral augmentation turns images by 90 degrees: needs square images, got {images.shape}")
+    augment.check_augmentation(augmentation)  # ValueError for an unknown name, before any work
+    _check_square(images.shape, augmentation)
     batch_dimension = batch_size if drop_remainder else None
     image_shape = (batch_dimension, *images.shape[1:])
     gather_op = _gather_op(images, targets, image_shape, batch_dimension)
 
-    def augment_op(batch_seed, element):
-        batch = element[0] if targets is not None else element
-        if augmentation == "dihedral":  # one view per image, from a stateless seed of this epoch and batch
-            augmented = random_dihedral(batch, tf.stack([batch_seed, tf.constant(0, tf.int64)]))
-        else:
-            augmented = tf.numpy_function(
-                lambda batch_, seed_: augment.augment_batch(batch_, augmenter, int(seed_)),
-                [batch, batch_seed],
-                tf.uint8,
-                stateful=False,
-            )
-            augmented.set_shape(image_shape)
-        return (augmented, element[1]) if targets is not None else augmented
+    def augment_op(batch_seed, element):  # the views of this epoch and batch, from its seed
+        if targets is None:
+            return augment_images(element, augmentation, batch_seed)
+        return augment_images(element[0], augmentation, batch_seed), element[1]
 
     dataset = tf.data.Dataset.from_tensor_slices(indices)
     if shuffle:

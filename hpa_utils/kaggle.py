@@ -63,17 +63,6 @@ def kernel_slug(stage: str, fold: int | None = None) -> str:
     return stages.kernel_slug(stage) + ("" if fold is None else f"-fold-{fold}")
 
 
-def upstream_stages(stage: str) -> list[str]:
-    """The stages whose kernel output ``stage`` reads: its direct upstream and every earlier training stage.
-
-    The direct upstream gives the chain (03_upscale loads 02's weights); the earlier training stages
-    let comparison.table show every score so far. 00_eda is only the direct upstream of 01.
-    """
-    index = stages.STAGES.index(stages.check_stage(stage))
-    wanted = set(stages.STAGES[1:index]) | ({stages.STAGES[index - 1]} if index else set())
-    return [name for name in stages.STAGES if name in wanted]
-
-
 def uses_imagenet(values: dict) -> bool:
     """Whether a stage with these parameter values loads ImageNet weights (04 only when it starts afresh)."""
     return values.get("WEIGHTS") == "imagenet" and not values.get("START_FROM")
@@ -111,7 +100,7 @@ def kernel_metadata(
         if imagenet:
             sources.append(weights_dataset)
     slug = kernel_slug(stage, fold)
-    upstream = [kernel_slug(name) for name in upstream_stages(stage)]
+    upstream = [kernel_slug(name) for name in stages.record(stage).upstream]
     upstream += [kernel_slug(stage, index) for index in range(fold_kernels)]
     metadata = {
         "id": f"{user}/{slug}",
@@ -260,7 +249,7 @@ def _weights_source(stage: str, values: dict, weights_dataset: str | None) -> st
     if values.get("START_FROM"):
         return f"{values['START_FROM']}'s model (its kernel output)"
     if "WEIGHTS" not in values:
-        upstream = upstream_stages(stage)
+        upstream = stages.record(stage).upstream
         return f"{upstream[-1]}'s model (its kernel output)" if stage != "00_eda" else "no model"
     if uses_imagenet(values):
         return "ImageNet, downloaded by Keras"
@@ -330,7 +319,7 @@ def _upload_guide(user: str, preset: str, rows: list[dict]) -> str:
         "3. The submission:",
         "",
         f"       kaggle kernels output {last} -p results/",
-        f"       kaggle competitions submit -c {environment.COMPETITION} -f results/04_kfold/submission.csv "
+        f"       kaggle competitions submit -c {environment.COMPETITION} -f results/04_kfold/{stages.SUBMISSION_FILE} "
         "-m 'HPA 04'",
         "",
         "| kernel | accelerator | internet | weights |",
@@ -352,7 +341,7 @@ def _upload_guide(user: str, preset: str, rows: list[dict]) -> str:
         f"Kaggle ends a GPU session at {session:g} hours. Each training kernel holds itself to {limit:g} "
         "(TIME_LIMIT_HOURS=-1),",
         "prints its projected time after its first steps and its first epoch, and stops cleanly at an epoch",
-        "boundary (04: before a fold) rather than be killed, with `stopped_early` in its metrics.json. "
+        f"boundary (04: before a fold) rather than be killed, with `stopped_early` in its {stages.METRICS_FILE}. "
         + (
             "This export has 04 as one kernel per fold and a merge kernel (--fold-kernels), so no kernel holds "
             "more than one fold's training."

@@ -93,11 +93,6 @@ def to_multi_hot(label_lists, dtype=np.uint8) -> np.ndarray:
     return result
 
 
-def from_multi_hot(multi_hot) -> list[list[int]]:
-    """An (N, 28) multi-hot (or boolean) array as a list of label lists."""
-    return [np.flatnonzero(row).tolist() for row in np.asarray(multi_hot)]
-
-
 @lru_cache(maxsize=1)
 def train_label_sets() -> tuple[tuple[tuple[int, ...], ...], np.ndarray]:
     """The distinct label sets of the real Kaggle train.csv and how often each occurs."""

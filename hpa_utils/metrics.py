@@ -98,30 +98,39 @@ def per_class_thresholds(y_true, probabilities, min_positives: int = 5, fallback
     thresholds = np.full(NUM_CLASSES, float(fallback))
     positives = y_true.sum(axis=0)
     for label in range(NUM_CLASSES):
-        if positives[label] < min_positives:
-            continue
-        precision, recall, candidates = precision_recall_curve(y_true[:, label], probabilities[:, label])
-        # The last (precision 1, recall 0) point has no threshold.
-        precision, recall = precision[:-1], recall[:-1]
-        denominator = precision + recall
-        scores = np.divide(2 * precision * recall, denominator, out=np.zeros_like(denominator), where=denominator > 0)
-        thresholds[label] = candidates[int(np.argmax(scores))]
+        if positives[label] >= min_positives:
+            thresholds[label] = best_f1_threshold(y_true[:, label], probabilities[:, label])
     return thresholds
 
 
-def threshold_report(y_true, probabilities, min_positives: int = 5) -> dict:
+def best_f1_threshold(truth, probability) -> float:
+    """One class's threshold with the best F1: the best point of its precision-recall curve (scikit-learn)."""
+    precision, recall, candidates = precision_recall_curve(truth, probability)
+    # The last (precision 1, recall 0) point has no threshold.
+    precision, recall = precision[:-1], recall[:-1]
+    denominator = precision + recall
+    scores = np.divide(2 * precision * recall, denominator, out=np.zeros_like(denominator), where=denominator > 0)
+    return float(candidates[int(np.argmax(scores))])
+
+
+def threshold_report(y_true, probabilities, min_positives: int = 5, *, thresholds=None) -> dict:
     """Macro F1 at 0.5, at the best global threshold and at per-class thresholds (JSON-ready dict).
 
-    "f1_at_0.5" and "f1_at_best_global" threshold plainly; "f1_at_per_class" keeps at least one label per row,
-    as a submission does.
+    ``thresholds``: (global threshold, per-class thresholds) already chosen (04 shows the search); default:
+    ``best_global_threshold`` and ``per_class_thresholds``. "f1_at_0.5" and "f1_at_best_global" threshold
+    plainly; "f1_at_per_class" keeps at least one label per row, as a submission does.
     """
     y_true, probabilities = _check_pair(y_true, probabilities, "probabilities")
-    global_threshold, global_f1 = best_global_threshold(y_true, probabilities)
-    class_thresholds = per_class_thresholds(y_true, probabilities, min_positives, fallback=global_threshold)
+    if thresholds is None:
+        global_threshold, _ = best_global_threshold(y_true, probabilities)
+        class_thresholds = per_class_thresholds(y_true, probabilities, min_positives, fallback=global_threshold)
+    else:
+        global_threshold, class_thresholds = float(thresholds[0]), np.asarray(thresholds[1], dtype=np.float64)
+    at_global = apply_thresholds(probabilities, global_threshold, at_least_one=False)
     return {
         "f1_at_0.5": macro_f1(y_true, apply_thresholds(probabilities, 0.5, at_least_one=False)),
         "best_global_threshold": global_threshold,
-        "f1_at_best_global": global_f1,
+        "f1_at_best_global": macro_f1(y_true, at_global),
         "per_class_thresholds": [float(value) for value in class_thresholds],
         "f1_at_per_class": macro_f1(y_true, apply_thresholds(probabilities, class_thresholds, at_least_one=True)),
     }

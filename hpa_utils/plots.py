@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from hpa_utils import dataset, labels
+from hpa_utils import dataset, labels, stages
 
 CHANNEL_TITLES = {
     "red": "red: microtubules",
@@ -199,7 +199,7 @@ def scores_with_intervals(rows: list[dict]):
     stages scored on other images are labelled so."""
     figure, axis = plt.subplots(figsize=(8, 0.6 * len(rows) + 1.4), layout="constrained")
     for position, row in enumerate(rows):
-        value, interval = row.get("val_f1_at_best_global"), row.get("val_f1_at_best_global_ci95")
+        value, interval = row.get(stages.HEADLINE), row.get(stages.HEADLINE + "_ci95")
         if value is None:
             continue
         if interval:  # a line, not error bars: a percentile interval need not hold its score (see metrics)
@@ -214,14 +214,17 @@ def scores_with_intervals(rows: list[dict]):
     return figure
 
 
-def augmentation_examples(image: np.ndarray, augmenter, draws: int = 8):
-    """One image (as a colour composite) and ``draws`` augmented versions of it."""
-    from hpa_utils import augment
+def augmentation_examples(image: np.ndarray, augmentation: str, draws: int = 8, seed: int = 0):
+    """One HWC uint8 image (as a colour composite) and ``draws`` training views of it for ``augmentation`` (one of
+    ``augment.AUGMENTATIONS``), made by ``inputs.augment_images``, the function the training pipeline maps over
+    its batches: the views training sees. ``seed`` picks the draws."""
+    from hpa_utils import inputs  # TensorFlow: imported only where a figure needs it
 
-    batch = np.repeat(image[None], draws, axis=0)
-    augmented = batch if augmenter is None else augment.augment_batch(batch, augmenter, seed=0)
-    figure, axes = plt.subplots(1, draws + 1, figsize=(2 * (draws + 1), 2.3))
-    for axis, picture, title in zip(axes, [image, *augmented], ["original"] + [f"draw {i + 1}" for i in range(draws)]):
+    batch = np.repeat(np.asarray(image)[None], draws, axis=0)
+    augmented = np.asarray(inputs.augment_images(batch, augmentation, seed))
+    figure, axes = plt.subplots(1, draws + 1, figsize=(2 * (draws + 1), 2.3), squeeze=False)
+    titles = ["original"] + [f"{augmentation}, draw {i + 1}" for i in range(draws)]
+    for axis, picture, title in zip(axes[0], [image, *augmented], titles):
         axis.imshow(composite(picture))
         axis.set_title(title, fontsize=9)
         axis.axis("off")

@@ -1,4 +1,4 @@
-"""Prediction: test-time augmentation over the dihedral group, ensembling, and the submission file."""
+"""Prediction: test-time augmentation over the dihedral group, and the submission file."""
 
 from __future__ import annotations
 
@@ -92,17 +92,6 @@ def predict_tta(model, images, views: int = DIHEDRAL_VIEWS, batch_size: int = 32
     if not results:
         return np.zeros((0, int(model.outputs[0].shape[-1]) if getattr(model, "outputs", None) else 0), np.float32)
     return np.concatenate(results).astype(np.float32, copy=False)
-
-
-def ensemble(predictions) -> np.ndarray:
-    """Mean of several (N, classes) probability arrays (folds, models) as float32."""
-    predictions = [np.asarray(prediction, dtype=np.float32) for prediction in predictions]
-    if not predictions:
-        raise ValueError("ensemble needs at least one prediction array")
-    shapes = {prediction.shape for prediction in predictions}
-    if len(shapes) != 1:
-        raise ValueError(f"prediction arrays differ in shape: {[prediction.shape for prediction in predictions]}")
-    return np.mean(predictions, axis=0, dtype=np.float32)
 
 
 def _duplicates(ids) -> list:

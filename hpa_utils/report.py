@@ -49,9 +49,9 @@ def _stage_section(run_dir: Path) -> list[str]:
 def _curves_section(run_dir: Path) -> list[str]:
     """Training curves of every stage (of every fold, for 04) that left a history.csv."""
     parts = []
-    for stage in stages.STAGES[1:]:
+    for stage in stages.TRAINING_STAGES:
         folder = run_dir / stage
-        histories = sorted(folder.glob("history.csv")) + sorted(folder.glob("fold_*/history.csv"))
+        histories = sorted(folder.glob(stages.HISTORY_FILE)) + sorted(folder.glob(f"fold_*/{stages.HISTORY_FILE}"))
         for path in histories:
             title = stage if path.parent.name == stage else f"{stage} {path.parent.name}"
             parts.append(_figure_tag(plots.training_curves(pd.read_csv(path), title), f"training curves {title}"))
@@ -63,7 +63,7 @@ def _per_class_section(run_dir: Path) -> list[str]:
     per_class = stages.per_class_by_stage(str(run_dir))
     if per_class:
         parts += ["<h2>Per-class F1</h2>", _figure_tag(plots.per_class_f1(per_class), "per-class F1")]
-    thresholds = run_dir / "04_kfold" / "thresholds.json"
+    thresholds = run_dir / "04_kfold" / stages.THRESHOLDS_FILE
     if thresholds.is_file():
         saved = files.read_json(thresholds)
         figure = plots.thresholds(saved["per_class"], saved["global"])
@@ -87,7 +87,7 @@ def _ablation_section(run_dir: Path) -> list[str]:
     names = [name for name in reference if name != "SEED" and name in table]
     if table.empty or not names:
         return []
-    for column in ("SEED", ablation_tables.HEADLINE, "val_f1_at_0.5", "seconds"):
+    for column in ("SEED", stages.HEADLINE, "f1_at_0.5", "seconds"):
         table[column] = pd.to_numeric(table[column])
     by_setting, differences = ablation_tables.summaries(run_dir, record["stage"], table, names, reference)
     settings = ablation_tables.setting_labels(table, names, reference)
@@ -96,7 +96,7 @@ def _ablation_section(run_dir: Path) -> list[str]:
         f"<h2>Ablation of {html.escape(record['stage'])}</h2>",
         f'<p class="note">{len(table)} runs, scored on the same {html.escape(where)}. Per setting, over seeds:</p>',
         by_setting.to_html(index=False),
-        _figure_tag(plots.ablation_scores(settings, table[ablation_tables.HEADLINE]), "ablation scores"),
+        _figure_tag(plots.ablation_scores(settings, table[stages.HEADLINE]), "ablation scores"),
         '<p class="note">Paired differences to the reference (same seed, everything else equal). '
         f"{html.escape(ablation_tables.INTERVAL_NOTE.replace('`', ''))}</p>",
         differences.to_html(index=False) if len(differences) else "<p>No pair has finished yet.</p>",
@@ -108,7 +108,7 @@ def _links(run_dir: Path) -> list[str]:
     for stage in stages.STAGES:
         notebook = run_dir / f"{stage}.ipynb"
         if notebook.is_file():
-            state = "finished" if (run_dir / stage / "metrics.json").is_file() else "not finished"
+            state = "finished" if stages.is_finished(run_dir / stage) else "not finished"
             page = f' (<a href="{stage}.html">HTML</a>)' if notebook.with_suffix(".html").is_file() else ""
             log = f', <a href="{stage}.log">kernel log</a>' if notebook.with_suffix(".log").is_file() else ""
             links.append(f'<li><a href="{stage}.ipynb">{stage}.ipynb</a>{page}{log}: {state}</li>')

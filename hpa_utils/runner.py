@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from hpa_utils import environment, files, parameters, stages
+from hpa_utils import comparison, environment, files, parameters, stages
 
 RUN_FILE = "run.json"
 
@@ -182,31 +182,11 @@ def write_html(notebook_path: Path) -> Path | None:
     return target
 
 
-def headline(metrics: dict) -> str:
-    """A stage's scores in one line: macro F1 at the best single threshold with its interval, the prior, and
-    (04) the out-of-fold and test scores."""
-    parts = []
-    if isinstance(metrics.get("val_f1_at_best_global"), (int, float)):
-        where = "out of fold" if "oof_f1_at_per_class" in metrics else "validation"
-        low, high = metrics.get("val_f1_at_best_global_ci95") or (float("nan"), float("nan"))
-        parts.append(f"{where} F1 {metrics['val_f1_at_best_global']:.3f} [{low:.3f}, {high:.3f}] at best threshold")
-    if isinstance(metrics.get("oof_f1_at_per_class"), (int, float)):
-        parts.append(f"per-class thresholds {metrics['oof_f1_at_per_class']:.3f}")
-    if isinstance(metrics.get("test_f1"), (int, float)):
-        parts.append(f"test {metrics['test_f1']:.3f}")
-    if isinstance(metrics.get("prior_baseline_f1"), (int, float)):
-        parts.append(f"prior {metrics['prior_baseline_f1']:.3f}")
-    if metrics.get("stopped_early"):
-        parts.append(f"STOPPED EARLY: {metrics['stopped_early']}")
-    return ", ".join(parts)
-
-
 def summary(run_dir: Path, statuses: dict) -> str:
     """A one-screen table: each stage's status, seconds and headline score (with its 95 % interval)."""
     lines = [f"run {run_dir}", f"{'stage':<20} {'status':<9} {'seconds':>8}  score [95% interval]"]
     for stage, (status, seconds) in statuses.items():
-        metrics_path = run_dir / stage / "metrics.json"
-        score = headline(files.read_json(metrics_path)) if metrics_path.is_file() else ""
+        score = comparison.headline(stages.read_metrics(run_dir / stage)) if stages.is_finished(run_dir / stage) else ""
         lines.append(f"{stage:<20} {status:<9} {seconds:>8.0f}  {score}")
     report = run_dir / "report.html"
     if report.is_file():
@@ -270,7 +250,7 @@ def run(
     statuses = {}
     try:
         for stage in chosen:
-            if resume and not only and (run_dir / stage / "metrics.json").is_file():
+            if resume and not only and stages.is_finished(run_dir / stage):
                 statuses[stage] = ("kept", 0.0)
                 print(f"{stage}: finished earlier, kept as it is", flush=True)
                 continue
@@ -293,8 +273,8 @@ def run_stage(stage: str, run_dir: Path, injected: dict, record: dict) -> float:
         "parameters": injected,
     }
     files.write_json(run_dir / RUN_FILE, record)
-    metrics_path = run_dir / stage / "metrics.json"  # absent when a run trains only some of 04's folds
-    scores = headline(files.read_json(metrics_path)) if metrics_path.is_file() else "no metrics.json yet"
+    finished = stages.is_finished(run_dir / stage)  # not when a run trains only some of 04's folds
+    scores = comparison.headline(stages.read_metrics(run_dir / stage)) if finished else f"no {stages.METRICS_FILE} yet"
     print(f"{stage}: done in {seconds:.0f} s. {scores}", flush=True)
     return seconds
 

@@ -10,9 +10,6 @@ import pandas as pd
 
 from hpa_utils import cache, checks, dataset, environment, external, files, folds, labels, metrics, stages
 
-WEIGHTS_FILE = "model.h5"  # legacy HDF5: the next stage loads it by layer name
-SPLIT_FILE = "validation_split.csv"
-
 
 @dataclasses.dataclass
 class TrainingData:
@@ -64,12 +61,12 @@ def load_training_data(
     """
     table = dataset.read_train_labels(data_dir)
     targets = labels.to_multi_hot(table["labels"], dtype=np.float32)
-    upstream_split = Path(split_from) / SPLIT_FILE if split_from else None
+    upstream_split = Path(split_from) / stages.SPLIT_FILE if split_from else None
     if upstream_split is not None and upstream_split.is_file():
         is_validation = folds.read_split(upstream_split, expected_ids=table["Id"])["is_validation"].to_numpy()
     else:
         is_validation = folds.validation_split(targets.astype(np.uint8), validation_fraction, seed)
-    folds.write_split(Path(stage_dir) / SPLIT_FILE, table["Id"], is_validation)
+    folds.write_split(Path(stage_dir) / stages.SPLIT_FILE, table["Id"], is_validation)
     images = cache.build_cache(data_dir, "train", table["Id"], image_size, channels, mode=cache_mode)
     data = TrainingData(Path(data_dir), table, images, targets, is_validation)
     if not external_dir:
@@ -114,10 +111,11 @@ def evaluate(probabilities, targets, train_targets, min_positives: int = 5) -> d
     report = metrics.threshold_report(targets, probabilities, min_positives)
     best = metrics.apply_thresholds(probabilities, report["best_global_threshold"], at_least_one=False)
     return {
-        "val_f1_at_0.5": report["f1_at_0.5"],
-        "val_f1_at_best_global": report["f1_at_best_global"],
-        "val_f1_at_best_global_ci95": metrics.f1_interval(targets, best),
-        "validation_images": len(targets),
+        "scored_on": "validation",
+        "images_scored": len(targets),
+        "f1_at_0.5": report["f1_at_0.5"],
+        stages.HEADLINE: report["f1_at_best_global"],
+        stages.HEADLINE + "_ci95": metrics.f1_interval(targets, best),
         "best_global_threshold": report["best_global_threshold"],
         "per_class_f1": [round(float(value), 4) for value in metrics.per_class_f1(targets, best)],
         "prior_baseline_f1": metrics.prior_baseline_f1(train_targets, targets),
@@ -135,7 +133,7 @@ def evaluate_validation(probabilities, data: TrainingData, *, stage_dir) -> dict
         targets=data.targets[rows],
         probabilities=probabilities,
         threshold=scores["best_global_threshold"],
-        image_set="validation",
+        image_set=scores["scored_on"],
     )
     return scores
 
@@ -145,10 +143,10 @@ def save_stage(stage_dir, model, *, history: pd.DataFrame, scores: dict, **detai
     from hpa_utils import models
 
     stage_dir = Path(stage_dir)
-    models.save_weights(model, stage_dir / WEIGHTS_FILE)
-    with files.atomic_write(stage_dir / "history.csv") as temporary:
+    models.save_weights(model, stage_dir / stages.WEIGHTS_FILE)
+    with files.atomic_write(stage_dir / stages.HISTORY_FILE) as temporary:
         history.to_csv(temporary, index=False)
-    result = {**scores, "epochs": int(len(history)), **details, "weights": WEIGHTS_FILE}
+    result = {**scores, "epochs": int(len(history)), **details, "weights": stages.WEIGHTS_FILE}
     stages.write_metrics(stage_dir, result)
     return result
 
@@ -166,7 +164,6 @@ def model_from_stage(stage_path, image_size: int | None = None):
     source_size = info["image_size"]
     image_size = image_size or source_size
     build_from = info.get("source_image_size") if image_size == source_size else source_size
-    pretrained = info.get("backbone_weights", "none") != "none"
     model = models.build_model(
         info["backbone"],
         image_size,
@@ -174,14 +171,14 @@ def model_from_stage(stage_path, image_size: int | None = None):
         weights="none",
         dropout=info.get("dropout", 0.5),
         source_image_size=build_from,
-        freeze_batch_norm=pretrained,
+        freeze_batch_norm=models.is_pretrained(info.get("backbone_weights", "none")),
     )
-    matched = models.transfer_weights(model, stage_path / info.get("weights", WEIGHTS_FILE))
+    matched = models.transfer_weights(model, stage_path / info.get("weights", stages.WEIGHTS_FILE))
     print(f"loaded {len(matched)} layers by name from {stage_path.name}: {', '.join(matched)}")
     return model
 
 
-FOLD_FILES = ("metrics.json", "oof.npy", "test_pred.npy", "history.csv")  # what merging a fold reads
+FOLD_FILES = (stages.METRICS_FILE, stages.OOF_FILE, stages.TEST_PREDICTIONS_FILE, stages.HISTORY_FILE)  # merging reads
 
 
 def gather_fold_kernels(stage_dir, root=None) -> list[int]:
@@ -191,26 +188,27 @@ def gather_fold_kernels(stage_dir, root=None) -> list[int]:
     the folds found. Raises ValueError when two fold kernels split the images differently, InputNotFoundError
     when no fold kernel's output is mounted."""
     stage_dir, root = Path(stage_dir), root or environment.kaggle_input()
-    outputs = [path for path in environment.find_stage_outputs(stage_dir.name, "folds.csv", root) if path != stage_dir]
+    found_outputs = environment.find_stage_outputs(stage_dir.name, stages.FOLDS_FILE, root)
+    outputs = [path for path in found_outputs if path != stage_dir]
     if not outputs:
         raise environment.InputNotFoundError(
-            f"no fold kernel's output ({stage_dir.name}/folds.csv) under {root}: add the kernels "
+            f"no fold kernel's output ({stage_dir.name}/{stages.FOLDS_FILE}) under {root}: add the kernels "
             f"hpa-04-kfold-fold-<k> to this notebook (kernel-metadata.json: kernel_sources) once they have "
             f"finished.\n{environment.mounted(root)}"
         )
-    reference = outputs[0] / "folds.csv"
+    reference = outputs[0] / stages.FOLDS_FILE
     for output in outputs[1:]:
-        if (output / "folds.csv").read_bytes() != reference.read_bytes():
+        if (output / stages.FOLDS_FILE).read_bytes() != reference.read_bytes():
             raise ValueError(
-                f"{output / 'folds.csv'} differs from {reference}: the fold kernels split the images differently; "
-                "run them all with the same SEED, N_FOLDS and data"
+                f"{output / stages.FOLDS_FILE} differs from {reference}: the fold kernels split the images "
+                "differently; run them all with the same SEED, N_FOLDS and data"
             )
-    files.copy_file(reference, stage_dir / "folds.csv")
+    files.copy_file(reference, stage_dir / stages.FOLDS_FILE)
     found = {}
     for output in outputs:
         for fold_dir in sorted(output.glob("fold_*")):
             fold = fold_dir.name.removeprefix("fold_")
-            if fold.isdigit() and (fold_dir / "metrics.json").is_file() and int(fold) not in found:
+            if fold.isdigit() and stages.is_finished(fold_dir) and int(fold) not in found:
                 for name in FOLD_FILES:
                     if (fold_dir / name).is_file():
                         files.copy_file(fold_dir / name, stage_dir / fold_dir.name / name)
@@ -224,7 +222,7 @@ def load_folds(stage_dir, ids, targets, *, n_folds: int, seed: int = 0, from_ker
     ``from_kernels``: first gather the fold kernels' outputs and their folds.csv (``gather_fold_kernels``)."""
     if from_kernels:
         gather_fold_kernels(stage_dir)
-    path = Path(stage_dir) / "folds.csv"
+    path = Path(stage_dir) / stages.FOLDS_FILE
     if path.is_file():
         fold_of = folds.read_folds(path, expected_ids=ids)["fold"].to_numpy()
         if fold_of.max() + 1 != n_folds:
@@ -245,6 +243,14 @@ def folds_to_train(requested: list, n_folds: int) -> list[int]:
     if wrong:
         raise ValueError(f"FOLDS {wrong}: each fold must be an integer 0..{n_folds - 1} (N_FOLDS = {n_folds})")
     return chosen
+
+
+def starts_pretrained(start_stage, weights: str) -> bool:
+    """Whether a fold's backbone started from trained weights: START_FROM's (its own start) or ``weights``'."""
+    from hpa_utils import models
+
+    origin = stages.read_metrics(start_stage).get("backbone_weights", "none") if start_stage else weights
+    return models.is_pretrained(origin)
 
 
 def start_model(start_stage, *, image_size: int, backbone: str, channels: str, weights: str, images, is_held_out):
@@ -277,8 +283,8 @@ def save_fold(
     fold_dir = Path(fold_dir)
     oof = predict.predict_tta(model, images[np.flatnonzero(is_fold)], views=views, batch_size=batch_size)
     test_prediction = predict.predict_tta(model, test_images, views=views, batch_size=batch_size)
-    save_array(fold_dir / "oof.npy", oof)
-    save_array(fold_dir / "test_pred.npy", test_prediction)
+    save_array(fold_dir / stages.OOF_FILE, oof)
+    save_array(fold_dir / stages.TEST_PREDICTIONS_FILE, test_prediction)
     return save_stage(fold_dir, model, history=history, scores={"rows": int(is_fold.sum())}, views=views, **details)
 
 
@@ -290,14 +296,14 @@ def merge_folds(stage_dir, fold_of: np.ndarray, n_test: int):
     test_predictions, finished = [], []
     for fold in range(int(fold_of.max()) + 1):
         fold_dir = stage_dir / f"fold_{fold}"
-        if not (fold_dir / "metrics.json").is_file():
+        if not stages.is_finished(fold_dir):
             continue
         rows = np.flatnonzero(fold_of == fold)
-        fold_oof, fold_test = np.load(fold_dir / "oof.npy"), np.load(fold_dir / "test_pred.npy")
+        fold_oof, fold_test = np.load(fold_dir / stages.OOF_FILE), np.load(fold_dir / stages.TEST_PREDICTIONS_FILE)
         if fold_oof.shape != (len(rows), labels.NUM_CLASSES) or fold_test.shape != (n_test, labels.NUM_CLASSES):
             raise ValueError(
                 f"{fold_dir}: predictions of shape {fold_oof.shape} / {fold_test.shape} do not fit "
-                f"fold {fold} ({len(rows)} images) and {n_test} test images; was folds.csv changed?"
+                f"fold {fold} ({len(rows)} images) and {n_test} test images; was {stages.FOLDS_FILE} changed?"
             )
         oof[rows] = fold_oof
         test_predictions.append(fold_test)
@@ -348,7 +354,7 @@ def train_and_validation_pipelines(
 def save_thresholds(stage_dir, report: dict) -> Path:
     """thresholds.json: the global and the 28 per-class thresholds, by class number and name."""
     return files.write_json(
-        Path(stage_dir) / "thresholds.json",
+        Path(stage_dir) / stages.THRESHOLDS_FILE,
         {
             "global": report["best_global_threshold"],
             "per_class": report["per_class_thresholds"],
@@ -369,7 +375,7 @@ def score_if_labelled(data_dir, submission: pd.DataFrame) -> float | None:
         print("no test_labels.csv: the leaderboard scores this submission")
         return None
     score = predict.score_submission(submission, test_labels)
-    print(f"test macro F1 of submission.csv: {score:.4f}")
+    print(f"test macro F1 of {stages.SUBMISSION_FILE}: {score:.4f}")
     return score
 
 
@@ -378,17 +384,15 @@ def save_kfold_metrics(stage_dir, report: dict, *, ids, targets, oof, test_f1, *
     bootstrap intervals over the images), test F1; and the OOF predictions (predictions.npz)."""
     at_global = metrics.apply_thresholds(oof, report["best_global_threshold"], at_least_one=False)
     chosen = metrics.apply_thresholds(oof, report["per_class_thresholds"], at_least_one=True)
-    global_interval = metrics.f1_interval(targets, at_global)
+    scored_on = stages.record("04_kfold").scored_on
     result = {
-        "val_f1_at_0.5": report["f1_at_0.5"],
-        "val_f1_at_best_global": report["f1_at_best_global"],
-        "val_f1_at_best_global_ci95": global_interval,
-        "validation_images": len(targets),
-        "oof_f1_at_0.5": report["f1_at_0.5"],
-        "oof_f1_at_best_global": report["f1_at_best_global"],
-        "oof_f1_at_best_global_ci95": global_interval,
-        "oof_f1_at_per_class": report["f1_at_per_class"],
-        "oof_f1_at_per_class_ci95": metrics.f1_interval(targets, chosen),
+        "scored_on": scored_on,
+        "images_scored": len(targets),
+        "f1_at_0.5": report["f1_at_0.5"],
+        stages.HEADLINE: report["f1_at_best_global"],
+        stages.HEADLINE + "_ci95": metrics.f1_interval(targets, at_global),
+        "f1_at_per_class": report["f1_at_per_class"],
+        "f1_at_per_class_ci95": metrics.f1_interval(targets, chosen),
         "test_f1": test_f1,
         "best_global_threshold": report["best_global_threshold"],
         "per_class_f1": [round(float(value), 4) for value in metrics.per_class_f1(targets, chosen)],
@@ -401,7 +405,7 @@ def save_kfold_metrics(stage_dir, report: dict, *, ids, targets, oof, test_f1, *
         targets=targets,
         probabilities=oof,
         threshold=report["best_global_threshold"],
-        image_set="out of fold",
+        image_set=scored_on,
     )
     stages.write_metrics(stage_dir, result)
     return result

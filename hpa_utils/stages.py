@@ -1,15 +1,58 @@
-"""Stage folders of a run: where a notebook writes, how it finds an upstream stage, its metrics.json."""
+"""What a stage is (its record), where a notebook writes, how it finds an upstream stage, and its files.
+
+The one place that names a stage's files: every other module and the notebooks use the constants below.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
 from hpa_utils import environment, files, labels
 
-PREDICTIONS_FILE = "predictions.npz"
-STAGES = ("00_eda", "01_baseline", "02_warmup_finetune", "03_upscale", "04_kfold")
+METRICS_FILE = "metrics.json"  # written last: a stage folder with it is finished
+PREDICTIONS_FILE = "predictions.npz"  # the images the headline score is on, for paired comparisons
+HISTORY_FILE = "history.csv"  # one row per epoch, both phases
+WEIGHTS_FILE = "model.h5"  # legacy HDF5: the next stage loads it by layer name
+SPLIT_FILE = "validation_split.csv"  # 01's split, reused by 02 and 03 so that their scores compare
+FOLDS_FILE = "folds.csv"  # 04: the fold of every training image
+OOF_FILE = "oof.npy"  # 04 (and each fold_<k>/): out-of-fold probabilities
+TEST_PREDICTIONS_FILE = "test_pred.npy"  # 04 (and each fold_<k>/): test probabilities
+THRESHOLDS_FILE = "thresholds.json"  # 04: the global and per-class thresholds
+SUBMISSION_FILE = "submission.csv"  # 04
+HEADLINE = "f1_at_best_global"  # a training stage's headline score in metrics.json (+ "_ci95": its interval)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """A stage: its folder (and notebook) name, the stages whose outputs it reads (inputs, and the scores it
+    compares itself with), and the images its headline score is on ("" for 00_eda, which trains nothing)."""
+
+    name: str
+    upstream: tuple[str, ...] = ()
+    scored_on: str = ""
+
+    @property
+    def trains(self) -> bool:
+        return bool(self.scored_on)
+
+    @property
+    def kernel_slug(self) -> str:
+        """The stage's Kaggle kernel slug: "01_baseline" -> "hpa-01-baseline"."""
+        return "hpa-" + self.name.replace("_", "-")
+
+
+RECORDS = (
+    Stage("00_eda"),
+    Stage("01_baseline", scored_on="validation"),
+    Stage("02_warmup_finetune", ("01_baseline",), scored_on="validation"),
+    Stage("03_upscale", ("01_baseline", "02_warmup_finetune"), scored_on="validation"),
+    Stage("04_kfold", ("01_baseline", "02_warmup_finetune", "03_upscale"), scored_on="out of fold"),
+)
+STAGES = tuple(record.name for record in RECORDS)
+TRAINING_STAGES = tuple(record.name for record in RECORDS if record.trains)
 
 
 class StageMissingError(FileNotFoundError):
@@ -32,9 +75,19 @@ def check_stage(stage: str) -> str:
     return stage
 
 
+def record(stage: str) -> Stage:
+    """The record of ``stage`` (ValueError for an unknown one)."""
+    return RECORDS[STAGES.index(check_stage(stage))]
+
+
 def kernel_slug(stage: str) -> str:
     """The stage's Kaggle kernel slug: "01_baseline" -> "hpa-01-baseline"."""
-    return "hpa-" + check_stage(stage).replace("_", "-")
+    return record(stage).kernel_slug
+
+
+def is_finished(stage_path) -> bool:
+    """Whether a stage folder (or a fold's) holds its metrics.json, written last."""
+    return (Path(stage_path) / METRICS_FILE).is_file()
 
 
 def stage_dir(output_dir: str, stage: str) -> Path:
@@ -44,7 +97,7 @@ def stage_dir(output_dir: str, stage: str) -> Path:
     return path
 
 
-def find_stage(stage: str, output_dir: str = "", upstream_dir: str = "", required: str = "metrics.json") -> Path:
+def find_stage(stage: str, output_dir: str = "", upstream_dir: str = "", required: str = METRICS_FILE) -> Path:
     """The folder of a finished ``stage``: in UPSTREAM_DIR, in the run, or (on Kaggle) in a mounted kernel output.
 
     On Kaggle an upstream kernel's output is found by what it holds (``<stage>/<required>``) in any
@@ -82,11 +135,19 @@ def optional_stage(stage: str, output_dir: str = "", upstream_dir: str = "") -> 
 
 def write_metrics(stage_path, metrics: dict) -> Path:
     """Write stage_path/metrics.json atomically; the runner treats a stage with it as finished."""
-    return files.write_json(Path(stage_path) / "metrics.json", metrics)
+    return files.write_json(Path(stage_path) / METRICS_FILE, metrics)
 
 
 def read_metrics(stage_path) -> dict:
-    return files.read_json(Path(stage_path) / "metrics.json")
+    return files.read_json(Path(stage_path) / METRICS_FILE)
+
+
+def headline(metrics: dict) -> tuple[float, list] | None:
+    """A training stage's headline score and its 95 % interval from its metrics.json, or None (none there)."""
+    value = metrics.get(HEADLINE)
+    if not isinstance(value, (int, float)):
+        return None
+    return float(value), metrics.get(HEADLINE + "_ci95") or [float("nan"), float("nan")]
 
 
 def write_predictions(stage_path, *, ids, targets, probabilities, threshold: float, image_set: str) -> Path:
@@ -126,7 +187,7 @@ def read_predictions(stage_path) -> dict | None:
 def per_class_by_stage(output_dir: str = "", upstream_dir: str = "") -> dict:
     """{stage: per-class validation F1} for every finished training stage (for plots.per_class_f1)."""
     result = {}
-    for stage in STAGES[1:]:
+    for stage in TRAINING_STAGES:
         path = optional_stage(stage, output_dir, upstream_dir)
         metrics = read_metrics(path) if path is not None else {}
         if len(metrics.get("per_class_f1") or []) == labels.NUM_CLASSES:

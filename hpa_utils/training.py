@@ -13,6 +13,7 @@ from hpa_utils import budget, models
 
 LOSSES = ("bce", "focal")
 WARMUP, FINETUNE = "warmup", "finetune"
+CHECKPOINT_FILE = "best.weights.h5"  # the best epoch so far (Keras 3 weights format), inside the stage folder
 
 
 class TrainingDivergedError(RuntimeError):
@@ -30,7 +31,9 @@ def set_seed(seed: int, deterministic: bool = False) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def compile_model(model: keras.Model, learning_rate: float, loss: str = "bce", focal_gamma: float = 2.0) -> keras.Model:
+def compile_model(
+    model: keras.Model, learning_rate: float, loss: str = "bce", *, focal_gamma: float = 2.0
+) -> keras.Model:
     """Compile with Adam, BCE or focal loss, and epoch-level macro F1 at threshold 0.5 ("f1").
 
     loss: "bce" (keras.losses.BinaryCrossentropy) or "focal" (keras.losses.BinaryFocalCrossentropy
@@ -94,42 +97,42 @@ class StopOnDivergence(keras.callbacks.Callback):
 
 def make_callbacks(
     stage_dir,
+    *,
     monitor: str = "val_f1",
-    mode: str = "max",
     patience: int = 5,
     reduce_lr_patience: int = 2,
     reduce_lr_factor: float = 0.5,
     min_learning_rate: float = 1e-6,
-    checkpoint_path=None,
-    log_path=None,
     stopping_monitor: str = "val_loss",
+    time_budget=None,
+    epochs: int | None = None,
+    runs: int = 1,
 ) -> list[keras.callbacks.Callback]:
-    """The callbacks every stage uses, writing under ``stage_dir``.
+    """The callbacks every stage uses, shared by both phases of a warm-up (pass the same list to each ``fit``).
 
-    ModelCheckpoint of the best weights by ``monitor`` (validation macro F1; default
-    stage_dir/best.weights.h5, Keras 3 format: reload with ``models.load_weights``), saved only once
-    the score rises above 0; ReduceLROnPlateau and EarlyStopping on ``stopping_monitor`` (validation
-    loss: it moves every epoch, while the F1 at 0.5 of a young model sits at 0 for several epochs and
-    would stop training or cut the learning rate before anything was learned); CSVLogger appending to
-    stage_dir/history.csv, TerminateOnNaN, and StopOnDivergence (raises TrainingDivergedError when the
-    loss became NaN). A checkpoint left by an earlier, interrupted run is removed.
+    ModelCheckpoint of the best weights by ``monitor`` (validation macro F1) in stage_dir/best.weights.h5
+    (Keras 3 format; ``restore_best_epoch`` loads it), saved only once the score rises above 0;
+    ReduceLROnPlateau and EarlyStopping on ``stopping_monitor`` (validation loss: it moves every epoch, while
+    the F1 at 0.5 of a young model sits at 0 for several epochs and would stop training or cut the learning
+    rate before anything was learned); TerminateOnNaN; with a ``time_budget`` (``budget.Budget``) an
+    ``budget.EpochBudget`` over ``epochs`` epochs (all phases) times ``runs`` (04's folds), which stops at an
+    epoch boundary before the time limit; last, StopOnDivergence (raises TrainingDivergedError when the loss
+    became NaN). A checkpoint left by an earlier, interrupted run is removed. The epochs' history is what
+    ``fit`` returns (``stage_steps.save_stage`` writes it).
     """
     stage_dir = Path(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = Path(checkpoint_path) if checkpoint_path else stage_dir / "best.weights.h5"
-    log_path = Path(log_path) if log_path else stage_dir / "history.csv"
-    if not checkpoint_path.name.endswith(".weights.h5"):
-        raise ValueError(f"checkpoint_path={str(checkpoint_path)!r} must end in .weights.h5 (Keras weights format)")
+    checkpoint_path = stage_dir / CHECKPOINT_FILE
     checkpoint_path.unlink(missing_ok=True)
-    stopping_mode = "min" if "loss" in stopping_monitor else mode
-    return [
+    stopping_mode = "min" if "loss" in stopping_monitor else "max"
+    callbacks = [
         keras.callbacks.ModelCheckpoint(
             checkpoint_path,
             monitor=monitor,
-            mode=mode,
+            mode="max",
             save_best_only=True,
             save_weights_only=True,
-            initial_value_threshold=0.0 if mode == "max" else None,
+            initial_value_threshold=0.0,
         ),
         keras.callbacks.ReduceLROnPlateau(
             monitor=stopping_monitor,
@@ -140,42 +143,44 @@ def make_callbacks(
             verbose=1,
         ),
         keras.callbacks.EarlyStopping(monitor=stopping_monitor, mode=stopping_mode, patience=patience, verbose=1),
-        keras.callbacks.CSVLogger(log_path, append=True),
         keras.callbacks.TerminateOnNaN(),
-        StopOnDivergence(),
     ]
+    if time_budget is not None:
+        if not epochs:
+            raise ValueError("make_callbacks with a time_budget needs epochs (all phases' epochs)")
+        callbacks.append(budget.EpochBudget(time_budget, epochs, runs=runs))
+    return [*callbacks, StopOnDivergence()]
 
 
-def _checkpoint(callbacks):
-    return next((c for c in callbacks if isinstance(c, keras.callbacks.ModelCheckpoint)), None)
+def _find(callbacks, kind):
+    return next((callback for callback in callbacks if isinstance(callback, kind)), None)
 
 
 def fit(
     model: keras.Model,
     train_data,
     validation_data=None,
-    epochs: int = 1,
-    stage_dir=None,
+    *,
+    epochs: int,
+    callbacks,
     initial_epoch: int = 0,
+    phase: str = "train",
     steps_per_epoch: int | None = None,
     validation_steps: int | None = None,
-    callbacks=None,
-    phase: str = "train",
     batch_size: int | None = None,
     verbose: int = 2,
 ) -> pd.DataFrame:
     """One ``model.fit`` of a compiled model; the history as a DataFrame with "epoch" and "phase".
 
-    epochs is the index to stop before (as in Keras), so a later phase continues the numbering
-    with initial_epoch; "epoch" holds Keras' 0-based index, as history.csv does. train_data is a
-    tf.data.Dataset of (images, targets) batches or an (images, targets) tuple of arrays (then
-    batch_size applies). callbacks default to ``make_callbacks(stage_dir)``. verbose=2 prints one
-    line per epoch, which reads well in papermill output.
+    epochs is the index to stop before (as in Keras), so a later phase continues the numbering with
+    initial_epoch ("epoch" holds Keras' 0-based index). Nothing trains (an empty history) when
+    ``epochs <= initial_epoch`` or when an earlier phase stopped for the time limit (``callbacks``' EpochBudget).
+    train_data is a tf.data.Dataset of (images, targets) batches or an (images, targets) tuple of arrays
+    (then batch_size applies). verbose=2 prints one line per epoch, which reads well in papermill output.
     """
-    if callbacks is None:
-        if stage_dir is None:
-            raise ValueError("fit needs stage_dir (where checkpoints and history.csv go) or explicit callbacks")
-        callbacks = make_callbacks(stage_dir)
+    epoch_budget = _find(callbacks, budget.EpochBudget)
+    if epochs <= initial_epoch or (epoch_budget is not None and epoch_budget.budget.stopped_early):
+        return pd.DataFrame({"epoch": pd.Series(dtype=int), "phase": pd.Series(dtype=str)})
     targets = None
     if isinstance(train_data, tuple):  # (images, targets) arrays rather than a tf.data.Dataset
         train_data, targets = train_data
@@ -197,6 +202,17 @@ def fit(
     return frame
 
 
+def restore_best_epoch(model: keras.Model, callbacks, *histories: pd.DataFrame, verbose: int = 1) -> pd.DataFrame:
+    """Load the checkpoint's weights (the best epoch of every phase by validation macro F1; the last epoch's
+    weights stay when the F1 never rose above 0) and return the phases' histories as one DataFrame."""
+    checkpoint = _find(callbacks, keras.callbacks.ModelCheckpoint)
+    if checkpoint is not None and Path(checkpoint.filepath).is_file():
+        models.load_weights(model, checkpoint.filepath)
+        if verbose:
+            print(f"Restored the weights of the best epoch ({checkpoint.monitor}={checkpoint.best:.4f}).")
+    return pd.concat([history for history in histories if len(history)], ignore_index=True)
+
+
 def warmup_then_finetune(
     model: keras.Model,
     train_data,
@@ -206,70 +222,47 @@ def warmup_then_finetune(
     finetune_epochs: int,
     learning_rate: float,
     finetune_learning_rate: float,
+    freeze_batch_norm: bool,
     stage_dir,
     loss: str = "bce",
-    focal_gamma: float = 2.0,
-    steps_per_epoch: int | None = None,
-    validation_steps: int | None = None,
     patience: int = 5,
-    monitor: str = "val_f1",
-    callbacks=None,
-    batch_size: int | None = None,
-    verbose: int = 2,
     time_budget=None,
     budget_runs: int = 1,
+    **fit_options,
 ) -> pd.DataFrame:
     """Warm-up (backbone frozen, head trains at learning_rate), then fine-tune everything at finetune_learning_rate.
 
-    The warm-up keeps the randomly initialised head's large early gradients away from the
-    pretrained backbone. warmup_epochs=0 skips it: the whole model trains from the first step at
-    learning_rate (finetune_learning_rate is then unused); that is how ``01_baseline`` trains, so
-    that ``02_warmup_finetune`` shows what the warm-up adds. Epoch numbers run on across phases;
-    the callbacks are shared, so the checkpoint keeps the best epoch of both phases by validation
-    macro F1, and at the end the model holds the weights of that epoch (the last epoch's when the F1
-    never rose above 0). Returns both phases' history with a "phase" column.
-    ``time_budget`` (``budget.Budget``): the first steps project the stage's time (times ``budget_runs``, e.g.
-    04's folds), and training stops at an epoch boundary when the next epoch would end past its limit (then
-    the fine-tuning is skipped if the warm-up stopped); at least one epoch trains.
+    The recipe notebooks/02_warmup_finetune.ipynb spells out cell by cell, for 03 and 04's folds. The warm-up
+    keeps the randomly initialised head's large early gradients away from the pretrained backbone;
+    ``freeze_batch_norm`` keeps the backbone's BatchNormalization in inference mode when it is unfrozen
+    (pretrained weights: ``models.set_backbone_trainable``). warmup_epochs=0 skips the warm-up. Epoch numbers
+    run on across phases; the callbacks are shared, so at the end the model holds the weights of the best epoch
+    of both phases (``restore_best_epoch``). Returns both phases' history with a "phase" column.
+    ``patience``, ``time_budget`` / ``budget_runs``: see ``make_callbacks``; fit_options: see ``fit``.
     """
     if warmup_epochs < 0 or finetune_epochs < 0 or warmup_epochs + finetune_epochs == 0:
         raise ValueError(
             f"warmup_epochs={warmup_epochs}, finetune_epochs={finetune_epochs}: both must be >= 0 and not both 0"
         )
-    if callbacks is None:
-        callbacks = make_callbacks(stage_dir, monitor=monitor, patience=patience)
-    if time_budget is not None:  # before StopOnDivergence, which must come last
-        epoch_budget = budget.EpochBudget(time_budget, warmup_epochs + finetune_epochs, runs=budget_runs)
-        callbacks = [*callbacks[:-1], epoch_budget, callbacks[-1]]
-    common = dict(
-        train_data=train_data,
-        validation_data=validation_data,
-        steps_per_epoch=steps_per_epoch,
-        validation_steps=validation_steps,
-        callbacks=callbacks,
-        batch_size=batch_size,
-        verbose=verbose,
-    )
-    frames, epochs_done = [], 0
+    total = warmup_epochs + finetune_epochs
+    callbacks = make_callbacks(stage_dir, patience=patience, time_budget=time_budget, epochs=total, runs=budget_runs)
+    warmup = pd.DataFrame()
     if warmup_epochs:
-        models.set_backbone_trainable(model, False)
-        compile_model(model, learning_rate, loss, focal_gamma)
-        frames.append(fit(model, epochs=warmup_epochs, phase=WARMUP, **common))
-        epochs_done = int(frames[-1]["epoch"].max()) + 1
-    if finetune_epochs and not (frames and time_budget is not None and time_budget.stopped_early):
-        models.set_backbone_trainable(model, True)
-        compile_model(model, finetune_learning_rate if warmup_epochs else learning_rate, loss, focal_gamma)
-        frames.append(
-            fit(model, epochs=epochs_done + finetune_epochs, initial_epoch=epochs_done, phase=FINETUNE, **common)
+        models.set_backbone_trainable(model, False, freeze_batch_norm=freeze_batch_norm)
+        compile_model(model, learning_rate, loss)
+        warmup = fit(
+            model, train_data, validation_data, epochs=warmup_epochs, callbacks=callbacks, phase=WARMUP, **fit_options
         )
-    _restore_best_epoch(model, callbacks, monitor, verbose)
-    return pd.concat(frames, ignore_index=True)
-
-
-def _restore_best_epoch(model: keras.Model, callbacks, monitor: str, verbose: int) -> None:
-    """Load the checkpoint's weights (the best epoch of both phases by validation macro F1), where there is one."""
-    checkpoint = _checkpoint(callbacks)
-    if checkpoint is not None and Path(checkpoint.filepath).is_file():
-        models.load_weights(model, checkpoint.filepath)
-        if verbose:
-            print(f"Restored the weights of the best epoch of both phases ({monitor}={checkpoint.best:.4f}).")
+    models.set_backbone_trainable(model, True, freeze_batch_norm=freeze_batch_norm)
+    compile_model(model, finetune_learning_rate, loss)
+    finetune = fit(
+        model,
+        train_data,
+        validation_data,
+        epochs=total,
+        initial_epoch=len(warmup),
+        callbacks=callbacks,
+        phase=FINETUNE,
+        **fit_options,
+    )
+    return restore_best_epoch(model, callbacks, warmup, finetune, verbose=fit_options.get("verbose", 2))

@@ -60,8 +60,8 @@ def test_paired_differences_match_runs_on_seed_and_the_other_values():
         {
             "AUGMENT": ["dihedral", "dihedral", "none", "none"],
             "SEED": [0, 1, 0, 1],
-            "val_f1_at_best_global": [0.30, 0.32, 0.25, 0.31],
-            "val_f1_at_0.5": [0.2] * 4,
+            "f1_at_best_global": [0.30, 0.32, 0.25, 0.31],
+            "f1_at_0.5": [0.2] * 4,
             "seconds": [10] * 4,
             "run": ["a", "b", "c", "d"],  # no predictions.npz: no interval over images
         }

@@ -20,9 +20,9 @@ TARGET_LINE = re.compile(
 )
 
 
-def run_module(module: str, data_root: Path) -> str:
+def run_module(module: str, data_root: Path, *arguments: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", module, "--quick", "--data-root", str(data_root)],
+        [sys.executable, "-m", module, "--quick", "--data-root", str(data_root), *arguments],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -80,17 +80,14 @@ def test_best_times_rotates_the_order_and_keeps_the_minimum():
     assert calls == ["a", "b", "b", "a", "a", "b"]
 
 
-def test_png_idat_is_the_zlib_stream_of_the_pixels():
-    import zlib
+def test_every_backbone_can_be_benchmarked_and_resnet50_is_the_default():
+    from hpa_utils import models
 
-    image = np.arange(40 * 30, dtype=np.uint8).reshape(30, 40)
-    ok, encoded = cv2.imencode(".png", image)
-    assert ok
-    data = encoded.tobytes()
-    raw = zlib.decompress(public_kernel.png_idat(data))
-    assert len(raw) == 30 * (40 + 1)  # one filter byte per row
-    with pytest.raises(ValueError, match="not a PNG"):
-        public_kernel.png_idat(b"GIF89a" + data)
+    assert set(common.BACKBONE_LABELS) == set(models.BACKBONES)
+    assert common.Settings().backbone == common.Settings.quick().backbone == gpu.Settings().backbone == "resnet50"
+    assert run.parse_settings(["--quick", "--backbone", "small"]).backbone == "small"
+    with pytest.raises(SystemExit):
+        run.parse_settings(["--backbone", "resnet18"])
 
 
 def test_halve_then_resize_is_inter_area_for_a_halving():
@@ -100,12 +97,13 @@ def test_halve_then_resize_is_inter_area_for_a_halving():
     assert public_kernel.halve_then_resize(image, 20).shape == (20, 20)
 
 
-@pytest.mark.slow  # runs `python -m benchmarks.run --quick`: every benchmark once, ResNet50 included
+@pytest.mark.slow  # runs `python -m benchmarks.run --quick`: every benchmark once (the small backbone's model)
 def test_run_quick_prints_every_row_and_target(tmp_path):
-    output = run_module("benchmarks.run", tmp_path)
+    output = run_module("benchmarks.run", tmp_path, "--backbone", "small")  # the rows are the same for ResNet50
     assert re.search(r"^machine: .*os\.cpu_count\(\) = \d+.*load average at start", output, flags=re.MULTILINE)
     assert re.search(r"^versions: python .*opencv .*tensorflow ", output, flags=re.MULTILINE)
     assert re.search(r"^data: 8 train samples, 64 px PNG", output, flags=re.MULTILINE)
+    assert re.search(r"^sizes: .*use small CNN at 32 px rgby", output, flags=re.MULTILINE)
     assert "load average at end" in output
     assert_rows(output, run.ROW_NAMES)
     verdicts = target_lines(output)
@@ -114,11 +112,12 @@ def test_run_quick_prints_every_row_and_target(tmp_path):
     assert not list(tmp_path.glob("work-*")), "the temporary caches were left behind"
 
 
-@pytest.mark.slow  # runs `python -m benchmarks.gpu --quick`: ResNet50 built and trained at two sizes
+@pytest.mark.slow  # runs `python -m benchmarks.gpu --quick`: the small backbone's model trained at two sizes
 def test_gpu_quick_prints_every_row_and_target(tmp_path):
-    output = run_module("benchmarks.gpu", tmp_path)
+    output = run_module("benchmarks.gpu", tmp_path, "--backbone", "small")  # the rows are the same for ResNet50
     settings = gpu.Settings.tiny(tmp_path)
     assert re.search(r"^machine: .*devices: ", output, flags=re.MULTILINE)
+    assert re.search(r"^model: small CNN rgby", output, flags=re.MULTILINE)
     assert_rows(output, gpu.row_names(settings))
     assert list(target_lines(output)) == [name for name, _, _ in gpu.goals(settings)]
 
@@ -130,6 +129,20 @@ def test_external_download_benchmark_prints_measured_and_extrapolated_numbers(ca
     printed = capsys.readouterr().out
     assert "measured: 2 Ids (8 colour JPEGs of 128 px)" in printed and "s per Id" in printed
     assert "extrapolated to 74,606 Ids (not measured)" in printed and "GB of PNGs on disk" in printed
+
+
+def test_generation_benchmark_prints_measured_numbers(capsys):
+    from benchmarks import synthetic as generation_benchmark
+
+    assert generation_benchmark.main(["--samples", "3", "--size", "64", "--workers", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"^generate: 3 \+ 1 samples at 64 px, 1 workers: [\d.]+ s", printed, flags=re.MULTILINE)
+    assert re.search(r"render_sample alone, 1 thread: [\d.]+ ms per sample", printed)
+    assert re.search(
+        r"^target generation of 1,000 samples at 64 px: [\d.]+ s \(goal < 60\.0 s\) (PASS|MISS)$",
+        printed,
+        flags=re.MULTILINE,
+    )
 
 
 @pytest.mark.slow  # builds and saves the smoke preset's models: the files each stage writes, measured

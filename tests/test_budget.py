@@ -49,6 +49,7 @@ def train(tmp_path, clock, *, warmup_epochs, finetune_epochs, images=64):
         finetune_epochs=finetune_epochs,
         learning_rate=1e-3,
         finetune_learning_rate=1e-4,
+        freeze_batch_norm=False,
         stage_dir=tmp_path,
         batch_size=8,
         patience=10,

@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from hpa_utils import comparison, labels, metrics, plots, report, runner, stage_steps, stages  # noqa: E402
+from hpa_utils import comparison, labels, metrics, plots, report, stage_steps, stages  # noqa: E402
 
 
 def real_targets(rows: int, seed: int = 0) -> np.ndarray:
@@ -72,8 +72,8 @@ def test_evaluate_gives_the_interval_around_the_best_threshold_score():
     targets = real_targets(200).astype(np.float32)
     probabilities = np.clip(0.4 * targets + 0.6 * np.random.default_rng(5).random(targets.shape), 0, 1)
     scores = stage_steps.evaluate(probabilities, targets, targets)
-    low, high = scores["val_f1_at_best_global_ci95"]
-    assert low <= scores["val_f1_at_best_global"] <= high and scores["validation_images"] == 200
+    low, high = scores["f1_at_best_global_ci95"]
+    assert low <= scores["f1_at_best_global"] <= high and scores["images_scored"] == 200
 
 
 def write_stage(run_dir, stage, ids, targets, probabilities, image_set="validation", **scores):
@@ -86,9 +86,9 @@ def write_stage(run_dir, stage, ids, targets, probabilities, image_set="validati
     stages.write_metrics(
         folder,
         {
-            "val_f1_at_best_global": metrics.macro_f1(targets, predicted),
-            "val_f1_at_best_global_ci95": metrics.f1_interval(targets, predicted),
-            "validation_images": len(ids),
+            "f1_at_best_global": metrics.macro_f1(targets, predicted),
+            "f1_at_best_global_ci95": metrics.f1_interval(targets, predicted),
+            "images_scored": len(ids),
             "prior_baseline_f1": 0.05,
             "per_class_f1": [0.5] * 28,
             **scores,
@@ -130,7 +130,7 @@ def test_comparison_pairs_stages_on_the_same_images_and_says_when_they_are_not(t
     assert table["vs stage before [95%]"].iloc[2] == "not paired: out of fold images"
     markdown = comparison.markdown(table)
     assert markdown.splitlines()[0].startswith("| stage | scored on (images) |") and len(markdown.splitlines()) == 5
-    line = runner.headline(stages.read_metrics(tmp_path / "02_warmup_finetune"))
+    line = comparison.headline(stages.read_metrics(tmp_path / "02_warmup_finetune"))
     assert line.startswith("validation F1 ") and "prior 0.050" in line
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpa_utils import cache, dataset, environment, external, stage_steps, synthetic
+from hpa_utils import cache, dataset, environment, external, stage_steps, stages, synthetic
 from hpa_utils.external import downloader
 from hpa_utils.synthetic import hpav18
 
@@ -65,7 +65,7 @@ def test_the_server_layout_is_the_v18_address_pattern():
         "http://v18.proteinatlas.org/images/10580/1610_C1_1_green.jpg"
     )
     with pytest.raises(ValueError, match="not an HPAv18 Id"):
-        hpav18.server_path("abcdef", "red")
+        downloader.server_path("abcdef", "red")
     ids = hpav18.make_hpav18_ids(500, seed=1)
     assert len(set(ids)) == 500 and ids == hpav18.make_hpav18_ids(500, seed=1)
     assert all(len(image_id.split("_")) == 4 for image_id in ids)
@@ -80,7 +80,7 @@ def test_download_writes_a_folder_that_validate_accepts(server, tmp_path):
     assert table["Id"].tolist() == labels_of(server.source)["Id"].tolist()
     # Each stain comes back as the 8-bit channel it was drawn as (a JPEG's colour planes, their maximum).
     image_id = table["Id"][0]
-    jpeg = cv2.imread(str(server.source / "images" / hpav18.server_path(image_id, "yellow")))
+    jpeg = cv2.imread(str(server.source / "images" / downloader.server_path(image_id, "yellow")))
     expected = cv2.resize(jpeg.max(axis=2), (32, 32), interpolation=cv2.INTER_AREA)
     written = cv2.imread(str(out / "train" / f"{image_id}_yellow.png"), cv2.IMREAD_UNCHANGED)
     assert written.shape == (32, 32) and written.dtype == np.uint8
@@ -91,7 +91,7 @@ def test_download_writes_a_folder_that_validate_accepts(server, tmp_path):
 
 def test_failures_are_retried_named_and_left_out_of_train_csv(server, tmp_path):
     ids = labels_of(server.source)["Id"].tolist()
-    paths = {image_id: "/" + hpav18.server_path(image_id, "green") for image_id in ids}
+    paths = {image_id: "/" + downloader.server_path(image_id, "green") for image_id in ids}
     (server.source / "images" / paths[ids[0]][1:]).unlink()  # 404
     truncated = server.source / "images" / paths[ids[1]][1:]
     truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
@@ -189,7 +189,7 @@ def test_a_stage_trains_on_external_images_and_holds_out_none_of_them(embedded, 
     fresh_images = [
         np.stack(
             [
-                cv2.imread(str(fresh / "images" / hpav18.server_path(image_id, color))).max(axis=2)
+                cv2.imread(str(fresh / "images" / downloader.server_path(image_id, color))).max(axis=2)
                 for color in dataset.COLORS
             ],
             axis=2,
@@ -206,7 +206,7 @@ def test_a_stage_trains_on_external_images_and_holds_out_none_of_them(embedded, 
     assert (data.external_images, data.external_dropped) == (5, 2)
     assert len(data.images) == len(images) + 5 and data.is_validation[len(images) :].sum() == 0
     np.testing.assert_array_equal(data.is_validation[: len(images)], plain.is_validation)
-    split = pd.read_csv(tmp_path / "stage" / stage_steps.SPLIT_FILE)
+    split = pd.read_csv(tmp_path / "stage" / stages.SPLIT_FILE)
     assert not set(split["Id"]) & set(extra_ids) and len(split) == len(table)
     first_kept = cv2.imread(str(tmp_path / "external" / "train" / f"{extra_ids[2]}_red.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(data.images[len(images)][:, :, 0], first_kept)  # the copies were the ones dropped
@@ -250,7 +250,7 @@ def test_smoke_run_with_external_dir(server, tmp_path):
         metrics = json.loads((run_dir / stage / "metrics.json").read_text())
         assert metrics["external_images"] == 8, stage
     for stage in ("01_baseline", "02_warmup_finetune", "03_upscale"):
-        assert not external_ids & set(pd.read_csv(run_dir / stage / stage_steps.SPLIT_FILE)["Id"])
+        assert not external_ids & set(pd.read_csv(run_dir / stage / stages.SPLIT_FILE)["Id"])
     folds = pd.read_csv(run_dir / "04_kfold" / "folds.csv")
     assert not external_ids & set(folds["Id"]) and len(np.load(run_dir / "04_kfold" / "oof.npy")) == len(folds)
 

@@ -98,10 +98,10 @@ def test_save_array_failing_midway_keeps_the_old_array(tmp_path):
 
 
 def test_write_metrics_failing_keeps_the_old_metrics(tmp_path):
-    stages.write_metrics(tmp_path, {"val_f1_at_0.5": 0.25})
+    stages.write_metrics(tmp_path, {"f1_at_0.5": 0.25})
     with pytest.raises(TypeError, match="metrics.json: cannot write this value as JSON"):
-        stages.write_metrics(tmp_path, {"val_f1_at_0.5": object()})
-    assert stages.read_metrics(tmp_path) == {"val_f1_at_0.5": 0.25}
+        stages.write_metrics(tmp_path, {"f1_at_0.5": object()})
+    assert stages.read_metrics(tmp_path) == {"f1_at_0.5": 0.25}
     assert listing(tmp_path) == ["metrics.json"]
 
 

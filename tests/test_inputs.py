@@ -1,12 +1,15 @@
-"""tf.data pipelines over uint8 arrays: dtypes, shapes, image/target pairing, epochs, augmentation, fit()."""
+"""tf.data pipelines over uint8 arrays: dtypes, shapes, image/target pairing, epochs, augmentation (the views
+training sees, and the figure of them), fit()."""
 
+import matplotlib
 import numpy as np
 import pytest
 
+matplotlib.use("Agg")
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
-from hpa_utils import augment, inputs  # noqa: E402
+from hpa_utils import augment, inputs, plots  # noqa: E402
 
 IMAGE_SIZE = 16
 
@@ -24,12 +27,6 @@ def indexed_samples(count, channels=4):
 
 def collect(dataset):
     return [tuple(np.asarray(part) for part in element) for element in dataset]
-
-
-def test_steps():
-    assert inputs.steps(10, 4) == 3
-    assert inputs.steps(10, 4, drop_remainder=True) == 2
-    assert inputs.steps(8, 4) == 2
 
 
 def test_batches_without_shuffle_equal_the_source_arrays():
@@ -53,13 +50,13 @@ def test_static_shapes_are_known():
 
 
 @pytest.mark.parametrize("augmentation", ["none", "dihedral"])
-def test_cardinality_equals_steps(augmentation):
+def test_cardinality_counts_the_batches(augmentation):
     images, targets = indexed_samples(10)
-    for drop_remainder in (False, True):
+    for drop_remainder, batches in ((False, 3), (True, 2)):  # 10 images in 4s: the short last batch, or not
         dataset = inputs.make_dataset(
             images, targets, batch_size=4, augmentation=augmentation, drop_remainder=drop_remainder
         )
-        assert int(dataset.cardinality()) == inputs.steps(10, 4, drop_remainder) == len(list(dataset))
+        assert int(dataset.cardinality()) == batches == len(list(dataset))
 
 
 @pytest.mark.parametrize("augmentation", ["none", "strong"])
@@ -115,29 +112,124 @@ def asymmetric_images(count, channels=4):
     return np.stack([(values + 3 * index) % 256 for index in range(count)]).astype(np.uint8)
 
 
+def group_views(image):
+    """The 8 dihedral views of one HWC image, by the one definition of the group (``inputs.dihedral_tf``)."""
+    return [inputs.dihedral_tf(image, index).numpy() for index in range(augment.DIHEDRAL_VIEWS)]
+
+
 def view_indices(originals, augmented):
-    """For each augmented image, the k (0..7) with augment.dihedral(original, k) equal to it; fails if none."""
+    """For each augmented image, the k (0..7) with dihedral_tf(original, k) equal to it; fails if none."""
     found = []
     for original, result in zip(originals, augmented):
-        views = [augment.dihedral(original[None], index)[0] for index in range(augment.DIHEDRAL_VIEWS)]
-        matches = [index for index, view in enumerate(views) if np.array_equal(view, result)]
-        assert len(matches) == 1, "not one of augment.dihedral's 8 views"
+        matches = [index for index, view in enumerate(group_views(original)) if np.array_equal(view, result)]
+        assert len(matches) == 1, "not one of dihedral_tf's 8 views"
         found.append(matches[0])
     return found
 
 
-def test_in_graph_dihedral_and_imgaugs_draw_from_the_same_8_views():
+def test_the_pipelines_dihedral_views_are_each_one_of_the_8_and_all_occur():
     images = asymmetric_images(10)
     dataset = inputs.make_dataset(images, batch_size=4, shuffle=False, augmentation="dihedral", seed=2)
     in_graph = []
     for _ in range(12):  # 120 draws: every view occurs (each is missed with probability (7/8)^120, ~1e-7)
         in_graph += view_indices(images, np.concatenate([np.asarray(batch) for batch in dataset]))
     assert set(in_graph) == set(range(8))
-    augmenter = augment.build_augmenter("dihedral")
-    by_imgaug = view_indices(
-        np.repeat(images[:2], 60, axis=0), augment.augment_batch(np.repeat(images[:2], 60, axis=0), augmenter, seed=4)
-    )
-    assert set(by_imgaug) == set(in_graph)  # one set of views, two implementations
+    assert min(np.bincount(in_graph)) >= 5  # roughly uniform (15 each expected)
+
+
+def two_spots(size=48):
+    """An image whose orientation survives strong's affine: a spot in channel 0 and one in channel 1, the
+    vector between them 21.8 degrees off the rows, so that its 8 dihedral images lie 43.6 degrees or more apart."""
+    image = np.zeros((size, size, 4), np.uint8)
+    image[18:23, 14:19, 0] = 200  # centre (20, 16)
+    image[24:29, 29:34, 1] = 200  # centre (26, 31): the vector (6, 15)
+    return image
+
+
+def spot_vector(image):
+    """The vector (rows, columns) from channel 0's centre of brightness to channel 1's."""
+    rows, columns = np.indices(image.shape[:2])
+
+    def centre(channel):
+        weights = image[..., channel].astype(np.float64)
+        return np.array([(rows * weights).sum(), (columns * weights).sum()]) / weights.sum()
+
+    return centre(1) - centre(0)
+
+
+def test_strong_starts_from_a_dihedral_view_then_moves_and_blurs_a_little():
+    """Checked through the pipeline: the spots' vector, which translation, brightness and blur leave alone,
+    is one of the 8 dihedral views' vectors turned by at most strong's 10 degrees (plus interpolation) and scaled
+    by 0.9-1.1; all 8 views occur; and no image is a bare view (imgaug's part ran)."""
+    image = two_spots()
+    views = group_views(image)
+    view_angles = np.array([np.degrees(np.arctan2(*spot_vector(view))) for view in views])
+    length = np.linalg.norm(spot_vector(image))
+    images = np.repeat(image[None], 64, axis=0)
+    dataset = inputs.make_dataset(images, batch_size=16, augmentation="strong", seed=4)
+    augmented = np.concatenate([np.asarray(batch) for batch in dataset])
+    found = []
+    for result in augmented:
+        vector = spot_vector(result)
+        offsets = (np.degrees(np.arctan2(*vector)) - view_angles + 180) % 360 - 180
+        nearest = int(np.argmin(np.abs(offsets)))
+        assert abs(offsets[nearest]) < 15, f"the spots turned {offsets[nearest]:.1f} degrees off every dihedral view"
+        assert 0.85 < np.linalg.norm(vector) / length < 1.15
+        assert not np.array_equal(result, views[nearest])
+        found.append(nearest)
+    assert set(found) == set(range(8))
+
+
+def test_augment_images_is_what_the_pipeline_maps_over_its_batches(monkeypatch):
+    """make_dataset's augmentation is ``inputs.augment_images`` (the function the figure draws with), nothing else."""
+    calls = []
+    real = inputs.augment_images
+
+    def recording(batch, augmentation, seed):
+        calls.append(augmentation)
+        return real(batch, augmentation, seed)
+
+    monkeypatch.setattr(inputs, "augment_images", recording)
+    images = asymmetric_images(6)
+    for augmentation in ("dihedral", "strong"):
+        batches = list(inputs.make_dataset(images, batch_size=3, augmentation=augmentation, seed=1))
+        assert [batch.shape[0] for batch in batches] == [3, 3]
+    list(inputs.make_dataset(images, batch_size=3, augmentation="none"))
+    assert calls == ["dihedral", "strong"]  # traced once per pipeline; "none" maps nothing
+
+
+def test_augment_images_is_reproducible_per_seed_and_none_returns_the_batch():
+    images = asymmetric_images(16)
+    for augmentation in ("dihedral", "strong"):
+        first = inputs.augment_images(images, augmentation, 3).numpy()
+        np.testing.assert_array_equal(first, inputs.augment_images(images, augmentation, 3).numpy())
+        assert not np.array_equal(first, inputs.augment_images(images, augmentation, 4).numpy())
+    np.testing.assert_array_equal(inputs.augment_images(images, "none", 3).numpy(), images)
+    with pytest.raises(ValueError, match="none, dihedral, strong"):
+        inputs.augment_images(images, "flips", 0)
+
+
+@pytest.mark.parametrize("augmentation", augment.AUGMENTATIONS)
+def test_the_figure_shows_the_views_training_sees(augmentation):
+    image = asymmetric_images(1)[0]
+    figure = plots.augmentation_examples(image, augmentation, draws=4, seed=3)
+    try:
+        assert isinstance(figure, matplotlib.figure.Figure) and len(figure.axes) == 5
+        shown = [np.asarray(axis.images[0].get_array()) for axis in figure.axes]
+        np.testing.assert_array_equal(shown[0], plots.composite(image))
+        expected = inputs.augment_images(np.repeat(image[None], 4, axis=0), augmentation, 3).numpy()
+        for picture, view in zip(shown[1:], expected):
+            np.testing.assert_array_equal(picture, plots.composite(view))
+        on_the_group = [
+            any(np.array_equal(picture, plots.composite(view)) for view in group_views(image)) for picture in shown[1:]
+        ]
+        assert all(on_the_group) if augmentation != "strong" else not any(on_the_group)
+        if augmentation == "none":
+            assert all(np.array_equal(picture, shown[0]) for picture in shown[1:])
+        else:
+            assert len({picture.tobytes() for picture in shown[1:]}) > 1  # independent draws
+    finally:
+        matplotlib.pyplot.close(figure)
 
 
 def test_random_dihedral_draws_one_view_per_image_from_its_seed():
@@ -150,10 +242,13 @@ def test_random_dihedral_draws_one_view_per_image_from_its_seed():
     assert other != views
 
 
-def test_dihedral_augmentation_needs_square_images():
+@pytest.mark.parametrize("augmentation", ["dihedral", "strong"])
+def test_augmentation_needs_square_images(augmentation):
     images = np.zeros((4, 8, 12, 3), np.uint8)
     with pytest.raises(ValueError, match="square images"):
-        inputs.make_dataset(images, augmentation="dihedral")
+        inputs.make_dataset(images, augmentation=augmentation)
+    with pytest.raises(ValueError, match="square images"):
+        inputs.augment_images(images, augmentation, 0)
     assert len(list(inputs.make_dataset(images, batch_size=2, augmentation="none"))) == 2
 
 
@@ -217,8 +312,9 @@ def test_in_graph_dihedral_keeps_every_image_with_its_own_targets():
     seen_views = set()
     for batch_images, batch_targets in collect(dataset):
         for image, index in zip(batch_images, batch_targets[:, 0].astype(int)):
-            views = [augment.dihedral(images[index : index + 1], view)[0] for view in range(augment.DIHEDRAL_VIEWS)]
-            matches = [view for view, candidate in enumerate(views) if np.array_equal(image, candidate)]
+            matches = [
+                view for view, candidate in enumerate(group_views(images[index])) if np.array_equal(image, candidate)
+            ]
             assert len(matches) == 1, f"image of row {index} is none of its 8 views"
             seen_views.add(matches[0])
     assert len(seen_views) > 1

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from hpa_utils import environment, kaggle, parameters, stages
+from hpa_utils import ablation, environment, kaggle, parameters, stages
 
 USER = "someone"
 METADATA_TYPES = {
@@ -112,11 +112,21 @@ def test_slugs_and_titles_resolve_to_each_other():
         kaggle.kernel_title("05_magic")
 
 
-def test_each_stage_reads_its_upstream_and_every_earlier_training_stage():
-    assert kaggle.upstream_stages("00_eda") == []
-    assert kaggle.upstream_stages("01_baseline") == ["00_eda"]
-    assert kaggle.upstream_stages("02_warmup_finetune") == ["01_baseline"]
-    assert kaggle.upstream_stages("04_kfold") == ["01_baseline", "02_warmup_finetune", "03_upscale"]
+def test_kernel_sources_and_the_ablation_read_the_one_stage_record():
+    # 01 reads nothing of 00_eda; each later stage reads every earlier training stage (its input and its comparison)
+    assert [stages.record(stage).upstream for stage in stages.STAGES] == [
+        (),
+        (),
+        ("01_baseline",),
+        ("01_baseline", "02_warmup_finetune"),
+        ("01_baseline", "02_warmup_finetune", "03_upscale"),
+    ]
+    preset = parameters.load_preset("demo")
+    for stage in stages.TRAINING_STAGES:
+        metadata = kaggle.kernel_metadata(USER, stage)
+        sources = [source.removeprefix(f"{USER}/") for source in metadata["kernel_sources"]]
+        assert sources == [stages.kernel_slug(name) for name in stages.record(stage).upstream]
+        assert ablation.upstream_stages(preset, stage) == list(stages.record(stage).upstream)
 
 
 def test_every_kernel_folder_has_valid_metadata(exported):
@@ -136,8 +146,7 @@ def test_every_kernel_folder_has_valid_metadata(exported):
         assert metadata["dataset_sources"] == [f"{USER}/hpa-utils"]
         upstream = [exported_ids[source] for source in metadata["kernel_sources"]]  # KeyError: not an exported kernel
         assert all(stages.STAGES.index(source) < stages.STAGES.index(stage) for source in upstream)
-        if stage != "00_eda":
-            assert stages.STAGES[stages.STAGES.index(stage) - 1] in upstream, f"{stage} misses its direct upstream"
+        assert upstream == list(stages.record(stage).upstream), f"{stage}: kernel_sources are not its upstream"
 
 
 def test_exported_notebooks_hold_the_preset_values_as_literals(exported, notebooks_dir):

@@ -205,7 +205,7 @@ def test_fold_kernels_and_the_merge_kernel_write_a_valid_submission(tmp_path, co
     submission = check_submission(results, competition)
     working, merge = results["04_kfold"]
     metrics = json.loads((working / "04_kfold" / "metrics.json").read_text())
-    assert metrics["folds_finished"] == [0, 1] and metrics["validation_images"] == 64
+    assert metrics["folds_finished"] == [0, 1] and metrics["images_scored"] == 64
     for fold in (0, 1):
         assert f"fold {fold} from {tmp_path}/kaggle/hpa-04-kfold/input/notebooks/{USER}/hpa-04-kfold-fold-{fold}" in (
             outputs_text(merge)

@@ -171,7 +171,7 @@ def test_adapter_for_real_sizes(backbone, small_size, large_size, small_grid, la
 def test_upscale_model_loads_every_layer_but_the_adapter(tmp_path):
     source = models.build_model("resnet50", 64)
     randomize_weights(source, seed=2)
-    models.set_backbone_trainable(source, False)  # saved right after a warm-up: frozen backbone
+    models.set_backbone_trainable(source, False, freeze_batch_norm=False)  # saved right after a warm-up: frozen
     path = models.save_weights(source, tmp_path / "stage_02" / "model.h5")
     assert not source.get_layer("backbone").trainable  # saving leaves the trainable flags as they were
 
@@ -252,10 +252,10 @@ def test_set_backbone_trainable_keeps_pretrained_backbone_batch_norm_frozen():
     backbone = model.get_layer("backbone")
     batch_norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert batch_norms and not any(layer.trainable for layer in batch_norms)
-    models.set_backbone_trainable(model, False)
+    models.set_backbone_trainable(model, False, freeze_batch_norm=True)
     assert backbone.trainable_weights == []
     assert model.get_layer("input_bn").trainable and model.get_layer("head_dense").trainable
-    models.set_backbone_trainable(model, True)
+    models.set_backbone_trainable(model, True, freeze_batch_norm=True)
     assert backbone.trainable
     trainable_paths = {variable.path for variable in backbone.trainable_weights}
     assert "conv1_conv/kernel" in trainable_paths
@@ -269,11 +269,11 @@ def test_backbone_from_scratch_trains_its_batch_norm_quickly_and_pretrained_keep
         layer for layer in scratch.get_layer("backbone").layers if isinstance(layer, keras.layers.BatchNormalization)
     ]
     assert batch_norms and all(layer.trainable and layer.momentum == 0.9 for layer in batch_norms)
-    models.set_backbone_trainable(scratch, False)
-    models.set_backbone_trainable(scratch, True)
+    models.set_backbone_trainable(scratch, False, freeze_batch_norm=False)
+    models.set_backbone_trainable(scratch, True, freeze_batch_norm=False)
     assert all(layer.trainable for layer in batch_norms)
     frozen = models.build_model("resnet50", 32, "rgb", "none", freeze_batch_norm=True)
-    models.set_backbone_trainable(frozen, True)
+    models.set_backbone_trainable(frozen, True, freeze_batch_norm=True)
     assert not any(
         layer.trainable
         for layer in frozen.get_layer("backbone").layers

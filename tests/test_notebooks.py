@@ -88,3 +88,43 @@ def test_notebook_defaults_are_the_demo_preset():
         defaults = {name: default for name, (_, default) in declared.items()}
         for name, value in parameters.stage_values(preset, stage, declared).items():
             assert defaults[name] == value, f"{stage}: {name} defaults to {defaults[name]!r}, the demo sets {value!r}"
+
+
+def code_of(stage):
+    return "\n".join(
+        "".join(cell["source"]) for cell in cells(NOTEBOOKS_BY_STAGE[stage]) if cell["cell_type"] == "code"
+    )
+
+
+NOTEBOOKS_BY_STAGE = {path.stem: path for path in NOTEBOOKS}
+
+
+def test_the_method_is_in_the_notebooks_own_lines():
+    # 02: the freeze, the recompile after it, and the two fits (warm-up, fine-tune), not one helper call
+    warmup = code_of("02_warmup_finetune")
+    assert warmup.count("models.set_backbone_trainable(model, ") == 2 and warmup.count("training.compile_model(") == 2
+    assert warmup.count("training.fit(") == 2 and "warmup_then_finetune" not in warmup
+    # 03: the adapter inserted (build at the larger size from the source size) and the weights loaded by name
+    upscale = code_of("03_upscale")
+    assert "source_image_size=small" in upscale and "models.transfer_weights(" in upscale
+    # 04: the global and the per-class threshold search over the out-of-fold probabilities
+    kfold = code_of("04_kfold")
+    assert "GLOBAL_THRESHOLD_CANDIDATES" in kfold and "metrics.best_f1_threshold(" in kfold
+
+
+@pytest.mark.parametrize("stage", ["01_baseline", "02_warmup_finetune", "03_upscale", "04_kfold"])
+def test_what_we_learned_follows_a_printed_measurement_of_this_run(stage):
+    all_cells = cells(NOTEBOOKS_BY_STAGE[stage])
+    lesson = next(
+        i
+        for i, cell in enumerate(all_cells)
+        if cell["cell_type"] == "markdown" and "What we learned" in "".join(cell["source"])
+    )
+    measured = [
+        cell for cell in all_cells[:lesson] if cell["cell_type"] == "code" and "comparison." in "".join(cell["source"])
+    ]
+    assert any(
+        name in "".join(cell["source"])
+        for cell in measured
+        for name in ("comparison.headline(", "comparison.versus_before(", "comparison.threshold_gain(")
+    )

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpa_utils import environment, stages
+from hpa_utils import environment, metrics, stages
 
 # slow: the smoke pipeline through papermill (00 -> 04, about 1.5 minutes), run once and shared by these tests
 pytestmark = pytest.mark.slow
@@ -60,19 +60,25 @@ def test_smoke_run_writes_every_stage(smoke_run):
     eda_html = (run_dir / "00_eda.html").read_text()
     assert eda_html.count("image/png") >= 6, "the EDA plots are in the HTML copy"
     for stage in ("01_baseline", "02_warmup_finetune", "03_upscale"):
-        metrics = json.loads((run_dir / stage / "metrics.json").read_text())
-        assert 0 <= metrics["val_f1_at_0.5"] <= 1 and len(metrics["per_class_f1"]) == 28
-        assert (run_dir / stage / "model.h5").is_file()
+        scores = stages.read_metrics(run_dir / stage)
+        saved = stages.read_predictions(run_dir / stage)  # what the stage predicted for its validation images
+        at_half = metrics.apply_thresholds(saved["probabilities"], 0.5, at_least_one=False)
+        assert scores["f1_at_0.5"] == pytest.approx(metrics.macro_f1(saved["targets"], at_half)), stage
+        assert scores["scored_on"] == "validation" and scores["images_scored"] == len(saved["ids"])
+        assert len(scores["per_class_f1"]) == 28 and (run_dir / stage / "model.h5").is_file()
     assert "stage" in output and "report:" in output  # the one-screen summary
 
 
 def test_every_score_has_its_interval_and_the_console_stays_readable(smoke_run):
     run_dir, output = smoke_run
     for stage in ("01_baseline", "02_warmup_finetune", "03_upscale", "04_kfold"):
-        metrics = json.loads((run_dir / stage / "metrics.json").read_text())
-        low, high = metrics["val_f1_at_best_global_ci95"]
-        assert low <= metrics["val_f1_at_best_global"] <= high, stage
-        assert stages.read_predictions(run_dir / stage) is not None
+        scores, saved = stages.read_metrics(run_dir / stage), stages.read_predictions(run_dir / stage)
+        # the headline and its interval are those of the saved predictions at the saved threshold (a stage's
+        # interval is a bootstrap over its images, so the score itself need not lie inside it)
+        predicted = metrics.apply_thresholds(saved["probabilities"], saved["threshold"], at_least_one=False)
+        assert scores["f1_at_best_global"] == pytest.approx(metrics.macro_f1(saved["targets"], predicted)), stage
+        assert scores["f1_at_best_global_ci95"] == pytest.approx(metrics.f1_interval(saved["targets"], predicted))
+        assert saved["image_set"] == scores["scored_on"] == stages.record(stage).scored_on
         assert f"{stage}: done in" in output and (run_dir / f"{stage}.log").is_file()
     lines = [line for chunk in output.splitlines() for line in chunk.split("\r")]
     assert not [line for line in lines if line.startswith(("I0000", "E0000", "W0000"))]
@@ -109,8 +115,9 @@ def test_submission_keeps_sample_submission_ids_and_order(smoke_run):
     assert all(label and 0 <= int(label) <= 27 for text in submission["Predicted"] for label in text.split())
     thresholds = json.loads((run_dir / "04_kfold" / "thresholds.json").read_text())
     assert len(thresholds["per_class"]) == 28
-    metrics = json.loads((run_dir / "04_kfold" / "metrics.json").read_text())
-    assert {"oof_f1_at_0.5", "oof_f1_at_best_global", "oof_f1_at_per_class", "test_f1"} <= set(metrics)
+    scores = stages.read_metrics(run_dir / "04_kfold")
+    assert {"f1_at_0.5", "f1_at_best_global", "f1_at_per_class", "test_f1"} <= set(scores)
+    assert not [key for key in scores if key.startswith(("val_", "oof_"))], "04's headline is stored once"
     report = (run_dir / "report.html").read_text()
     assert "04_kfold" in report and 'href="02_warmup_finetune.html"' in report
 
@@ -150,7 +157,7 @@ def test_killed_run_resumes_without_touching_finished_stages(smoke_run, tmp_path
         start_new_session=True,
     )
     deadline = time.time() + 300
-    while not (resumed / "03_upscale" / "history.csv").is_file() and time.time() < deadline:
+    while not (resumed / "03_upscale" / stages.SPLIT_FILE).is_file() and time.time() < deadline:
         time.sleep(0.5)
     os.killpg(process.pid, signal.SIGKILL)  # the runner and its kernel, mid-training
     process.wait()
@@ -187,7 +194,7 @@ def test_a_stage_streaming_its_images_scores_exactly_as_from_the_cache(smoke_run
     cached, decoded = (
         json.loads((folder / "01_baseline" / "metrics.json").read_text()) for folder in (run_dir, streamed)
     )
-    assert decoded["val_f1_at_best_global"] == cached["val_f1_at_best_global"]
+    assert decoded["f1_at_best_global"] == cached["f1_at_best_global"]
     np.testing.assert_array_equal(
         stages.read_predictions(streamed / "01_baseline")["probabilities"],
         stages.read_predictions(run_dir / "01_baseline")["probabilities"],

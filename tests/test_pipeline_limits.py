@@ -70,7 +70,7 @@ def test_a_stage_past_its_time_limit_stops_cleanly_after_one_epoch_and_04_submit
     assert "Projected from its first epoch" in (run_dir / "01_baseline.ipynb").read_text()
     kfold = json.loads((run_dir / "04_kfold" / "metrics.json").read_text())
     assert kfold["folds_finished"] == [0] and "stopped after fold 0 of 0, 1" in kfold["stopped_early"]
-    assert kfold["validation_images"] == len(pd.read_csv(run_dir / "04_kfold" / "folds.csv").query("fold == 0"))
+    assert kfold["images_scored"] == len(pd.read_csv(run_dir / "04_kfold" / "folds.csv").query("fold == 0"))
     submission = pd.read_csv(run_dir / "04_kfold" / "submission.csv", dtype=str, keep_default_na=False)
     assert len(submission) == 16 and submission["Predicted"].str.fullmatch(r"\d+( \d+)*").all()
     assert "01_baseline: done in" in result.stdout and "STOPPED EARLY: time limit 0.0001 h" in result.stdout

@@ -1,4 +1,4 @@
-"""dataset.png: Wuffs gives libpng's pixels for every encoder's 8-bit grayscale PNGs, and refuses the rest."""
+"""dataset.png: Wuffs gives libpng's pixels for every encoder's 8-bit grayscale PNGs, and refuses the rest; idat."""
 
 import io
 import struct
@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.public_kernel import png_idat
 from hpa_utils import dataset
 from hpa_utils.dataset import png
 
-pytestmark = pytest.mark.skipif(not png.available(), reason="pywuffs is not installed")
+needs_wuffs = pytest.mark.skipif(not png.available(), reason="pywuffs is not installed")
 
 
 def images():
@@ -54,10 +53,11 @@ def encodings(image):
 
 
 def row_filters(data, height, width):
-    raw = np.frombuffer(zlib.decompress(png_idat(data)), np.uint8).reshape(height, width + 1)
+    raw = np.frombuffer(zlib.decompress(png.idat(data)), np.uint8).reshape(height, width + 1)
     return set(raw[:, 0].tolist())
 
 
+@needs_wuffs
 def test_wuffs_gives_libpngs_pixels_for_every_encoder():
     filters = set()
     for name, image in images().items():
@@ -71,6 +71,7 @@ def test_wuffs_gives_libpngs_pixels_for_every_encoder():
     assert filters == {0, 1, 2, 3, 4}  # every PNG row filter was decoded: none, sub, up, average, Paeth
 
 
+@needs_wuffs
 def test_wuffs_gives_the_pixels_of_the_embedded_dataset(tmp_path):
     from hpa_utils import synthetic
 
@@ -91,6 +92,7 @@ def damaged(data: bytes, where: str) -> bytes:
     return bytes(changed)
 
 
+@needs_wuffs
 def test_decode_grayscale_refuses_other_kinds_and_damaged_files():
     image = images()["noise"]
     good = encodings(image)["cv2 default"]
@@ -109,6 +111,7 @@ def test_decode_grayscale_refuses_other_kinds_and_damaged_files():
     assert png.header(cases["jpeg"]) is None
 
 
+@needs_wuffs
 def test_a_damaged_file_is_an_error_naming_it_with_or_without_wuffs(tmp_path, without_wuffs):
     path = tmp_path / "abc_green.png"
     path.write_bytes(damaged(encodings(images()["noise"])["cv2 default"], "adler"))
@@ -118,6 +121,7 @@ def test_a_damaged_file_is_an_error_naming_it_with_or_without_wuffs(tmp_path, wi
         without_wuffs(lambda: dataset.load_channel(path, 32))
 
 
+@needs_wuffs
 def test_a_bad_crc_alone_still_gives_the_pixels_as_before(tmp_path, without_wuffs):
     image = images()["noise"]  # the pixel data is intact (its Adler-32 holds): Wuffs and cv2 refuse, PIL reads it
     path = tmp_path / "abc_green.png"
@@ -126,6 +130,7 @@ def test_a_bad_crc_alone_still_gives_the_pixels_as_before(tmp_path, without_wuff
     np.testing.assert_array_equal(without_wuffs(lambda: dataset.load_channel(path)), image)
 
 
+@needs_wuffs
 def test_threads_decode_as_one_thread_does():
     files = [data for image in images().values() for data in encodings(image).values()] * 4
     alone = [png.decode_grayscale(data) for data in files]
@@ -135,6 +140,7 @@ def test_threads_decode_as_one_thread_does():
         np.testing.assert_array_equal(first, second, err_msg=str(index))
 
 
+@needs_wuffs
 @pytest.mark.parametrize("image_size", [None, 224, 100, 300])
 def test_load_channel_gives_the_same_pixels_without_pywuffs(tmp_path, without_wuffs, image_size):
     rng = np.random.default_rng(image_size or 0)
@@ -144,3 +150,16 @@ def test_load_channel_gives_the_same_pixels_without_pywuffs(tmp_path, without_wu
     assert without_wuffs(png.available) is False
     with_wuffs = dataset.load_channel(path, image_size)
     np.testing.assert_array_equal(without_wuffs(lambda: dataset.load_channel(path, image_size)), with_wuffs)
+
+
+def test_idat_is_the_zlib_stream_of_the_pixels():
+    image = np.arange(40 * 30, dtype=np.uint8).reshape(30, 40)
+    ok, encoded = cv2.imencode(".png", image)
+    assert ok
+    data = encoded.tobytes()
+    raw = zlib.decompress(png.idat(data))
+    assert len(raw) == 30 * (40 + 1)  # one filter byte per row
+    with pytest.raises(ValueError, match="not a PNG"):
+        png.idat(b"GIF89a" + data)
+    with pytest.raises(ValueError, match="truncated PNG"):
+        png.idat(data[: data.find(b"IDAT") + 10])

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpa_utils import augment, labels, metrics, predict
+from hpa_utils import labels, metrics, predict
 
 REAL_LABELS = Path(__file__).parent / "data"  # the competition's real label files
 
@@ -19,7 +19,8 @@ def sample_submission():
 
 
 def numpy_dihedral(images, index):
-    """Reference: rotate 90 degrees counter-clockwise index % 4 times, then mirror left-right if index >= 4."""
+    """Reference for the one dihedral group (``inputs.dihedral_tf``, which predict uses): rotate 90 degrees
+    counter-clockwise index % 4 times, then mirror left-right if index >= 4."""
     view = np.rot90(images, k=index % 4, axes=(1, 2))
     return view[:, :, ::-1] if index >= 4 else view
 
@@ -51,7 +52,6 @@ def test_dihedral_tf_matches_numpy_for_all_views(shape):
     for index in range(8):
         expected = numpy_dihedral(images, index)
         np.testing.assert_array_equal(predict.dihedral_tf(images, index).numpy(), expected)
-        np.testing.assert_array_equal(predict.dihedral_tf(images, index).numpy(), augment.dihedral(images, index))
         views.append(expected.tobytes())
     assert len(set(views)) == 8  # eight different views: the test image has no symmetry
     np.testing.assert_array_equal(predict.dihedral_tf(images[0], 5).numpy(), numpy_dihedral(images, 5)[0])
@@ -96,17 +96,6 @@ def test_predict_tta_rejects_bad_arguments():
         predict.predict_tta(model, np.zeros((2, 8, 6, 4), np.uint8), views=2)
     with pytest.raises(ValueError, match="NHWC"):
         predict.predict_tta(model, np.zeros((8, 8, 4), np.uint8))
-
-
-def test_ensemble_is_the_mean():
-    first, second = np.zeros((4, 28)), np.ones((4, 28))
-    result = predict.ensemble([first, second, second])
-    assert result.dtype == np.float32
-    np.testing.assert_allclose(result, np.full((4, 28), 2 / 3), rtol=1e-6)
-    with pytest.raises(ValueError, match=r"\(4, 28\).*\(3, 28\)"):
-        predict.ensemble([first, np.ones((3, 28))])
-    with pytest.raises(ValueError, match="at least one"):
-        predict.ensemble([])
 
 
 def random_multi_hot(rows, seed=0):
@@ -217,7 +206,7 @@ def test_prediction_reuses_its_traced_function_and_sees_new_weights():
     predict.predict_tta(model, images, views=1, progress=False)
     assert predict._traced["functions"] == functions  # alternating view counts and sizes: nothing traced again
     expected = np.mean(
-        [model.predict(augment.dihedral(images[:3], index).astype("float32"), verbose=0) for index in range(2)], axis=0
+        [model.predict(numpy_dihedral(images[:3], index).astype("float32"), verbose=0) for index in range(2)], axis=0
     )
     np.testing.assert_allclose(second, expected, atol=1e-5)
     assert not np.allclose(first[:3], second)

@@ -63,7 +63,7 @@ def test_evaluate_scores_a_perfect_and_a_prior_prediction():
     rng = np.random.default_rng(0)
     targets = (rng.random((60, 28)) < 0.2).astype(np.float32)
     scores = stage_steps.evaluate(targets * 0.9 + 0.05, targets, targets)
-    assert scores["val_f1_at_0.5"] == pytest.approx(1.0) and len(scores["per_class_f1"]) == 28
+    assert scores["f1_at_0.5"] == pytest.approx(1.0) and len(scores["per_class_f1"]) == 28
     assert scores["prior_baseline_f1"] < 0.5
 
 
@@ -81,11 +81,11 @@ def test_comparison_table_rows_per_finished_stage_with_whole_numbers(tmp_path):
 
     stages.write_metrics(
         stages.stage_dir(str(tmp_path), "01_baseline"),
-        {"val_f1_at_0.5": 0.2, "val_f1_at_best_global": 0.3, "image_size": 64, "epochs": 10, "seconds": 100},
+        {"f1_at_0.5": 0.2, "f1_at_best_global": 0.3, "image_size": 64, "epochs": 10, "seconds": 100},
     )
     stages.write_metrics(
         stages.stage_dir(str(tmp_path), "04_kfold"),
-        {"val_f1_at_0.5": 0.3, "oof_f1_at_per_class": 0.45, "test_f1": 0.36, "image_size": 96, "seconds": 160},
+        {"f1_at_0.5": 0.3, "f1_at_per_class": 0.45, "test_f1": 0.36, "image_size": 96, "seconds": 160},
     )
     table = comparison.table(str(tmp_path))
     assert list(table["stage"]) == ["01_baseline", "04_kfold"]
@@ -105,7 +105,7 @@ def test_model_from_stage_and_start_model_keep_dropout_load_by_name_and_set_inpu
         stage,
         source,
         history=history,
-        scores={"val_f1_at_0.5": 0.0},
+        scores={"f1_at_0.5": 0.0},
         backbone="small",
         channels="rgby",
         backbone_weights="none",
@@ -159,11 +159,11 @@ def test_report_table_leaves_missing_values_blank_and_counts_whole(tmp_path):
 
     stages.write_metrics(
         stages.stage_dir(str(tmp_path), "01_baseline"),
-        {"val_f1_at_0.5": 0.2, "image_size": 64, "epochs": 10, "seconds": 100},
+        {"f1_at_0.5": 0.2, "image_size": 64, "epochs": 10, "seconds": 100},
     )
     stages.write_metrics(
         stages.stage_dir(str(tmp_path), "04_kfold"),
-        {"val_f1_at_0.5": 0.3, "test_f1": 0.36, "image_size": 96, "seconds": 160},
+        {"f1_at_0.5": 0.3, "test_f1": 0.36, "image_size": 96, "seconds": 160},
     )
     page = report.write_report(tmp_path).read_text()
     table = page[page.index("<table") : page.index("</table>")]

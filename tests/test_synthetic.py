@@ -191,17 +191,3 @@ def test_ensure_dataset_generates_once_then_reuses(tmp_path, capsys):
     assert (path / "train.csv").stat().st_mtime_ns == stamp
     other = synthetic.ensure_dataset(tmp_path, n_train=3, n_test=2, image_size=32, seed=5, min_per_class=1)
     assert other != path and (other / "train.csv").is_file()
-
-
-def test_generation_benchmark_prints_measured_numbers(capsys):
-    from benchmarks import synthetic as generation_benchmark
-
-    assert generation_benchmark.main(["--samples", "3", "--size", "64", "--workers", "1"]) == 0
-    printed = capsys.readouterr().out
-    assert re.search(r"^generate: 3 \+ 1 samples at 64 px, 1 workers: [\d.]+ s", printed, flags=re.MULTILINE)
-    assert re.search(r"render_sample alone, 1 thread: [\d.]+ ms per sample", printed)
-    assert re.search(
-        r"^target generation of 1,000 samples at 64 px: [\d.]+ s \(goal < 60\.0 s\) (PASS|MISS)$",
-        printed,
-        flags=re.MULTILINE,
-    )

@@ -65,7 +65,7 @@ def test_without_imgaug_and_iterstrat_installed_they_come_from_the_datasets_whee
     dataset = package_dataset(tmp_path / "hpa-utils", with_wheels=True)
     code = (
         "import numpy as np; from hpa_utils import augment, folds; "
-        "augmenter = augment.build_augmenter('dihedral'); "
+        "augmenter = augment.imgaug_augmenter('strong'); "
         "print(augmenter(images=np.zeros((2, 8, 8, 3), np.uint8)).shape); "
         "print(folds.make_folds(np.eye(4, dtype=int)[np.arange(12) % 4], 3).tolist()); "
         "import imgaug, iterstrat; print(imgaug.__file__); print(iterstrat.__file__)"
@@ -81,7 +81,7 @@ def test_without_imgaug_and_iterstrat_installed_they_come_from_the_datasets_whee
 def test_without_the_package_or_its_wheel_the_error_says_what_to_do(tmp_path, without_wheel_packages):
     dataset = package_dataset(tmp_path / "hpa-utils", with_wheels=False)
     result = run_python(
-        "from hpa_utils import augment; augment.build_augmenter('dihedral')", dataset, without_wheel_packages
+        "from hpa_utils import augment; augment.imgaug_augmenter('strong')", dataset, without_wheel_packages
     )
     assert result.returncode == 1
     assert (

@@ -31,6 +31,26 @@ def is_grayscale_8bit(data: bytes) -> bool:
     return fields is not None and fields[2] == 8 and fields[3] == 0
 
 
+def idat(data: bytes) -> bytes:
+    """The zlib stream of a PNG file: its IDAT chunks' payloads, concatenated. ValueError for a non-PNG."""
+    if not data.startswith(SIGNATURE):
+        raise ValueError("not a PNG file (no PNG signature)")
+    view, position, parts = memoryview(data), len(SIGNATURE), []
+    while position + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", view[position : position + 8])
+        start = position + 8
+        if start + length > len(data):
+            raise ValueError(f"truncated PNG: a {kind!r} chunk runs past the end of the file")
+        if kind == b"IDAT":
+            parts.append(view[start : start + length])
+        elif kind == b"IEND":
+            break
+        position = start + length + 4  # the chunk's CRC
+    if not parts:
+        raise ValueError("PNG without IDAT chunks")
+    return b"".join(parts)
+
+
 def _decoder():
     """This thread's Wuffs PNG decoder (grey output, checksums verified); False when pywuffs is not installed."""
     decoder = getattr(_local, "decoder", None)

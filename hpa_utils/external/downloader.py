@@ -20,7 +20,6 @@ import cv2
 from hpa_utils import checks, files
 from hpa_utils.dataset.images import COLORS, ImageError, decode_channel
 from hpa_utils.dataset.label_files import TRAIN_CSV, DatasetError, read_label_file
-from hpa_utils.synthetic.hpav18 import server_path
 
 V18_URL = "http://v18.proteinatlas.org/images/"
 FAILURES_CSV = "download_failures.csv"
@@ -43,6 +42,18 @@ class Settings:
     retries: int = 3
     backoff: float = 1.0  # seconds before the first retry; doubled after each
     timeout: float = 60.0
+
+
+def server_path(image_id: str, color: str) -> str:
+    """Where the v18 image server keeps one colour of ``image_id``, relative to its base URL.
+
+    <plate>/<rest of the Id>_<colour>.jpg, the address pattern of the participants' public download scripts;
+    ValueError for an Id that is not <plate>_<image>_<well>_<field>.
+    """
+    plate, separator, rest = image_id.partition("_")
+    if not separator or not rest:
+        raise ValueError(f"Id {image_id!r} is not an HPAv18 Id (<plate>_<image>_<well>_<field>)")
+    return f"{plate}/{rest}_{color}.jpg"
 
 
 def image_url(base_url: str, image_id: str, color: str) -> str:

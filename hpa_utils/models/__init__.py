@@ -18,7 +18,7 @@ are the ones the notebooks and the rest of the package use.
 """
 
 from hpa_utils.models.backbones import BACKBONES, CHANNELS, WeightsError, feature_grid, small_cnn
-from hpa_utils.models.build import build_model, set_backbone_trainable, set_input_statistics
+from hpa_utils.models.build import build_model, is_pretrained, set_backbone_trainable, set_input_statistics
 from hpa_utils.models.surgery import (
     ADAPTER_NAME,
     adapter_kernel_size_and_stride,
@@ -36,6 +36,7 @@ __all__ = [
     "adapter_kernel_size_and_stride",
     "build_model",
     "feature_grid",
+    "is_pretrained",
     "load_weights",
     "rgby_backbone",
     "rgby_from_rgb",

@@ -71,8 +71,8 @@ BACKBONES = {
 }
 
 
-def pretrained_backbone(backbone: str, image_size: int, weights) -> keras.Model:
-    """The 3-channel backbone (include_top=False) with the requested weights."""
+def backbone_network(backbone: str, image_size: int, weights) -> keras.Model:
+    """The 3-channel backbone network (include_top=False): random weights for "none", else the requested ones."""
     constructor, _, notop_file = BACKBONES[backbone]
     shape = (image_size, image_size, 3)
     if weights is None or weights == "none":

@@ -7,11 +7,11 @@ import numpy as np
 
 from hpa_utils.labels import NUM_CLASSES
 from hpa_utils.models.backbones import (
+    backbone_network,
     check_backbone,
     check_channels,
     check_image_size,
     freeze_batch_normalization,
-    pretrained_backbone,
     quicken_batch_normalization,
 )
 from hpa_utils.models.surgery import ADAPTER_NAME, rgby_from_rgb, upscale_adapter_shape
@@ -19,14 +19,18 @@ from hpa_utils.models.surgery import ADAPTER_NAME, rgby_from_rgb, upscale_adapte
 
 def _backbone_model(backbone: str, image_size: int, weights, freeze_batch_norm: bool) -> keras.Model:
     """The 3-channel backbone as one named layer, its BatchNormalization frozen or quickened."""
-    pretrained = pretrained_backbone(backbone, image_size, weights)
+    network = backbone_network(backbone, image_size, weights)
     if freeze_batch_norm:
-        freeze_batch_normalization(pretrained)
+        freeze_batch_normalization(network)
     else:
-        quicken_batch_normalization(pretrained)
-    backbone_model = keras.Model(pretrained.input, pretrained.output, name="backbone")
-    backbone_model.freeze_batch_norm = bool(freeze_batch_norm)
-    return backbone_model
+        quicken_batch_normalization(network)
+    return keras.Model(network.input, network.output, name="backbone")
+
+
+def is_pretrained(weights) -> bool:
+    """Whether a backbone built with ``weights`` starts from trained weights (``"none"``: random), so that its
+    BatchNormalization stays in inference mode (``build_model``, ``set_backbone_trainable``)."""
+    return weights not in (None, "none")
 
 
 def _upscale_adapter(x, kernel_size: int, stride: int, filters: int):
@@ -44,6 +48,7 @@ def build_model(
     image_size: int = 224,
     channels: str = "rgb",
     weights="none",
+    *,
     dropout: float = 0.5,
     head_filters: int = 32,
     dense_units: int = 1024,
@@ -78,7 +83,7 @@ def build_model(
         raise ValueError(f"dropout={dropout!r} must be in [0, 1)")
 
     if freeze_batch_norm is None:
-        freeze_batch_norm = weights not in (None, "none")
+        freeze_batch_norm = is_pretrained(weights)
     backbone_model = _backbone_model(backbone, image_size, weights, freeze_batch_norm)
 
     inputs = keras.Input((image_size, image_size, 3), name="image")
@@ -129,14 +134,15 @@ def set_input_statistics(model: keras.Model, images, indices=None, max_images: i
     return np.stack([mean, variance])
 
 
-def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
+def set_backbone_trainable(model: keras.Model, trainable: bool, *, freeze_batch_norm: bool) -> None:
     """Freeze (False) or unfreeze (True) the "backbone" layer; the caller must recompile afterwards.
 
-    Where the backbone's weights are pretrained (``build_model(freeze_batch_norm=...)``), its
+    ``freeze_batch_norm`` (True for pretrained weights, as ``build_model`` chose): the backbone's
     BatchNormalization layers stay non-trainable either way (why: ``backbones.freeze_batch_normalization``).
+    Keras' ``trainable`` setter reaches every nested layer, so the caller says it at each switch.
     ``input_bn`` is outside the backbone and trains normally.
     """
     backbone = model.get_layer("backbone")
     backbone.trainable = bool(trainable)
-    if getattr(backbone, "freeze_batch_norm", True):
+    if freeze_batch_norm:
         freeze_batch_normalization(backbone)

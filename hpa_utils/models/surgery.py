@@ -86,9 +86,7 @@ def rgby_backbone(backbone: keras.Model) -> keras.Model:
         new.trainable = old.trainable
     if len(widened) != 1:
         raise ValueError(f"rgby_backbone: expected exactly one first convolution to widen, found {widened}")
-    result = keras.Model(expanded.input, expanded.output, name=backbone.name)
-    result.freeze_batch_norm = getattr(backbone, "freeze_batch_norm", True)
-    return result
+    return keras.Model(expanded.input, expanded.output, name=backbone.name)
 
 
 def rgby_from_rgb(model: keras.Model) -> keras.Model:

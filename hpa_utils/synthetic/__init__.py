@@ -3,9 +3,11 @@
 One idea per file: ``label_sets`` (which classes a sample carries), ``cells`` (the field's geometry),
 ``drawing`` (canvas helpers), ``stains`` (red, yellow, blue), ``green_patterns`` (one per class, from
 ``green_nucleus``, ``green_cytoplasm`` and ``green_cytoskeleton``),
-``sample`` (one field of view) and ``writer`` (the dataset on disk).
+``sample`` (one field of view), ``writer`` (the dataset on disk) and ``data_dir`` (the folder a notebook
+reads: Kaggle's competition data on Kaggle, the embedded dataset elsewhere).
 """
 
+from hpa_utils.synthetic.data_dir import resolve_data_dir
 from hpa_utils.synthetic.label_sets import sample_label_sets
 from hpa_utils.synthetic.sample import MIN_IMAGE_SIZE, render_sample
 from hpa_utils.synthetic.writer import GENERATOR_VERSION, dataset_name, ensure_dataset, generate, make_ids
@@ -18,5 +20,6 @@ __all__ = [
     "generate",
     "make_ids",
     "render_sample",
+    "resolve_data_dir",
     "sample_label_sets",
 ]

@@ -1,9 +1,10 @@
 """The embedded dataset in HPAv18 form: colour JPEGs laid out as the v18 image server serves them, and their labels.
 
 The real external images come from ``http://v18.proteinatlas.org/images/<plate>/<rest of the Id>_<colour>.jpg``
-(the address pattern of the participants' public download scripts): 2048 px RGB JPEGs, each stain in its own
-colour (red in R, green in G, blue in B, yellow in R and G). ``write_hpav18`` writes the embedded samples the
-same way, so the downloader can be tested over HTTP against a local server serving ``DIR/images``.
+(the address pattern of the participants' public download scripts, ``external.downloader.server_path``):
+2048 px RGB JPEGs, each stain in its own colour (red in R, green in G, blue in B, yellow in R and G).
+``write_hpav18`` writes the embedded samples the same way, so the downloader can be tested over HTTP against a
+local server serving ``DIR/images``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from hpa_utils import checks
 from hpa_utils import labels as labels_module
+from hpa_utils.external.downloader import server_path  # the real server's address rule
 from hpa_utils.synthetic.label_sets import sample_label_sets
 from hpa_utils.synthetic.sample import MIN_IMAGE_SIZE, render_sample
 
@@ -37,14 +39,6 @@ def make_hpav18_ids(count: int, seed: int) -> list[str]:
             seen.add(image_id)
             ids.append(image_id)
     return ids
-
-
-def server_path(image_id: str, color: str) -> str:
-    """Where the image server keeps one colour of ``image_id``, relative to its base URL."""
-    plate, separator, rest = image_id.partition("_")
-    if not separator or not rest:
-        raise ValueError(f"Id {image_id!r} is not an HPAv18 Id (<plate>_<image>_<well>_<field>)")
-    return f"{plate}/{rest}_{color}.jpg"
 
 
 def colour_jpeg(channel: np.ndarray, color: str, quality: int = 90) -> bytes:
