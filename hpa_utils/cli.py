@@ -1,4 +1,4 @@
-"""The command line: `python -m hpa_utils {run,ablate,summary,validate,synth,synth-stats,external,kaggle-export}`."""
+"""The command line: `python -m hpa_utils {run,ablate,summary,validate,synth,synth-stats,pretrain,external,...}`."""
 
 from __future__ import annotations
 
@@ -48,6 +48,21 @@ def _add_external(commands) -> None:
     download.add_argument("--workers", type=int, default=8, help="parallel downloads (default 8)")
     download.add_argument("--size", type=int, default=512, help="image side written, in pixels (default 512)")
     download.add_argument("--retries", type=int, default=3, help="retries of a failed image, with back-off")
+
+
+def _add_pretrain(commands) -> None:
+    pretrain = commands.add_parser(
+        "pretrain",
+        help="train the small backbone on a source task without the 28 labels: a stand-in for ImageNet weights",
+        description="Train the small backbone to regress six field properties of the embedded generator's images "
+        "(cell count, coverage, nucleus size, red/blue/yellow brightness: none of them the protein labels), on "
+        "images from streams no dataset uses, and write the backbone as a notop weights file (WEIGHTS=FILE).",
+    )
+    pretrain.add_argument("--out", required=True, help="the weights file to write (.h5); its provenance goes to .json")
+    pretrain.add_argument("--images", type=int, default=2000, help="source images (default 2000, a tenth validation)")
+    pretrain.add_argument("--size", type=int, default=64, help="image side in pixels (default 64, the demo's)")
+    pretrain.add_argument("--epochs", type=int, default=15, help="epochs (default 15)")
+    pretrain.add_argument("--seed", type=int, default=2026, help="source images and initialisation (default 2026)")
 
 
 def _add_synth_stats(commands) -> None:
@@ -156,6 +171,7 @@ def _parser() -> argparse.ArgumentParser:
         help="write --train samples as the HPAv18 image server holds them (colour JPEGs, DIR/images/, labels CSV)",
     )
     _add_synth_stats(commands)
+    _add_pretrain(commands)
     _add_external(commands)
 
     _add_kaggle_export(commands)
@@ -261,6 +277,10 @@ def main(argv=None) -> int:
             return _synth_stats(arguments)
         if arguments.command == "synth":
             return _synth(arguments)
+        if arguments.command == "pretrain":
+            from hpa_utils import pretraining
+
+            return pretraining.main(arguments)
         if arguments.command == "kaggle-export":
             from hpa_utils import kaggle
 

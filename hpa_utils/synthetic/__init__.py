@@ -9,7 +9,7 @@ reads: Kaggle's competition data on Kaggle, the embedded dataset elsewhere).
 
 from hpa_utils.synthetic.data_dir import resolve_data_dir
 from hpa_utils.synthetic.label_sets import sample_label_sets
-from hpa_utils.synthetic.sample import MIN_IMAGE_SIZE, render_sample
+from hpa_utils.synthetic.sample import MIN_IMAGE_SIZE, render_sample, render_sample_and_field
 from hpa_utils.synthetic.writer import GENERATOR_VERSION, dataset_name, ensure_dataset, generate, make_ids
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "generate",
     "make_ids",
     "render_sample",
+    "render_sample_and_field",
     "resolve_data_dir",
     "sample_label_sets",
 ]

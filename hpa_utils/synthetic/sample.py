@@ -12,12 +12,18 @@ from hpa_utils import labels as labels_module
 from hpa_utils.dataset import COLORS
 from hpa_utils.synthetic.cells import build_geometry
 from hpa_utils.synthetic.drawing import smooth_noise
-from hpa_utils.synthetic.field import OUT_OF_FOCUS_SHARE, draw_field
+from hpa_utils.synthetic.field import OUT_OF_FOCUS_SHARE, Field, draw_field
 from hpa_utils.synthetic.green_patterns import GREEN_PATTERNS
 from hpa_utils.synthetic.stains import draw_blue, draw_red, draw_yellow
 
 MIN_IMAGE_SIZE = 32
-GREEN_GAMMA = 0.5  # real protein stains are less peaky than the patterns drawn: lift the mid-tones
+# Real protein stains are a little less peaky than the patterns drawn: lift the mid-tones slightly. Not more:
+# 0.5 lit too much of the field (the median image's bright fraction and mean ~1.25x the real ones while its 99th
+# percentile was 0.88x), which no gain could centre; 0.9 with the gain in field.py centres all three.
+GREEN_GAMMA = 0.9
+# The green camera's dark level relative to the other stains' (a uniform 1.5-4 of 255 each): the dimmest
+# tenth of real green channels average 1.8 of 255 in all (real_image_statistics.csv), under that offset alone.
+GREEN_DARK_SCALE = 0.3
 
 
 def render_sample(labels, image_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -27,6 +33,12 @@ def render_sample(labels, image_size: int, rng: np.random.Generator) -> dict[str
     green_patterns.py). Labels 16 and 17 also make sure the field holds a dividing cell, which other
     fields get by chance. Raises ValueError for a label outside 0..27 or image_size < 32.
     """
+    return render_sample_and_field(labels, image_size, rng)[0]
+
+
+def render_sample_and_field(labels, image_size: int, rng: np.random.Generator) -> tuple[dict, Field]:
+    """``render_sample``'s channels and the field's per-image draws (``field.Field``: cell count, coverage, stain
+    gains, exposure, nucleus size), which come from a stream of ``rng`` that never sees the labels."""
     image_size = checks.integer("image_size", image_size, minimum=MIN_IMAGE_SIZE)
     label_list = sorted({int(label) for label in labels})
     if not label_list or not all(0 <= label < labels_module.NUM_CLASSES for label in label_list):
@@ -51,7 +63,7 @@ def render_sample(labels, image_size: int, rng: np.random.Generator) -> dict[str
     channels = {"red": red, "green": green, "blue": blue, "yellow": yellow}
     for color, channel in channels.items():
         channel *= np.float32(field_of_view.gains[color] * field_of_view.exposure)
-    return _finish(channels, geometry, finish_rng)
+    return _finish(channels, geometry, finish_rng), field_of_view
 
 
 def _finish(channels, geometry, rng):
@@ -64,6 +76,7 @@ def _finish(channels, geometry, rng):
     if defocus is not None:  # the blurred cells' light spreads past their outline: feather the weight too
         defocus = cv2.GaussianBlur(defocus, (0, 0), 6.0 * unit)
     offsets = rng.uniform(1.5, 4.0, len(COLORS)).astype(np.float32)
+    offsets[COLORS.index("green")] *= np.float32(GREEN_DARK_SCALE)
     # camera noise: the sum of two uniform bytes is a (discrete) triangle, close enough to a Gaussian
     # and several times cheaper to draw; scaled to unit variance, growing with the signal
     random_bytes = rng.integers(0, 256, size=(2, len(COLORS), size, size), dtype=np.uint8)

@@ -20,7 +20,7 @@ from hpa_utils.synthetic.sample import MIN_IMAGE_SIZE, render_sample
 
 SPLITS: tuple[str, ...] = ("train", "test")
 
-GENERATOR_VERSION = 2  # part of ensure_dataset's folder name: bump it when the pictures change
+GENERATOR_VERSION = 3  # part of ensure_dataset's folder name: bump it when the pictures change
 
 # On noisy microscopy-like images Huffman-only coding is both faster and smaller than zlib's matching,
 # and the single "sub" row filter halves the encoding time for 7 % more bytes (OpenCV >= 4.11 knows it).

@@ -1,0 +1,92 @@
+"""The pretrained stand-in: a source task without the 28 labels, a notop file that loads as an ImageNet file does."""
+
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from hpa_utils import environment, files, models, parameters, pretraining
+from hpa_utils.models.backbones import small_cnn
+from hpa_utils.synthetic import render_sample_and_field
+
+CHECKED_IN = environment.REPO_ROOT / "hpa_utils" / "data" / "small_pretrained.h5"
+
+
+def stored_layers(path) -> dict:
+    """Layer name -> arrays of a legacy (Keras 2 style) weights file, as Keras' notop files are written."""
+    with h5py.File(path, "r") as file:
+        group = file["model_weights"] if "model_weights" in file else file
+        return {
+            name.decode() if isinstance(name, bytes) else name: [
+                np.asarray(group[name][weight]) for weight in group[name].attrs["weight_names"]
+            ]
+            for name in group.attrs["layer_names"]
+        }
+
+
+def test_the_source_targets_do_not_depend_on_the_labels():
+    # the same random stream with other labels: other green pictures, the very same field (the source targets)
+    _, field = render_sample_and_field([0], 64, np.random.default_rng(5))
+    channels, other_field = render_sample_and_field([25, 3, 16], 64, np.random.default_rng(5))
+    assert field == other_field
+    plain, _ = render_sample_and_field([0], 64, np.random.default_rng(5))
+    assert not np.array_equal(plain["green"], channels["green"])
+    image, targets = pretraining.source_sample(3, seed=1, image_size=32)
+    assert image.shape == (32, 32, 3) and image.dtype == np.uint8 and targets.shape == (6,)
+    assert len(pretraining.SOURCE_TARGETS) == 6 and not any("green" in name for name in pretraining.SOURCE_TARGETS)
+
+
+def test_a_tiny_pretrain_run_writes_a_file_that_loads_into_build_model(tmp_path):
+    out = tmp_path / "tiny_pretrained.h5"
+    result = subprocess.run(
+        [sys.executable, "-m", "hpa_utils", "pretrain", "--out", str(out), "--images", "40", "--size", "32"]
+        + ["--epochs", "1"],
+        cwd=environment.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    provenance = files.read_json(out.with_suffix(".json"))
+    assert (
+        provenance["images"] == 40
+        and provenance["epochs"] == 1
+        and set(provenance["validation_r2"]) == set(pretraining.SOURCE_TARGETS)
+    )
+    model = models.build_model("small", 32, "rgby", str(out))  # the code path an offline ImageNet file takes
+    backbone = model.get_layer("backbone")
+    stored = stored_layers(out)
+    for name in ("block2_conv1", "block4_conv2", "block3_bn2"):
+        for loaded, saved in zip(backbone.get_layer(name).get_weights(), stored[name]):
+            np.testing.assert_array_equal(loaded, saved)
+    first = backbone.get_layer("block1_conv1").get_weights()[0]  # widened for yellow: a copy of red
+    np.testing.assert_array_equal(first[:, :, :3], stored["block1_conv1"][0])
+    np.testing.assert_array_equal(first[:, :, 3], stored["block1_conv1"][0][:, :, 0])
+    assert not backbone.get_layer("block1_bn1").trainable  # pretrained: its BatchNorm stays in inference mode
+
+
+def test_pretrain_refuses_a_keras_3_weights_name(tmp_path):
+    with pytest.raises(ValueError, match="ends in .h5"):
+        pretraining.pretrain(tmp_path / "out.weights.h5", images=20, size=16, epochs=1)
+
+
+def test_the_checked_in_file_loads_with_every_backbone_layer_matched():
+    assert CHECKED_IN.is_file() and CHECKED_IN.stat().st_size < 5_000_000
+    provenance = files.read_json(CHECKED_IN.with_suffix(".json"))
+    assert {"command", "commit", "images", "epochs", "seconds", "validation_r2"} <= set(provenance)
+    backbone = small_cnn(weights=str(CHECKED_IN), input_shape=(64, 64, 3))  # Keras' own load, as for ImageNet
+    weighted = [layer.name for layer in backbone.layers if layer.weights]
+    stored = stored_layers(CHECKED_IN)
+    assert weighted == [name for name, arrays in stored.items() if arrays]
+    for name in weighted:
+        for loaded, saved in zip(backbone.get_layer(name).get_weights(), stored[name]):
+            np.testing.assert_array_equal(loaded, saved)
+
+
+def test_the_demo_starts_01_and_02_from_the_checked_in_file():
+    preset = parameters.load_preset("demo")
+    for stage in ("01_baseline", "02_warmup_finetune"):
+        weights = parameters.stage_values(preset, stage, parameters.declared(stage))["WEIGHTS"]
+        assert (environment.REPO_ROOT / "notebooks" / weights).resolve() == CHECKED_IN.resolve()
