@@ -161,11 +161,9 @@ def test_older_layout_without_imgaug_or_iterstrat_uses_the_datasets_wheels(
         f"iterstrat: not installed here, imported from {tmp_path}/hpa-01-baseline/input/hpa-utils/wheels/"
         "iterative_stratification-"
     ) in outputs_text(baseline)
+    # AUGMENT=dihedral runs in TensorFlow: 02 needs no imgaug (only "strong" does; from the wheel: test_wheels.py)
     _, warmup = results["02_warmup_finetune"]
-    assert (
-        f"imgaug: not installed here, imported from {tmp_path}/hpa-02-warmup-finetune/input/hpa-utils/wheels/"
-        "imgaug-0.4.0-"
-    ) in outputs_text(warmup)
+    assert "imgaug: not installed here" not in outputs_text(warmup) and "Traceback" not in outputs_text(warmup)
 
 
 def test_a_kernel_without_its_upstream_stops_with_what_to_attach(exported, competition, tmp_path):
