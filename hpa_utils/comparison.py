@@ -92,8 +92,8 @@ def versus_before(stage: str, output_dir: str = "", upstream_dir: str = "") -> s
         return f"{stage} is the first finished training stage: nothing to compare it with"
     if row.get("difference") is None:
         return f"{stage} vs {row['before']}: {_difference(row)}, so no paired difference"
-    what = f"{stage} - {row['before']} on the same {row.get('images') or ''} {row['image_set']} images"
-    return difference_text(row["difference"], what.replace("same  ", "same "))
+    images = f"{row['images']} {row['image_set']}" if row.get("images") else row["image_set"]
+    return difference_text(row["difference"], f"{stage} - {row['before']} on the same {images} images")
 
 
 def _number(value, digits: int = 3) -> str:
