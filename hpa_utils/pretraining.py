@@ -119,6 +119,16 @@ def _commit() -> str:
         return ""
 
 
+def _machine() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo; the platform's name elsewhere) and its core count."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+    except OSError:
+        name = ""
+    return f"{name or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
 def pretrain(out, *, images: int = 2000, size: int = 64, epochs: int = 15, seed: int = 2026, verbose: int = 2) -> dict:
     """Train the source task and write the backbone's weights to ``out`` (legacy .h5, as Keras' "notop" files) and
     its provenance beside it (``out`` with .json: the command, commit, images, epochs, seconds, and the source task's
@@ -159,7 +169,7 @@ def pretrain(out, *, images: int = 2000, size: int = 64, epochs: int = 15, seed:
         f"--seed {seed}",
         "commit": _commit(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": _machine(),
         "images": images,
         "validation_images": int(validation.sum()),
         "image_size": size,

@@ -1,7 +1,9 @@
 """The pretrained stand-in: a source task without the 28 labels, a notop file that loads as an ImageNet file does."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -54,6 +56,7 @@ def test_a_tiny_pretrain_run_writes_a_file_that_loads_into_build_model(tmp_path)
         provenance["images"] == 40
         and provenance["epochs"] == 1
         and set(provenance["validation_r2"]) == set(pretraining.SOURCE_TARGETS)
+        and provenance["machine"] == pretraining._machine()
     )
     model = models.build_model("small", 32, "rgby", str(out))  # the code path an offline ImageNet file takes
     backbone = model.get_layer("backbone")
@@ -90,3 +93,9 @@ def test_the_demo_starts_01_and_02_from_the_checked_in_file():
     for stage in ("01_baseline", "02_warmup_finetune"):
         weights = parameters.stage_values(preset, stage, parameters.declared(stage))["WEIGHTS"]
         assert (environment.REPO_ROOT / "notebooks" / weights).resolve() == CHECKED_IN.resolve()
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="Linux names its CPU in /proc/cpuinfo")
+def test_the_provenance_names_the_cpu_not_only_its_architecture():
+    model = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
+    assert pretraining._machine() == f"{model.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
