@@ -139,6 +139,21 @@ def _gather_op(images, targets, image_shape, batch_dimension):
     return gather_op
 
 
+def batch_sizes(count: int, batch_size: int, replicas: int = 1) -> list[int]:
+    """The sizes of one epoch's batches of ``count`` images: full batches, then the rest, except that a rest
+    smaller than ``replicas`` (which would leave a replica an empty part) takes ``replicas`` images from the
+    batch before it, or joins it where that batch has no more than ``replicas`` to give. Every batch but the
+    last stays a multiple of ``replicas``."""
+    full, rest = divmod(count, batch_size)
+    sizes = [batch_size] * full + ([rest] if rest else [])
+    if 0 < rest < replicas and full:
+        if batch_size >= 2 * replicas:
+            sizes[-2:] = [batch_size - replicas, replicas + rest]
+        else:
+            sizes[-2:] = [batch_size + rest]
+    return sizes
+
+
 def make_dataset(
     images,
     targets=None,
@@ -163,7 +178,8 @@ def make_dataset(
     ``replicas``: the strategy's replica count. Keras (3.15) builds a distributed model from the first batch
     averaged over the replicas, which fails when they got unequal parts of it; so where all images fit in
     one batch that does not split evenly, the first batch is cut to a multiple of ``replicas`` and the rest
-    follows in a second one.
+    follows in a second one. And no replica gets an empty part of the last batch (TensorFlow's oneDNN CPU
+    kernels refuse an empty batch): ``batch_sizes``.
     """
     targets, indices = _checked(images, targets, batch_size, indices)
     if len(indices) < batch_size and len(indices) % replicas:
@@ -183,6 +199,9 @@ def make_dataset(
     if shuffle:
         dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    sizes = batch_sizes(len(indices), batch_size, replicas)
+    if not drop_remainder and sizes != batch_sizes(len(indices), batch_size):  # a replica's part would be empty
+        dataset = dataset.rebatch(sizes).apply(tf.data.experimental.assert_cardinality(len(sizes)))
     dataset = dataset.map(gather_op, num_parallel_calls=tf.data.AUTOTUNE)
     if augmentation != "none":
         # One random seed per batch, a new sequence each epoch, the same sequences for the same seed.
