@@ -140,10 +140,13 @@ def _gather_op(images, targets, image_shape, batch_dimension):
 
 
 def batch_sizes(count: int, batch_size: int, replicas: int = 1) -> list[int]:
-    """The sizes of one epoch's batches of ``count`` images: full batches, then the rest, except that a rest
-    smaller than ``replicas`` (which would leave a replica an empty part) takes ``replicas`` images from the
-    batch before it, or joins it where that batch has no more than ``replicas`` to give. Every batch but the
-    last stays a multiple of ``replicas``."""
+    """The sizes of one epoch's batches of ``count`` images: full batches, then the rest. Two rules shape them
+    on several replicas. Keras (3.15) builds a distributed model from the first batch averaged over the
+    replicas, which fails when they got unequal parts of it: a set smaller than a batch starts with a multiple
+    of ``replicas``. TensorFlow's oneDNN CPU kernels refuse an empty batch: a rest smaller than ``replicas``
+    takes ``replicas`` images from the batch before it, or joins it where that batch has no more to give."""
+    if count < batch_size and count % replicas:
+        batch_size = max(replicas, count - count % replicas)
     full, rest = divmod(count, batch_size)
     sizes = [batch_size] * full + ([rest] if rest else [])
     if 0 < rest < replicas and full:
@@ -175,15 +178,10 @@ def make_dataset(
     square images only), for "strong" then imgaug's affine, brightness and blur. ``indices`` limits the dataset
     to those rows of ``images`` and ``targets`` (a training or validation part) without copying them. Raises
     ValueError for mismatched or badly typed inputs.
-    ``replicas``: the strategy's replica count. Keras (3.15) builds a distributed model from the first batch
-    averaged over the replicas, which fails when they got unequal parts of it; so where all images fit in
-    one batch that does not split evenly, the first batch is cut to a multiple of ``replicas`` and the rest
-    follows in a second one. And no replica gets an empty part of the last batch (TensorFlow's oneDNN CPU
-    kernels refuse an empty batch): ``batch_sizes``.
+    ``replicas``: the strategy's replica count; the batches are shaped for it as ``batch_sizes`` says (unless
+    ``drop_remainder``, which keeps full batches only).
     """
     targets, indices = _checked(images, targets, batch_size, indices)
-    if len(indices) < batch_size and len(indices) % replicas:
-        batch_size = max(replicas, len(indices) - len(indices) % replicas)
     augment.check_augmentation(augmentation)  # ValueError for an unknown name, before any work
     _check_square(images.shape, augmentation)
     batch_dimension = batch_size if drop_remainder else None
@@ -200,7 +198,7 @@ def make_dataset(
         dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     sizes = batch_sizes(len(indices), batch_size, replicas)
-    if not drop_remainder and sizes != batch_sizes(len(indices), batch_size):  # a replica's part would be empty
+    if not drop_remainder and sizes != batch_sizes(len(indices), batch_size):  # shaped for the replicas
         dataset = dataset.rebatch(sizes).apply(tf.data.experimental.assert_cardinality(len(sizes)))
     dataset = dataset.map(gather_op, num_parallel_calls=tf.data.AUTOTUNE)
     if augmentation != "none":

@@ -320,35 +320,30 @@ def test_in_graph_dihedral_keeps_every_image_with_its_own_targets():
     assert len(seen_views) > 1
 
 
+def epoch_batch_sizes(count, replicas, batch_size=16, shuffle=False):
+    """The sizes of ``make_dataset``'s batches of ``count`` rows, checked to be the same in two epochs and to be
+    the dataset's cardinality."""
+    images, targets = np.zeros((40, 4, 4, 3), np.uint8), np.zeros((40, 28), np.float32)
+    dataset = inputs.make_dataset(
+        images, targets, batch_size, shuffle=shuffle, indices=np.arange(count), replicas=replicas
+    )
+    epochs = [[int(batch[0].shape[0]) for batch in dataset] for _ in range(2)]
+    assert epochs[0] == epochs[1] and int(dataset.cardinality()) == len(epochs[0])
+    return epochs[0]
+
+
 def test_a_set_smaller_than_a_batch_starts_with_a_batch_the_replicas_share_evenly():
-    images = np.zeros((20, 4, 4, 3), np.uint8)
-
-    def sizes(count, replicas):
-        dataset = inputs.make_dataset(images, batch_size=16, indices=np.arange(count), replicas=replicas)
-        return [int(batch.shape[0]) for batch in dataset]
-
-    assert sizes(9, 1) == [9]
+    assert epoch_batch_sizes(9, 1) == [9]
     # Keras averages the first batch over the replicas: it must split evenly; and no replica's part is empty
-    assert sizes(9, 2) == [6, 3]
-    assert sizes(10, 4) == [4, 6]
-    assert sizes(20, 2) == [16, 4]  # a full first batch: as it was
+    assert epoch_batch_sizes(9, 2) == [6, 3]
+    assert epoch_batch_sizes(10, 4) == [4, 6]
+    assert epoch_batch_sizes(20, 2) == [16, 4]  # a full first batch: as it was
 
 
 def test_no_replica_gets_an_empty_part_of_the_last_batch_in_any_epoch():
-    images = np.zeros((40, 4, 4, 3), np.uint8)
-    targets = np.zeros((40, 28), np.float32)
-
-    def sizes(count, replicas, batch_size=16, shuffle=False):
-        dataset = inputs.make_dataset(
-            images, targets, batch_size, shuffle=shuffle, indices=np.arange(count), replicas=replicas
-        )
-        epochs = [[int(batch[0].shape[0]) for batch in dataset] for _ in range(2)]
-        assert epochs[0] == epochs[1] and int(dataset.cardinality()) == len(epochs[0])
-        return epochs[0]
-
-    assert sizes(33, 1) == [16, 16, 1]  # one device: as it was
-    assert sizes(33, 2) == [16, 14, 3] == sizes(33, 2, shuffle=True)
-    assert sizes(35, 4) == [16, 12, 7]
-    assert sizes(5, 2, batch_size=2) == [2, 3]  # no batch of 2 can give 2 images away: the rest joins it
-    assert sizes(34, 2) == [16, 16, 2]  # a rest the replicas share: as it was
+    assert epoch_batch_sizes(33, 1) == [16, 16, 1]  # one device: as it was
+    assert epoch_batch_sizes(33, 2) == [16, 14, 3] == epoch_batch_sizes(33, 2, shuffle=True)
+    assert epoch_batch_sizes(35, 4) == [16, 12, 7]
+    assert epoch_batch_sizes(5, 2, batch_size=2) == [2, 3]  # no batch of 2 can give 2 images away: the rest joins it
+    assert epoch_batch_sizes(34, 2) == [16, 16, 2]  # a rest the replicas share: as it was
     assert inputs.batch_sizes(40, 16, 2) == [16, 16, 8] and inputs.batch_sizes(32, 16, 2) == [16, 16]
