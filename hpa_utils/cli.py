@@ -54,14 +54,16 @@ def _add_pretrain(commands) -> None:
     pretrain = commands.add_parser(
         "pretrain",
         help="train the small backbone on a source task without the 28 labels: a stand-in for ImageNet weights",
-        description="Train the small backbone to regress six field properties of the embedded generator's images "
-        "(cell count, coverage, nucleus size, red/blue/yellow brightness: none of them the protein labels), on "
-        "images from streams no dataset uses, and write the backbone as a notop weights file (WEIGHTS=FILE).",
+        description="Train the small backbone on a source task that is not the competition's and write it as a notop "
+        "weights file (WEIGHTS=FILE). structures: which of 30 procedurally drawn shapes, spots, fibres and textures "
+        "(10 families at 3 scales) an image holds; fields: six properties of an embedded field of view that are not "
+        "its labels (cell count, coverage, nucleus size, red/blue/yellow brightness).",
     )
     pretrain.add_argument("--out", required=True, help="the weights file to write (.h5); its provenance goes to .json")
-    pretrain.add_argument("--images", type=int, default=2000, help="source images (default 2000, a tenth validation)")
+    pretrain.add_argument("--task", choices=("structures", "fields"), default="structures", help="the source task")
+    pretrain.add_argument("--images", type=int, default=10000, help="source images (default 10000, a tenth validation)")
     pretrain.add_argument("--size", type=int, default=64, help="image side in pixels (default 64, the demo's)")
-    pretrain.add_argument("--epochs", type=int, default=15, help="epochs (default 15)")
+    pretrain.add_argument("--epochs", type=int, default=20, help="epochs (default 20)")
     pretrain.add_argument("--seed", type=int, default=2026, help="source images and initialisation (default 2026)")
 
 
@@ -278,9 +280,9 @@ def main(argv=None) -> int:
         if arguments.command == "synth":
             return _synth(arguments)
         if arguments.command == "pretrain":
-            from hpa_utils import pretraining
+            from hpa_utils.stand_in import pretrain
 
-            return pretraining.main(arguments)
+            return pretrain.main(arguments)
         if arguments.command == "kaggle-export":
             from hpa_utils import kaggle
 

@@ -151,16 +151,27 @@ def save_stage(stage_dir, model, *, history: pd.DataFrame, scores: dict, **detai
     return result
 
 
-def model_from_stage(stage_path, image_size: int | None = None):
+def upstream_batch_norm(info: dict) -> bool:
+    """Whether a finished stage (its metrics.json) kept its backbone's BatchNormalization frozen; a stage written
+    before FREEZE_BATCH_NORM existed froze it for pretrained weights."""
+    from hpa_utils import models
+
+    return bool(info.get("freeze_batch_norm", models.is_pretrained(info.get("backbone_weights", "none"))))
+
+
+def model_from_stage(stage_path, image_size: int | None = None, *, freeze_batch_norm: bool | None = None):
     """Rebuild a finished stage's model and load its weights; at a larger image_size, the upscale model.
 
-    The architecture (backbone, channels, sizes, dropout) comes from the stage's metrics.json. At another
-    image_size an ``upscale_adapter`` is inserted and every other layer loads by name.
+    The architecture (backbone, channels, sizes, dropout) comes from the stage's metrics.json, and so does its
+    BatchNormalization choice unless ``freeze_batch_norm`` is given. At another image_size an ``upscale_adapter``
+    is inserted and every other layer loads by name.
     """
     from hpa_utils import models
 
     stage_path = Path(stage_path)
     info = stages.read_metrics(stage_path)
+    if freeze_batch_norm is None:
+        freeze_batch_norm = upstream_batch_norm(info)
     source_size = info["image_size"]
     image_size = image_size or source_size
     build_from = info.get("source_image_size") if image_size == source_size else source_size
@@ -171,7 +182,7 @@ def model_from_stage(stage_path, image_size: int | None = None):
         weights="none",
         dropout=info.get("dropout", 0.5),
         source_image_size=build_from,
-        freeze_batch_norm=models.is_pretrained(info.get("backbone_weights", "none")),
+        freeze_batch_norm=freeze_batch_norm,
     )
     matched = models.transfer_weights(model, stage_path / info.get("weights", stages.WEIGHTS_FILE))
     print(f"loaded {len(matched)} layers by name from {stage_path.name}: {', '.join(matched)}")
@@ -245,15 +256,25 @@ def folds_to_train(requested: list, n_folds: int) -> list[int]:
     return chosen
 
 
-def starts_pretrained(start_stage, weights: str) -> bool:
-    """Whether a fold's backbone started from trained weights: START_FROM's (its own start) or ``weights``'."""
+def fold_batch_norm(setting: str, start_stage, weights: str) -> bool:
+    """FREEZE_BATCH_NORM for 04's folds: "auto" keeps START_FROM's choice, or (no START_FROM) follows ``weights``."""
     from hpa_utils import models
 
-    origin = stages.read_metrics(start_stage).get("backbone_weights", "none") if start_stage else weights
-    return models.is_pretrained(origin)
+    upstream = upstream_batch_norm(stages.read_metrics(start_stage)) if start_stage else None
+    return models.batch_norm_frozen(setting, weights, upstream=upstream)
 
 
-def start_model(start_stage, *, image_size: int, backbone: str, channels: str, weights: str, images, is_held_out):
+def start_model(
+    start_stage,
+    *,
+    image_size: int,
+    backbone: str,
+    channels: str,
+    weights: str,
+    freeze_batch_norm: bool,
+    images,
+    is_held_out,
+):
     """The model a fold starts from: a finished stage's weights (START_FROM), else a new model.
 
     A new model's input statistics come from ``images`` outside ``is_held_out`` (the fold's training rows).
@@ -261,7 +282,7 @@ def start_model(start_stage, *, image_size: int, backbone: str, channels: str, w
     from hpa_utils import models
 
     if start_stage is None:
-        model = models.build_model(backbone, image_size, channels, weights)
+        model = models.build_model(backbone, image_size, channels, weights, freeze_batch_norm=freeze_batch_norm)
         models.set_input_statistics(model, images, np.flatnonzero(~np.asarray(is_held_out, bool)))
         return model
     info = stages.read_metrics(start_stage)
@@ -270,7 +291,7 @@ def start_model(start_stage, *, image_size: int, backbone: str, channels: str, w
             f"START_FROM {Path(start_stage).name} was trained as {info['backbone']}/{info['channels']}, "
             f"but BACKBONE/CHANNELS are {backbone}/{channels}: make them agree"
         )
-    return model_from_stage(start_stage, image_size)
+    return model_from_stage(start_stage, image_size, freeze_batch_norm=freeze_batch_norm)
 
 
 def save_fold(

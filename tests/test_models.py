@@ -359,3 +359,37 @@ def test_on_kaggle_a_weights_file_name_is_found_in_any_attached_dataset(tmp_path
         r"holds:\n  datasets/\n    someone/",
     ):
         models.build_model("resnet50", 32, weights="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+
+
+@pytest.mark.parametrize(
+    "setting, weights, upstream, frozen",
+    [
+        ("auto", "backbone.h5", None, True),  # pretrained: kept, as keras.io fine-tunes
+        ("auto", "none", None, False),  # random weights have no statistics to keep
+        ("auto", "none", True, True),  # a stage starting from another keeps that stage's choice
+        ("auto", "backbone.h5", False, False),
+        ("yes", "none", None, True),
+        ("no", "imagenet", True, False),  # a setting other than auto wins over the upstream stage
+    ],
+)
+def test_freeze_batch_norm_setting(setting, weights, upstream, frozen):
+    assert models.batch_norm_frozen(setting, weights, upstream=upstream) is frozen
+
+
+def test_freeze_batch_norm_rejects_other_settings():
+    with pytest.raises(ValueError, match=r"FREEZE_BATCH_NORM='true' is not supported; choose one of \('auto'"):
+        models.batch_norm_frozen("true", "none")
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+def test_a_pretrained_backbone_keeps_or_trains_its_batch_norm_statistics_as_chosen(frozen, tmp_path):
+    path = models.save_weights(models.small_cnn(input_shape=(32, 32, 3)), tmp_path / "backbone.h5")
+    model = models.build_model("small", 32, "rgb", str(path), dropout=0.0, freeze_batch_norm=frozen)
+    layer = model.get_layer("backbone").get_layer("block1_bn1")
+    before = layer.moving_mean.numpy().copy()
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    images = np.random.default_rng(0).integers(0, 255, (16, 32, 32, 3)).astype("uint8")
+    model.fit(images, np.zeros((16, 28), "float32"), batch_size=8, epochs=1, verbose=0)
+    moved = not np.allclose(layer.moving_mean.numpy(), before)
+    assert moved is not frozen, "frozen: the statistics stay; training: they follow the batches"
+    assert layer.trainable is not frozen

@@ -130,6 +130,7 @@ def test_model_from_stage_and_start_model_keep_dropout_load_by_name_and_set_inpu
             backbone="small",
             channels="rgby",
             weights="none",
+            freeze_batch_norm=False,
             images=images,
             is_held_out=is_held_out,
         )
@@ -144,11 +145,19 @@ def test_model_from_stage_and_start_model_keep_dropout_load_by_name_and_set_inpu
             backbone="resnet50",
             channels="rgby",
             weights="none",
+            freeze_batch_norm=False,
             images=images,
             is_held_out=is_held_out,
         )
     fresh = stage_steps.start_model(
-        None, image_size=48, backbone="small", channels="rgby", weights="none", images=images, is_held_out=is_held_out
+        None,
+        image_size=48,
+        backbone="small",
+        channels="rgby",
+        weights="none",
+        freeze_batch_norm=False,
+        images=images,
+        is_held_out=is_held_out,
     )
     np.testing.assert_allclose(fresh.get_layer("input_bn").moving_mean.numpy(), 20 / 255, rtol=1e-6)
     np.testing.assert_allclose(fresh.get_layer("input_bn").moving_variance.numpy(), 0.0, atol=1e-9)

@@ -18,7 +18,14 @@ are the ones the notebooks and the rest of the package use.
 """
 
 from hpa_utils.models.backbones import BACKBONES, CHANNELS, WeightsError, feature_grid, small_cnn
-from hpa_utils.models.build import build_model, is_pretrained, set_backbone_trainable, set_input_statistics
+from hpa_utils.models.build import (
+    BATCH_NORM_SETTINGS,
+    batch_norm_frozen,
+    build_model,
+    is_pretrained,
+    set_backbone_trainable,
+    set_input_statistics,
+)
 from hpa_utils.models.surgery import (
     ADAPTER_NAME,
     adapter_kernel_size_and_stride,
@@ -30,10 +37,12 @@ from hpa_utils.models.weights import load_weights, save_weights, transfer_weight
 
 __all__ = [
     "ADAPTER_NAME",
+    "BATCH_NORM_SETTINGS",
     "BACKBONES",
     "CHANNELS",
     "WeightsError",
     "adapter_kernel_size_and_stride",
+    "batch_norm_frozen",
     "build_model",
     "feature_grid",
     "is_pretrained",

@@ -27,10 +27,29 @@ def _backbone_model(backbone: str, image_size: int, weights, freeze_batch_norm: 
     return keras.Model(network.input, network.output, name="backbone")
 
 
+BATCH_NORM_SETTINGS = ("auto", "yes", "no")  # FREEZE_BATCH_NORM
+
+
 def is_pretrained(weights) -> bool:
-    """Whether a backbone built with ``weights`` starts from trained weights (``"none"``: random), so that its
-    BatchNormalization stays in inference mode (``build_model``, ``set_backbone_trainable``)."""
+    """Whether a backbone built with ``weights`` starts from trained weights (``"none"``: random)."""
     return weights not in (None, "none")
+
+
+def batch_norm_frozen(setting: str, weights, *, upstream: bool | None = None) -> bool:
+    """FREEZE_BATCH_NORM: whether the backbone's BatchNormalization layers stay in inference mode.
+
+    "yes": frozen, their moving statistics kept (keras.io's fine-tuning guide; since TensorFlow 2.0 what a
+    BatchNormalization layer set ``trainable=False`` does). "no": they train with the backbone, normalising each
+    batch by its own statistics (what a layer set ``trainable=False`` still did in the Keras of 2018, the seed's,
+    during fine-tuning). "auto": frozen for pretrained ``weights``, training from random ones; a stage that starts
+    from an earlier stage's model passes that stage's choice as ``upstream``, and "auto" keeps it.
+    Raises ValueError for another setting.
+    """
+    if setting not in BATCH_NORM_SETTINGS:
+        raise ValueError(f"FREEZE_BATCH_NORM={setting!r} is not supported; choose one of {BATCH_NORM_SETTINGS}")
+    if setting == "auto":
+        return bool(upstream) if upstream is not None else is_pretrained(weights)
+    return setting == "yes"
 
 
 def _upscale_adapter(x, kernel_size: int, stride: int, filters: int):
