@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import DEFAULT_DATA_ROOT, target_line
-from hpa_utils import labels, models, parameters, stage_steps, stages
+from hpa_utils import labels, models, parameters, stage_files, stages
 
 TRAIN_IMAGES, TEST_IMAGES = 31_072, 11_702  # the competition's train.csv and sample_submission.csv rows
 KAGGLE_OUTPUT_GB = 20.0
@@ -34,7 +34,9 @@ def _write_model_files(folder: Path, settings: dict, source_size: int | None) ->
         settings["IMAGE_SIZE"],
         settings.get("CHANNELS", "rgby"),
         "none",
-        source_image_size=source_size,
+        adapter=models.upscale_adapter(settings["BACKBONE"], source_size, settings["IMAGE_SIZE"])
+        if source_size
+        else None,
     )
     models.save_weights(model, folder / stages.WEIGHTS_FILE)
     model.save_weights(folder / "best.weights.h5")
@@ -43,8 +45,8 @@ def _write_model_files(folder: Path, settings: dict, source_size: int | None) ->
 def _write_predictions(folder: Path, rows: int) -> None:
     probabilities = np.random.default_rng(0).random((rows, labels.NUM_CLASSES)).astype(np.float32)
     ids = [f"{index:08x}-0000-0000-0000-000000000000" for index in range(rows)]
-    stages.write_predictions(
-        folder, ids=ids, targets=probabilities > 0.5, probabilities=probabilities, threshold=0.3, image_set="x"
+    stage_files.write_predictions(
+        folder, ids=ids, targets=probabilities > 0.5, probabilities=probabilities, threshold=0.3
     )
 
 
@@ -74,12 +76,12 @@ def measure(preset_name: str, train_images: int, test_images: int, work: Path) -
     fold = work / "04_kfold" / "fold_0"
     fold.mkdir(parents=True)
     _write_model_files(fold, settings, sizes["02_warmup_finetune"])
-    stage_steps.save_array(fold / "oof.npy", np.zeros((train_images // n_folds, labels.NUM_CLASSES), np.float32))
-    stage_steps.save_array(fold / "test_pred.npy", np.zeros((test_images, labels.NUM_CLASSES), np.float32))
+    stage_files.save_array(fold / "oof.npy", np.zeros((train_images // n_folds, labels.NUM_CLASSES), np.float32))
+    stage_files.save_array(fold / "test_pred.npy", np.zeros((test_images, labels.NUM_CLASSES), np.float32))
     merged = work / "04_kfold" / "merged"
     merged.mkdir()
     _write_predictions(merged, train_images)
-    stage_steps.save_array(merged / "oof.npy", np.zeros((train_images, labels.NUM_CLASSES), np.float32))
+    stage_files.save_array(merged / "oof.npy", np.zeros((train_images, labels.NUM_CLASSES), np.float32))
     total = _folder_bytes(fold) * n_folds + _folder_bytes(merged) + test_images * 64  # submission.csv, ~64 B a row
     rows.append(("04_kfold", total, f"{n_folds} folds x one fold's files, the merged predictions"))
     return rows

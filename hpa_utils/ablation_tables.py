@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hpa_utils import comparison, files, metrics, stages
+from hpa_utils import comparison, files, metrics, stage_files, stages
 from hpa_utils.stages import HEADLINE
 
 SCORES = (HEADLINE, "f1_at_0.5", "f1_at_per_class", "test_f1")  # the scores a row keeps, where the stage has them
@@ -20,7 +20,7 @@ def collect(out: Path, stage: str, runs: list) -> pd.DataFrame:
         stage_path = Path(out) / "ablation" / setting.folder / stage
         if not stages.is_finished(stage_path):
             continue
-        scores = stages.read_metrics(stage_path)
+        scores = stage_files.read_metrics(stage_path)
         low, high = scores.get(f"{HEADLINE}_ci95") or (None, None)
         row = {**dict(setting.values), "SEED": setting.seed}
         row |= {name: scores.get(name) for name in SCORES}
@@ -33,7 +33,7 @@ def collect(out: Path, stage: str, runs: list) -> pd.DataFrame:
 
 def _predictions(out: Path, run: str, stage: str):
     """(Ids, targets, multi-hot at the run's own threshold) of one run, or None without predictions.npz."""
-    saved = stages.read_predictions(Path(out) / run / stage)
+    saved = stage_files.read_predictions(Path(out) / run / stage)
     if saved is None:
         return None
     predicted = metrics.apply_thresholds(saved["probabilities"], saved["threshold"], at_least_one=False)
@@ -123,8 +123,8 @@ def summaries(out, stage: str, table: pd.DataFrame, names: list[str], reference:
 
 def image_set(out, stage: str, table: pd.DataFrame) -> str:
     """What the runs were scored on, e.g. "validation images (200)"; "" before any run has finished."""
-    saved = stages.read_predictions(Path(out) / table["run"].iloc[0] / stage) if len(table) else None
-    return f"{saved['image_set']} images ({len(saved['ids'])})" if saved else ""
+    saved = stage_files.read_predictions(Path(out) / table["run"].iloc[0] / stage) if len(table) else None
+    return f"{stages.record(stage).scored_on} images ({len(saved['ids'])})" if saved else ""
 
 
 INTERVAL_NOTE = (

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from hpa_utils import checks, dataset, environment, files
+from hpa_utils import checks, dataset, disk, environment, files
 
 CACHE_VERSION = 2  # bump when the cached pixels would change for the same key (e.g. another resize)
 CACHE_MODES = ("auto", "memmap", "stream")  # the CACHE parameter
@@ -77,14 +77,6 @@ def _open_if_complete(path: Path, shape: tuple[int, ...]):
     return np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
 
 
-def free_bytes(directory: Path) -> int:
-    """Free bytes on the disk that holds ``directory`` (or its nearest existing parent)."""
-    directory = Path(directory)
-    while not directory.exists() and directory != directory.parent:
-        directory = directory.parent
-    return shutil.disk_usage(directory).free
-
-
 def _check_free_space(directory: Path, needed_bytes: int) -> None:
     free_bytes = shutil.disk_usage(directory).free
     if free_bytes < needed_bytes:
@@ -135,7 +127,7 @@ def build_cache(
     path = cache_path(data_dir, split, ids, image_size, channels, cache_dir)
     shape = (len(ids), image_size, image_size, len(dataset.CHANNEL_MODES[channels]))
     if mode == "auto" and _open_if_complete(path, shape) is None:
-        needed, free = int(np.prod(shape)), free_bytes(path.parent)
+        needed, free = int(np.prod(shape)), disk.free_bytes(path.parent)
         if needed + FREE_SPACE_KEPT > free:
             mode = "stream"
             print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from hpa_utils.runner import RunError
 
@@ -79,8 +80,6 @@ def _add_synth_stats(commands) -> None:
 
 
 def _synth_stats(arguments) -> int:
-    from pathlib import Path
-
     from hpa_utils import image_statistics
 
     if not Path(arguments.data_dir).is_dir():
@@ -240,8 +239,6 @@ def _synth(arguments) -> int:
 
 
 def _summary(run_dir: str, as_markdown: bool) -> int:
-    from pathlib import Path
-
     from hpa_utils import comparison, stages
 
     if not Path(run_dir).is_dir():
@@ -304,4 +301,16 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk, wherever a command writes: one line, no traceback
+        from hpa_utils import disk
+
+        if not disk.is_full_disk(error):
+            raise
+        folder = disk.path_in(error)
+        where = folder.parent if folder else Path.cwd()
+        print(
+            f"error: the disk holding {where} is full ({disk.describe(disk.free_bytes(where))} free): {error}",
+            file=sys.stderr,
+        )
+        return 1
     return 1

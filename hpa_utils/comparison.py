@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from hpa_utils import metrics, stages
+from hpa_utils import metrics, stage_files, stages
 
 
 def _difference_to(before: dict | None, after: dict | None) -> dict | None:
@@ -28,9 +28,9 @@ def rows(output_dir: str = "", upstream_dir: str = "") -> list[dict]:
         path = stages.optional_stage(stage, output_dir, upstream_dir)
         if path is None:
             continue
-        scores = stages.read_metrics(path)
-        predictions = stages.read_predictions(path)
-        image_set = scores.get("scored_on") or stages.record(stage).scored_on
+        scores = stage_files.read_metrics(path)
+        predictions = stage_files.read_predictions(path)
+        image_set = stages.record(stage).scored_on
         row = {"stage": stage, "image_set": image_set, "images": scores.get("images_scored"), **scores}
         if previous is not None:
             row["difference"] = _difference_to(previous["predictions"], predictions)
@@ -41,12 +41,12 @@ def rows(output_dir: str = "", upstream_dir: str = "") -> list[dict]:
     return result
 
 
-def headline(scores: dict) -> str:
-    """A stage's scores in one line: macro F1 at the best single threshold with its interval, the prior, and
-    (04) the out-of-fold and test scores."""
-    parts, score = [], stages.headline(scores)
+def headline(scores: dict, stage: str) -> str:
+    """A stage's scores (its metrics.json) in one line: macro F1 at the best single threshold with its interval, the
+    prior, and (04) the out-of-fold and test scores."""
+    parts, score = [], stage_files.headline(scores)
     if score is not None:
-        (value, (low, high)), where = score, scores.get("scored_on", "validation")
+        (value, (low, high)), where = score, stages.record(stage).scored_on
         parts.append(f"{where} F1 {value:.3f} [{low:.3f}, {high:.3f}] at best threshold")
     if isinstance(scores.get("f1_at_per_class"), (int, float)):
         parts.append(f"per-class thresholds {scores['f1_at_per_class']:.3f}")

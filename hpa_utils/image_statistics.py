@@ -125,3 +125,13 @@ def format_comparison(table: pd.DataFrame, label: str = "this folder") -> str:
         f"at least {band_overlap:.0%} of the real p10-p90 band covered)"
     )
     return "\n".join(lines)
+
+
+def intensity_table(data_dir, ids, image_size: int = MEASURE_SIZE) -> pd.DataFrame:
+    """Per channel: mean, standard deviation and 99th percentile of pixel/255 over the given images."""
+    images = np.stack([load_sample(data_dir, "train", image_id, "rgby", image_size) for image_id in ids])
+    values = images.reshape(-1, 4).astype(np.float32) / 255
+    return pd.DataFrame(
+        {"mean": values.mean(axis=0), "std": values.std(axis=0), "p99": np.percentile(values, 99, axis=0)},
+        index=list(COLORS),
+    )

@@ -113,23 +113,19 @@ def best_f1_threshold(truth, probability) -> float:
     return float(candidates[int(np.argmax(scores))])
 
 
-def threshold_report(y_true, probabilities, min_positives: int = 5, *, thresholds=None) -> dict:
-    """Macro F1 at 0.5, at the best global threshold and at per-class thresholds (JSON-ready dict).
+def threshold_report(y_true, probabilities, global_threshold: float, class_thresholds) -> dict:
+    """Macro F1 at 0.5, at ``global_threshold`` and at the per-class ``class_thresholds`` (JSON-ready dict), the
+    thresholds as ``best_global_threshold`` and ``per_class_thresholds`` found them (04 calls both).
 
-    ``thresholds``: (global threshold, per-class thresholds) already chosen (04 shows the search); default:
-    ``best_global_threshold`` and ``per_class_thresholds``. "f1_at_0.5" and "f1_at_best_global" threshold
-    plainly; "f1_at_per_class" keeps at least one label per row, as a submission does.
+    "f1_at_0.5" and "f1_at_best_global" threshold plainly; "f1_at_per_class" keeps at least one label per row, as a
+    submission does.
     """
     y_true, probabilities = _check_pair(y_true, probabilities, "probabilities")
-    if thresholds is None:
-        global_threshold, _ = best_global_threshold(y_true, probabilities)
-        class_thresholds = per_class_thresholds(y_true, probabilities, min_positives, fallback=global_threshold)
-    else:
-        global_threshold, class_thresholds = float(thresholds[0]), np.asarray(thresholds[1], dtype=np.float64)
+    class_thresholds = np.asarray(class_thresholds, dtype=np.float64)
     at_global = apply_thresholds(probabilities, global_threshold, at_least_one=False)
     return {
         "f1_at_0.5": macro_f1(y_true, apply_thresholds(probabilities, 0.5, at_least_one=False)),
-        "best_global_threshold": global_threshold,
+        "best_global_threshold": float(global_threshold),
         "f1_at_best_global": macro_f1(y_true, at_global),
         "per_class_thresholds": [float(value) for value in class_thresholds],
         "f1_at_per_class": macro_f1(y_true, apply_thresholds(probabilities, class_thresholds, at_least_one=True)),

@@ -141,16 +141,6 @@ def real_statistics(table: pd.DataFrame):
     return figure
 
 
-def intensity_statistics(data_dir, ids, image_size=256) -> pd.DataFrame:
-    """Per channel: mean, standard deviation and 99th percentile of pixel/255 over the given images."""
-    images = np.stack([dataset.load_sample(data_dir, "train", image_id, "rgby", image_size) for image_id in ids])
-    values = images.reshape(-1, 4).astype(np.float32) / 255
-    return pd.DataFrame(
-        {"mean": values.mean(axis=0), "std": values.std(axis=0), "p99": np.percentile(values, 99, axis=0)},
-        index=list(dataset.COLORS),
-    )
-
-
 def intensity_histograms(data_dir, ids, image_size=256):
     """Histogram of pixel values per channel (log counts): how dark the images are."""
     images = np.stack([dataset.load_sample(data_dir, "train", image_id, "rgby", image_size) for image_id in ids])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hpa_utils import comparison, files, plots, stages
+from hpa_utils import comparison, files, plots, stage_files, stages
 
 STYLE = (
     "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:0.5em 0}"
@@ -60,7 +60,7 @@ def _curves_section(run_dir: Path) -> list[str]:
 
 def _per_class_section(run_dir: Path) -> list[str]:
     parts = []
-    per_class = stages.per_class_by_stage(str(run_dir))
+    per_class = stage_files.per_class_by_stage(str(run_dir))
     if per_class:
         parts += ["<h2>Per-class F1</h2>", _figure_tag(plots.per_class_f1(per_class), "per-class F1")]
     thresholds = run_dir / "04_kfold" / stages.THRESHOLDS_FILE

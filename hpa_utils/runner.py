@@ -6,10 +6,12 @@ import contextlib
 import datetime as dt
 import os
 import sys
+import tempfile
 import time
+import traceback
 from pathlib import Path
 
-from hpa_utils import comparison, environment, files, parameters, stages
+from hpa_utils import comparison, disk, environment, files, memory, parameters, stage_files, stages
 
 RUN_FILE = "run.json"
 
@@ -104,6 +106,82 @@ def kernel_stderr_to(log_path: Path):
         os.close(console_fd)
 
 
+class StageStopped(RunError):
+    """A stage ended without finishing: its notebook failed in a cell, the disk filled, or its kernel died."""
+
+
+def _log_traceback(log_path: Path, text: str) -> Path:
+    """Append ``text`` (a traceback) to the stage's log; where that disk is full, to a temporary file. Where it
+    went."""
+    for target in (log_path, Path(tempfile.gettempdir()) / f"hpa-{log_path.parent.name}-{log_path.name}"):
+        try:
+            with open(target, "a") as log:
+                log.write(text)
+            return target
+        except OSError:
+            continue
+    return log_path
+
+
+def _last_cell(output: Path) -> str:
+    """The last cell the executed notebook saw start, as "cell N (`its first line`)", or "" if it cannot tell."""
+    import nbformat
+
+    try:
+        cells = [cell for cell in nbformat.read(output, as_version=4).cells if cell.cell_type == "code"]
+    except Exception:  # missing, or cut short by a full disk: nothing to read
+        return ""
+    started = [
+        (number, cell)
+        for number, cell in enumerate(cells, 1)
+        if cell.metadata.get("papermill", {}).get("status") in ("running", "completed", "failed")
+    ]
+    if not started:
+        return ""
+    number, cell = started[-1]
+    first = next((line for line in cell.source.splitlines() if line.strip()), "")
+    return f"cell {number} (`{first[:60]}`)"
+
+
+def _keep_only_if_complete(output: Path) -> None:
+    """Remove an executed notebook that a full disk cut short (and its HTML): no half-written file keeps its name."""
+    import nbformat
+
+    if output.is_file():
+        try:
+            nbformat.read(output, as_version=4)
+        except Exception:  # unreadable: written only in part
+            output.unlink()
+            output.with_suffix(".html").unlink(missing_ok=True)
+
+
+def _failure(label: str, error: BaseException, output: Path, log_path: Path, peak: int | None) -> StageStopped:
+    """One line for a stage that stopped: why, where it got to, and what to look at."""
+    from nbclient.exceptions import DeadKernelError
+    from papermill import PapermillExecutionError
+
+    log = _log_traceback(log_path, f"\n{label}: {type(error).__name__}\n" + "".join(traceback.format_exception(error)))
+    _keep_only_if_complete(output)
+    if disk.is_full_disk(getattr(error, "evalue", error)):
+        folder = disk.path_in(getattr(error, "evalue", error))
+        return StageStopped(disk.full_disk_line(label, folder.parent if folder else output.parent))
+    if isinstance(error, DeadKernelError):
+        total = memory.total_bytes()
+        used = f"; its peak memory was at least {disk.describe(peak)}" if peak else ""
+        used += f" of the machine's {disk.describe(total)}" if peak and total else ""
+        return StageStopped(
+            f"{label} stopped: the notebook's kernel died during {_last_cell(output) or 'its run'}{used}. Likely "
+            "cause: memory (the operating system ends a process that asks for more than there is): a smaller "
+            f"BATCH_SIZE or IMAGE_SIZE, or CACHE=stream, needs less (full log: {log})"
+        )
+    if isinstance(error, PapermillExecutionError):
+        where = f"{label} failed in cell {error.exec_count} with {error.ename}: {error.evalue}"
+        if error.ename == "AcceleratorMemoryError":
+            where = f"{label} stopped: {error.evalue}"
+        return StageStopped(f"{where} (the executed copy shows it: {output}; full log: {log})")
+    return StageStopped(f"{label} failed with {type(error).__name__}: {error} (full log: {log})")
+
+
 def execute_notebook(
     source: Path,
     output: Path,
@@ -116,9 +194,12 @@ def execute_notebook(
 
     ``injected``: the parameters papermill injects. ``kernel_environment`` sets (or, with None, removes)
     variables for the notebook's kernel only. The kernel's own stderr goes to ``output`` with suffix .log (the
-    console keeps one progress bar). Raises RunError naming the failing cell and the executed copy that shows it.
+    console keeps one progress bar). Raises StageStopped, one line: the failing cell and the executed copy that
+    shows it, the folder of a full disk, or the cell a dead kernel was in and the memory it had used; the full
+    traceback goes to the log.
     """
     import papermill
+    from nbclient.exceptions import DeadKernelError
 
     label = label or Path(source).stem
     started = time.time()
@@ -131,8 +212,9 @@ def execute_notebook(
             os.environ.pop(name, None)
         else:
             os.environ[name] = str(value)
+    watcher = memory.PeakWatcher(os.getpid())
     try:
-        with kernel_stderr_to(log_path) as console:
+        with kernel_stderr_to(log_path) as console, watcher:
             papermill.execute_notebook(
                 str(source),
                 str(output),
@@ -141,13 +223,13 @@ def execute_notebook(
                 progress_bar={"desc": label, "unit": "cell", "file": console, "leave": True},
                 kernel_name="python3",
             )
-    except papermill.PapermillExecutionError as error:
-        write_html(output)
-        raise RunError(
-            f"{label} failed in cell {error.exec_count} with {error.ename}: {error.evalue}\n"
-            f"  the executed copy shows the error: {output} (and {output.with_suffix('.html')}; "
-            f"the kernel's own messages: {log_path})"
-        ) from None
+    except (papermill.PapermillExecutionError, DeadKernelError) as error:
+        _write_html_if_room(output)
+        raise _failure(label, error, output, log_path, watcher.peak) from None
+    except OSError as error:
+        if not disk.is_full_disk(error):
+            raise
+        raise _failure(label, error, output, log_path, watcher.peak) from None
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -156,16 +238,27 @@ def execute_notebook(
 
 
 def execute_stage(stage: str, run_dir: Path, injected: dict) -> float:
-    """Execute one notebook into RUN_DIR/<stage>.ipynb (+ .html); raise RunError naming the failing cell."""
+    """Execute one notebook into RUN_DIR/<stage>.ipynb (+ .html); raise StageStopped saying why, and how to go on."""
     python_path = os.pathsep.join(filter(None, [str(environment.REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    return execute_notebook(
-        parameters.NOTEBOOKS_DIR / f"{stage}.ipynb",
-        run_dir / f"{stage}.ipynb",
-        injected,
-        cwd=parameters.NOTEBOOKS_DIR,
-        kernel_environment={"PYTHONPATH": python_path},
-        label=stage,
-    )
+    try:
+        return execute_notebook(
+            parameters.NOTEBOOKS_DIR / f"{stage}.ipynb",
+            run_dir / f"{stage}.ipynb",
+            injected,
+            cwd=parameters.NOTEBOOKS_DIR,
+            kernel_environment={"PYTHONPATH": python_path},
+            label=stage,
+        )
+    except StageStopped as stopped:
+        raise StageStopped(f"{stopped}. Then continue with: python -m hpa_utils run --resume {run_dir}") from None
+
+
+def _write_html_if_room(output: Path) -> None:
+    try:
+        write_html(output)
+    except OSError as error:
+        if not disk.is_full_disk(error):
+            raise
 
 
 def write_html(notebook_path: Path) -> Path | None:
@@ -186,7 +279,8 @@ def summary(run_dir: Path, statuses: dict) -> str:
     """A one-screen table: each stage's status, seconds and headline score (with its 95 % interval)."""
     lines = [f"run {run_dir}", f"{'stage':<20} {'status':<9} {'seconds':>8}  score [95% interval]"]
     for stage, (status, seconds) in statuses.items():
-        score = comparison.headline(stages.read_metrics(run_dir / stage)) if stages.is_finished(run_dir / stage) else ""
+        finished = stages.is_finished(run_dir / stage)
+        score = comparison.headline(stage_files.read_metrics(run_dir / stage), stage) if finished else ""
         lines.append(f"{stage:<20} {status:<9} {seconds:>8.0f}  {score}")
     report = run_dir / "report.html"
     if report.is_file():
@@ -256,7 +350,15 @@ def run(
                 continue
             statuses[stage] = ("failed", 0.0)
             injected = stage_parameters(preset_record, overrides, stage, run_dir, data_dir)
-            statuses[stage] = ("done", run_stage(stage, run_dir, injected, record))
+            try:
+                statuses[stage] = ("done", run_stage(stage, run_dir, injected, record))
+            except OSError as error:  # run.json, after the stage: the notebook's own writes are execute_stage's
+                if not disk.is_full_disk(error):
+                    raise
+                raise StageStopped(
+                    f"{disk.full_disk_line(stage, run_dir)}. Then continue with: python -m hpa_utils run --resume "
+                    f"{run_dir}"
+                ) from None
     finally:
         write_report(run_dir)
         if verbose:
@@ -274,16 +376,25 @@ def run_stage(stage: str, run_dir: Path, injected: dict, record: dict) -> float:
     }
     files.write_json(run_dir / RUN_FILE, record)
     finished = stages.is_finished(run_dir / stage)  # not when a run trains only some of 04's folds
-    scores = comparison.headline(stages.read_metrics(run_dir / stage)) if finished else f"no {stages.METRICS_FILE} yet"
+    scores = (
+        comparison.headline(stage_files.read_metrics(run_dir / stage), stage)
+        if finished
+        else f"no {stages.METRICS_FILE} yet"
+    )
     print(f"{stage}: done in {seconds:.0f} s. {scores}", flush=True)
     return seconds
 
 
 def write_report(run_dir: Path) -> None:
-    """The run's report.html, when the report module can build one."""
+    """The run's report.html, when the report module can build one; on a full disk, one line saying it is not."""
     from hpa_utils import report
 
-    report.write_report(run_dir)
+    try:
+        report.write_report(run_dir)
+    except OSError as error:
+        if not disk.is_full_disk(error):
+            raise
+        print(f"report.html not written: the disk holding {run_dir} is full", file=sys.stderr)
 
 
 def main(arguments) -> int:

@@ -1,6 +1,7 @@
-"""What a stage is (its record), where a notebook writes, how it finds an upstream stage, and its files.
+"""What a stage is (its record), the names of its files, where a notebook writes, and how it finds an upstream stage.
 
-The one place that names a stage's files: every other module and the notebooks use the constants below.
+The one place that names a stage's files: every other module and the notebooks use the constants below
+(``stage_files`` writes and reads them).
 """
 
 from __future__ import annotations
@@ -8,9 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
-
-from hpa_utils import environment, files, labels
+from hpa_utils import environment
 
 METRICS_FILE = "metrics.json"  # written last: a stage folder with it is finished
 PREDICTIONS_FILE = "predictions.npz"  # the images the headline score is on, for paired comparisons
@@ -131,65 +130,3 @@ def optional_stage(stage: str, output_dir: str = "", upstream_dir: str = "") -> 
         return find_stage(stage, output_dir, upstream_dir)
     except StageMissingError:
         return None
-
-
-def write_metrics(stage_path, metrics: dict) -> Path:
-    """Write stage_path/metrics.json atomically; the runner treats a stage with it as finished."""
-    return files.write_json(Path(stage_path) / METRICS_FILE, metrics)
-
-
-def read_metrics(stage_path) -> dict:
-    return files.read_json(Path(stage_path) / METRICS_FILE)
-
-
-def headline(metrics: dict) -> tuple[float, list] | None:
-    """A training stage's headline score and its 95 % interval from its metrics.json, or None (none there)."""
-    value = metrics.get(HEADLINE)
-    if not isinstance(value, (int, float)):
-        return None
-    return float(value), metrics.get(HEADLINE + "_ci95") or [float("nan"), float("nan")]
-
-
-def write_predictions(stage_path, *, ids, targets, probabilities, threshold: float, image_set: str) -> Path:
-    """stage_path/predictions.npz: the images a stage was scored on (Ids, multi-hot targets, probabilities),
-    the threshold its headline score used, and what the images are ("validation", "out of fold").
-
-    The comparison table scores two stages on the same bootstrap draws of these images (a paired bootstrap).
-    """
-    ids = np.asarray(ids, dtype=str)
-    if not len(ids) == len(targets) == len(probabilities):
-        raise ValueError(f"{len(ids)} Ids, {len(targets)} target rows, {len(probabilities)} prediction rows")
-    target = Path(stage_path) / PREDICTIONS_FILE
-    with files.atomic_write(target) as temporary:
-        with open(temporary, "wb") as handle:
-            np.savez_compressed(
-                handle,
-                ids=ids,
-                targets=np.asarray(targets, dtype=np.uint8),
-                probabilities=np.asarray(probabilities, dtype=np.float32),
-                threshold=np.float64(threshold),
-                image_set=np.str_(image_set),
-            )
-    return target
-
-
-def read_predictions(stage_path) -> dict | None:
-    """What write_predictions wrote, as a dict of arrays (threshold a float, image_set a str); None if absent."""
-    path = Path(stage_path) / PREDICTIONS_FILE
-    if not path.is_file():
-        return None
-    with np.load(path) as saved:
-        result = {name: saved[name] for name in ("ids", "targets", "probabilities")}
-        result["threshold"], result["image_set"] = float(saved["threshold"]), str(saved["image_set"])
-    return result
-
-
-def per_class_by_stage(output_dir: str = "", upstream_dir: str = "") -> dict:
-    """{stage: per-class validation F1} for every finished training stage (for plots.per_class_f1)."""
-    result = {}
-    for stage in TRAINING_STAGES:
-        path = optional_stage(stage, output_dir, upstream_dir)
-        metrics = read_metrics(path) if path is not None else {}
-        if len(metrics.get("per_class_f1") or []) == labels.NUM_CLASSES:
-            result[stage] = metrics["per_class_f1"]
-    return result

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hpa_utils import cache, dataset, environment
+from hpa_utils import cache, dataset, disk, environment
 from hpa_utils.dataset import images as images_module
 
 NATIVE_SIZE = 40
@@ -208,7 +208,7 @@ def test_auto_streams_where_the_cache_would_not_leave_the_disk_room_and_says_so(
     data_dir, ids, cache_dir = folder
     built = cache.build_cache(data_dir, "train", ids, 32, "rgb", cache_dir=cache_dir, mode="auto", progress=False)
     assert isinstance(built, np.memmap)  # room enough here
-    monkeypatch.setattr(cache, "FREE_SPACE_KEPT", cache.free_bytes(cache_dir))  # as if the disk were full
+    monkeypatch.setattr(cache, "FREE_SPACE_KEPT", disk.free_bytes(cache_dir))  # as if the disk were full
     assert isinstance(cache.build_cache(data_dir, "train", ids, 32, "rgb", cache_dir=cache_dir, mode="auto"), np.memmap)
     streamed = cache.build_cache(data_dir, "train", ids, 24, "rgb", cache_dir=cache_dir, mode="auto")  # not built yet
     assert isinstance(streamed, cache.StreamedImages)

@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -97,21 +98,28 @@ def test_every_input_is_found_by_what_it_holds_in_every_layout(layout, on_kaggle
     assert added == ["..", str(where["package"])]
 
 
-def test_the_notebooks_share_one_package_cell_that_reads_the_input_root_variable():
+def test_the_notebooks_share_one_package_cell_of_three_lines_that_reads_the_input_root_variable():
     sources = {path.stem: package_cell(path) for path in NOTEBOOKS}
     assert len(set(sources.values())) == 1, "every notebook finds hpa_utils the same way"
     source = sources["00_eda"]
+    assert len(source.splitlines()) <= 3, "the Kaggle bootstrap is at most three lines"
     assert f'os.environ.get("{environment.INPUT_ROOT_VARIABLE}", "{environment.DEFAULT_KAGGLE_INPUT}")' in source
     assert "/kaggle/input/hpa-utils" not in source  # no guessed mount path
 
 
-def test_without_the_package_dataset_the_first_cell_says_what_to_attach(on_kaggle, tmp_path):
+def test_without_the_package_dataset_the_failing_line_says_what_to_attach(on_kaggle, tmp_path):
     write_competition(on_kaggle / "competitions" / COMPETITION)
     (on_kaggle / "datasets" / "someone" / "other-dataset").mkdir(parents=True)
-    with pytest.raises(ModuleNotFoundError, match="add the hpa-utils dataset") as error:
-        run_package_cell(package_cell(NOTEBOOKS[1]), cwd=tmp_path)
-    assert f"{on_kaggle}/competitions/{COMPETITION}" in str(error.value)  # two levels of what is mounted
-    assert f"{on_kaggle}/datasets/someone" in str(error.value)
+    cells = [cell for cell in nbformat.read(NOTEBOOKS[1], as_version=4).cells if cell.cell_type == "code"]
+    script = tmp_path / "kernel.py"  # the two first cells as a kernel runs them, its traceback showing the line
+    script.write_text(cells[1].source + "\n" + cells[2].source.splitlines()[0] + "\n")
+    environment_variables = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=environment_variables, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "ModuleNotFoundError: No module named 'hpa_utils'" in result.stderr
+    assert "attach the hpa-utils dataset" in result.stderr  # the failing line, shown in the traceback
 
 
 def test_in_jupyter_the_repository_package_comes_first(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from hpa_utils import comparison, labels, metrics, plots, report, stage_steps, stages  # noqa: E402
+from hpa_utils import comparison, evaluation, labels, metrics, plots, report, stage_files, stages  # noqa: E402
 
 
 def real_targets(rows: int, seed: int = 0) -> np.ndarray:
@@ -71,19 +71,17 @@ def test_bootstrap_refuses_what_it_cannot_score():
 def test_evaluate_gives_the_interval_around_the_best_threshold_score():
     targets = real_targets(200).astype(np.float32)
     probabilities = np.clip(0.4 * targets + 0.6 * np.random.default_rng(5).random(targets.shape), 0, 1)
-    scores = stage_steps.evaluate(probabilities, targets, targets)
+    scores = evaluation.evaluate(probabilities, targets, targets)
     low, high = scores["f1_at_best_global_ci95"]
     assert low <= scores["f1_at_best_global"] <= high and scores["images_scored"] == 200
 
 
-def write_stage(run_dir, stage, ids, targets, probabilities, image_set="validation", **scores):
+def write_stage(run_dir, stage, ids, targets, probabilities, **scores):
     folder = stages.stage_dir(str(run_dir), stage)
     threshold = 0.5
     predicted = metrics.apply_thresholds(probabilities, threshold, at_least_one=False)
-    stages.write_predictions(
-        folder, ids=ids, targets=targets, probabilities=probabilities, threshold=threshold, image_set=image_set
-    )
-    stages.write_metrics(
+    stage_files.write_predictions(folder, ids=ids, targets=targets, probabilities=probabilities, threshold=threshold)
+    stage_files.write_metrics(
         folder,
         {
             "f1_at_best_global": metrics.macro_f1(targets, predicted),
@@ -99,17 +97,13 @@ def write_stage(run_dir, stage, ids, targets, probabilities, image_set="validati
 def test_predictions_round_trip_and_refuse_rows_that_do_not_match(tmp_path):
     targets = real_targets(10)
     ids = [f"image-{index}" for index in range(10)]
-    stages.write_predictions(
-        tmp_path, ids=ids, targets=targets, probabilities=targets * 0.8, threshold=0.4, image_set="validation"
-    )
-    saved = stages.read_predictions(tmp_path)
-    assert list(saved["ids"]) == ids and saved["threshold"] == 0.4 and saved["image_set"] == "validation"
+    stage_files.write_predictions(tmp_path, ids=ids, targets=targets, probabilities=targets * 0.8, threshold=0.4)
+    saved = stage_files.read_predictions(tmp_path)
+    assert list(saved["ids"]) == ids and saved["threshold"] == 0.4
     np.testing.assert_array_equal(saved["targets"], targets)
-    assert stages.read_predictions(tmp_path / "elsewhere") is None
+    assert stage_files.read_predictions(tmp_path / "elsewhere") is None
     with pytest.raises(ValueError, match="10 Ids, 9 target rows"):
-        stages.write_predictions(
-            tmp_path, ids=ids, targets=targets[:9], probabilities=targets, threshold=0.4, image_set="validation"
-        )
+        stage_files.write_predictions(tmp_path, ids=ids, targets=targets[:9], probabilities=targets, threshold=0.4)
 
 
 def test_comparison_pairs_stages_on_the_same_images_and_says_when_they_are_not(tmp_path):
@@ -118,9 +112,7 @@ def test_comparison_pairs_stages_on_the_same_images_and_says_when_they_are_not(t
     write_stage(tmp_path, "01_baseline", ids, targets, noisy_prediction(targets, 0.08, 1) * 0.9)
     write_stage(tmp_path, "02_warmup_finetune", ids, targets, noisy_prediction(targets, 0.02, 2) * 0.9)
     everything = real_targets(900, seed=1)
-    write_stage(
-        tmp_path, "04_kfold", [f"t{i}" for i in range(900)], everything, everything * 0.9, "out of fold", test_f1=0.4
-    )
+    write_stage(tmp_path, "04_kfold", [f"t{i}" for i in range(900)], everything, everything * 0.9, test_f1=0.4)
     rows = comparison.rows(str(tmp_path))
     assert [row["stage"] for row in rows] == ["01_baseline", "02_warmup_finetune", "04_kfold"]
     assert "before" not in rows[0] and rows[1]["difference"]["ci95"][0] > 0 and rows[2]["difference"] is None
@@ -130,7 +122,7 @@ def test_comparison_pairs_stages_on_the_same_images_and_says_when_they_are_not(t
     assert table["vs stage before [95%]"].iloc[2] == "not paired: out of fold images"
     markdown = comparison.markdown(table)
     assert markdown.splitlines()[0].startswith("| stage | scored on (images) |") and len(markdown.splitlines()) == 5
-    line = comparison.headline(stages.read_metrics(tmp_path / "02_warmup_finetune"))
+    line = comparison.headline(stage_files.read_metrics(tmp_path / "02_warmup_finetune"), "02_warmup_finetune")
     assert line.startswith("validation F1 ") and "prior 0.050" in line
 
 

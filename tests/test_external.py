@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpa_utils import cache, dataset, environment, external, stage_steps, stages, synthetic
+from hpa_utils import cache, dataset, environment, evaluation, external, stages, synthetic, training_data
 from hpa_utils.external import downloader
 from hpa_utils.synthetic import hpav18
 
@@ -182,7 +182,7 @@ def write_external_folder(folder, images, ids, targets):
 def test_a_stage_trains_on_external_images_and_holds_out_none_of_them(embedded, tmp_path, monkeypatch):
     data_dir, table, images = embedded
     monkeypatch.setattr(cache, "default_cache_dir", lambda: tmp_path / "cache")
-    plain = stage_steps.load_training_data(data_dir, 64, "rgby", stage_dir=tmp_path / "plain", seed=0)
+    plain = training_data.load_training_data(data_dir, 64, "rgby", stage_dir=tmp_path / "plain", seed=0)
     validation = plain.validation_indices[:2]
     fresh = hpav18.write_hpav18(tmp_path / "v18", 5, image_size=64, seed=9)
     fresh_table = pd.read_csv(fresh / hpav18.LABELS_CSV, dtype=str)
@@ -200,7 +200,7 @@ def test_a_stage_trains_on_external_images_and_holds_out_none_of_them(embedded, 
     extra_ids = ["copy_1_A1_1", "copy_2_A1_1"] + fresh_table["Id"].tolist()
     write_external_folder(tmp_path / "external", extra_images, extra_ids, ["0", "0"] + fresh_table["Target"].tolist())
 
-    data = stage_steps.load_training_data(
+    data = training_data.load_training_data(
         data_dir, 64, "rgby", stage_dir=tmp_path / "stage", seed=0, external_dir=str(tmp_path / "external")
     )
     assert (data.external_images, data.external_dropped) == (5, 2)
@@ -211,7 +211,7 @@ def test_a_stage_trains_on_external_images_and_holds_out_none_of_them(embedded, 
     first_kept = cv2.imread(str(tmp_path / "external" / "train" / f"{extra_ids[2]}_red.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(data.images[len(images)][:, :, 0], first_kept)  # the copies were the ones dropped
     assert data.table["Id"].tolist()[len(images) :] == extra_ids[2:]
-    scores = stage_steps.evaluate_validation(
+    scores = evaluation.evaluate_validation(
         np.full((len(data.validation_indices), 28), 0.3), data, stage_dir=tmp_path / "stage"
     )
     assert scores["external_images"] == 5 and scores["external_dropped"] == 2

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from hpa_utils import files, stage_steps, stages
+from hpa_utils import files, stage_files
 
 
 def listing(folder):
@@ -89,25 +89,25 @@ class Unpicklable:
 
 
 def test_save_array_failing_midway_keeps_the_old_array(tmp_path):
-    path = stage_steps.save_array(tmp_path / "test_pred.npy", np.ones((2, 28), np.float32))
+    path = stage_files.save_array(tmp_path / "test_pred.npy", np.ones((2, 28), np.float32))
     unpicklable = np.array([Unpicklable()], dtype=object)
     with pytest.raises(RuntimeError, match="cannot pickle this"):
-        stage_steps.save_array(path, unpicklable)
+        stage_files.save_array(path, unpicklable)
     np.testing.assert_array_equal(np.load(path), np.ones((2, 28), np.float32))
     assert listing(tmp_path) == ["test_pred.npy"]
 
 
 def test_write_metrics_failing_keeps_the_old_metrics(tmp_path):
-    stages.write_metrics(tmp_path, {"f1_at_0.5": 0.25})
+    stage_files.write_metrics(tmp_path, {"f1_at_0.5": 0.25})
     with pytest.raises(TypeError, match="metrics.json: cannot write this value as JSON"):
-        stages.write_metrics(tmp_path, {"f1_at_0.5": object()})
-    assert stages.read_metrics(tmp_path) == {"f1_at_0.5": 0.25}
+        stage_files.write_metrics(tmp_path, {"f1_at_0.5": object()})
+    assert stage_files.read_metrics(tmp_path) == {"f1_at_0.5": 0.25}
     assert listing(tmp_path) == ["metrics.json"]
 
 
 def test_save_thresholds_writes_json_atomically(tmp_path):
     report = {"best_global_threshold": 0.3, "per_class_thresholds": [0.5] * 28}
-    path = stage_steps.save_thresholds(tmp_path, report)
+    path = stage_files.save_thresholds(tmp_path, report)
     written = files.read_json(path)
     assert written["global"] == 0.3 and written["per_class"] == [0.5] * 28
     assert written["classes"]["0 Nucleoplasm"] == 0.5

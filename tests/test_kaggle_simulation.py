@@ -142,11 +142,16 @@ def test_todays_layout_runs_the_five_kernels_to_a_valid_submission(exported, com
     results = run_kernels(exported, competition, tmp_path, "today")
     check_submission(results, competition)
     _, eda = results["00_eda"]
-    assert f"data: {tmp_path}/hpa-00-eda/input/competitions/{environment.COMPETITION}" in outputs_text(eda)
+    assert f"00_eda: data {tmp_path}/hpa-00-eda/input/competitions/{environment.COMPETITION} ->" in outputs_text(eda)
     _, upscale = results["03_upscale"]
     assert (
-        f"starting from: {tmp_path}/hpa-03-upscale/input/notebooks/{USER}/hpa-02-warmup-finetune/02_warmup_finetune"
+        f"loaded by name from {tmp_path}/hpa-03-upscale/input/notebooks/{USER}/hpa-02-warmup-finetune/"
+        "02_warmup_finetune/model.h5: input_bn, backbone, head_conv, head_dense, predictions"
     ) in outputs_text(upscale)
+    _, kfold = results["04_kfold"]
+    assert (
+        f"starting from {tmp_path}/hpa-04-kfold/input/notebooks/{USER}/hpa-03-upscale/03_upscale; BatchNorm training"
+    ) in outputs_text(kfold)
     working, _ = results["04_kfold"]
     assert sorted(path.name for path in working.iterdir()) == ["04_kfold"]  # a kernel writes only its stage
 

@@ -125,7 +125,9 @@ def test_rare_classes_fall_back_to_the_global_threshold():
 
 def test_threshold_report_is_consistent_and_json_ready():
     y_true, probabilities = random_problem(rows=300, seed=3)
-    report = metrics.threshold_report(y_true, probabilities, min_positives=5)
+    best_global, _ = metrics.best_global_threshold(y_true, probabilities)
+    per_class = metrics.per_class_thresholds(y_true, probabilities, 5, fallback=best_global)
+    report = metrics.threshold_report(y_true, probabilities, best_global, per_class)
     assert set(report) == {
         "f1_at_0.5",
         "best_global_threshold",

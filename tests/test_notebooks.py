@@ -90,26 +90,42 @@ def test_notebook_defaults_are_the_demo_preset():
             assert defaults[name] == value, f"{stage}: {name} defaults to {defaults[name]!r}, the demo sets {value!r}"
 
 
-def code_of(stage):
-    return "\n".join(
-        "".join(cell["source"]) for cell in cells(NOTEBOOKS_BY_STAGE[stage]) if cell["cell_type"] == "code"
-    )
-
-
 NOTEBOOKS_BY_STAGE = {path.stem: path for path in NOTEBOOKS}
+# the machine's parameters: where to read and write, cache, precision, time limit, the embedded dataset
+MACHINE_PARAMETERS = {"DATA_DIR", "OUTPUT_DIR", "UPSTREAM_DIR", "EXTERNAL_DIR", "FOLD_KERNELS", "CACHE"}
+MACHINE_PARAMETERS |= {"MIXED_PRECISION", "TIME_LIMIT_HOURS", "SYNTHETIC_TRAIN", "SYNTHETIC_TEST", "SYNTHETIC_SIZE"}
+MACHINE_PARAMETERS |= {"SYNTHETIC_SEED"}
 
 
-def test_the_method_is_in_the_notebooks_own_lines():
-    # 02: the freeze, the recompile after it, and the two fits (warm-up, fine-tune), not one helper call
-    warmup = code_of("02_warmup_finetune")
-    assert warmup.count("models.set_backbone_trainable(model, ") == 2 and warmup.count("training.compile_model(") == 2
-    assert warmup.count("training.fit(") == 2 and "warmup_then_finetune" not in warmup
-    # 03: the adapter inserted (build at the larger size from the source size) and the weights loaded by name
-    upscale = code_of("03_upscale")
-    assert "source_image_size=small" in upscale and "models.transfer_weights(" in upscale
-    # 04: the global and the per-class threshold search over the out-of-fold probabilities
-    kfold = code_of("04_kfold")
-    assert "GLOBAL_THRESHOLD_CANDIDATES" in kfold and "metrics.best_f1_threshold(" in kfold
+def code_lines(path) -> set[str]:
+    """The distinct non-blank code lines of a notebook outside its parameters cell."""
+    return {
+        line.strip()
+        for cell in cells(path)
+        if cell["cell_type"] == "code" and "parameters" not in cell["metadata"].get("tags", [])
+        for line in "".join(cell["source"]).splitlines()
+        if line.strip()
+    }
+
+
+def test_no_notebook_repeats_more_than_ten_lines_that_two_others_hold_too():
+    lines = {path.stem: code_lines(path) for path in NOTEBOOKS}
+    for stage, own in lines.items():
+        shared = sorted(line for line in own if sum(line in other for other in lines.values()) >= 3)
+        assert len(shared) <= 10, f"{stage}: {len(shared)} lines of plumbing shared with 2+ notebooks: {shared}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_parameter_cells_list_the_method_first_and_the_machine_after_a_heading(path):
+    source = "".join(parameter_cells(path)[0]["source"]).splitlines()
+    headings = [number for number, line in enumerate(source) if line.startswith("#")]
+    assert len(headings) == 1 and "machine" in source[headings[0]], (
+        f"{path.name}: one heading comment before the machine's"
+    )
+    names = [line.split(":")[0] for line in source if not line.startswith("#")]
+    method, machine = names[: headings[0]], names[headings[0] :]
+    assert method and not MACHINE_PARAMETERS & set(method), f"{path.name}: {MACHINE_PARAMETERS & set(method)} first"
+    assert set(machine) <= MACHINE_PARAMETERS, f"{path.name}: {set(machine) - MACHINE_PARAMETERS} after the heading"
 
 
 @pytest.mark.parametrize("stage", ["01_baseline", "02_warmup_finetune", "03_upscale", "04_kfold"])
@@ -121,10 +137,10 @@ def test_what_we_learned_follows_a_printed_measurement_of_this_run(stage):
         if cell["cell_type"] == "markdown" and "What we learned" in "".join(cell["source"])
     )
     measured = [
-        cell for cell in all_cells[:lesson] if cell["cell_type"] == "code" and "comparison." in "".join(cell["source"])
+        cell for cell in all_cells[:lesson] if cell["cell_type"] == "code" and "print(" in "".join(cell["source"])
     ]
     assert any(
         name in "".join(cell["source"])
         for cell in measured
-        for name in ("comparison.headline(", "comparison.versus_before(", "comparison.threshold_gain(")
+        for name in ("comparison.headline(", "run.versus_before(", "comparison.threshold_gain(")
     )

@@ -52,7 +52,7 @@ def test_two_replicas_and_mixed_precision_switched_between_stages_run_the_pipeli
         metrics = json.loads((run_dir / stage / "metrics.json").read_text())
         assert (metrics["replicas"], metrics["strategy"]) == (2, "MirroredStrategy"), stage
         assert metrics["precision_policy"] == expected[setting], stage
-        assert "device: MirroredStrategy, 2 CPU replicas" in (run_dir / f"{stage}.ipynb").read_text()
+        assert "MirroredStrategy, 2 CPU replicas" in (run_dir / f"{stage}.ipynb").read_text()
     assert json.loads((run_dir / "04_kfold" / "fold_1" / "metrics.json").read_text())["replicas"] == 2
     submission = pd.read_csv(run_dir / "04_kfold" / "submission.csv", dtype=str, keep_default_na=False)
     assert len(submission) == 16 and submission["Predicted"].str.fullmatch(r"\d+( \d+)*").all()

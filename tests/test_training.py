@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from hpa_utils import budget, models, stage_steps, training
+from hpa_utils import budget, evaluation, models, training
 
 
 def tiny_data(count=8, size=32, seed=0):
@@ -211,6 +211,6 @@ def test_a_trained_model_beats_the_prior_on_held_out_images(tmp_path):
         model, (images, targets), (held_out, held_out_targets), epochs=8, callbacks=callbacks, batch_size=16, verbose=0
     )
     training.restore_best_epoch(model, callbacks, trained, verbose=0)
-    scores = stage_steps.evaluate(model.predict(held_out, verbose=0), held_out_targets, targets)
+    scores = evaluation.evaluate(model.predict(held_out, verbose=0), held_out_targets, targets)
     low, _ = scores["f1_at_best_global_ci95"]
     assert low > scores["prior_baseline_f1"], scores

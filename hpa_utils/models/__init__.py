@@ -28,25 +28,36 @@ from hpa_utils.models.build import (
 )
 from hpa_utils.models.surgery import (
     ADAPTER_NAME,
+    HEAD_FILTERS,
     adapter_kernel_size_and_stride,
     rgby_backbone,
     rgby_from_rgb,
+    upscale_adapter,
     upscale_adapter_shape,
 )
-from hpa_utils.models.weights import load_weights, save_weights, transfer_weights
+from hpa_utils.models.weights import (
+    canonical_weight_order,
+    load_weights,
+    loaded_by_name,
+    save_weights,
+    transfer_weights,
+)
 
 __all__ = [
     "ADAPTER_NAME",
     "BATCH_NORM_SETTINGS",
+    "HEAD_FILTERS",
     "BACKBONES",
     "CHANNELS",
     "WeightsError",
     "adapter_kernel_size_and_stride",
     "batch_norm_frozen",
     "build_model",
+    "canonical_weight_order",
     "feature_grid",
     "is_pretrained",
     "load_weights",
+    "loaded_by_name",
     "rgby_backbone",
     "rgby_from_rgb",
     "save_weights",
@@ -54,5 +65,6 @@ __all__ = [
     "set_input_statistics",
     "small_cnn",
     "transfer_weights",
+    "upscale_adapter",
     "upscale_adapter_shape",
 ]

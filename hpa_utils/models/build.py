@@ -14,7 +14,7 @@ from hpa_utils.models.backbones import (
     freeze_batch_normalization,
     quicken_batch_normalization,
 )
-from hpa_utils.models.surgery import ADAPTER_NAME, rgby_from_rgb, upscale_adapter_shape
+from hpa_utils.models.surgery import ADAPTER_NAME, HEAD_FILTERS, rgby_from_rgb
 
 
 def _backbone_model(backbone: str, image_size: int, weights, freeze_batch_norm: bool) -> keras.Model:
@@ -52,14 +52,16 @@ def batch_norm_frozen(setting: str, weights, *, upstream: bool | None = None) ->
     return setting == "yes"
 
 
-def _upscale_adapter(x, kernel_size: int, stride: int, filters: int):
-    """The named Conv2D that maps the larger feature grid back to the source grid, starting as an average."""
-    layer = keras.layers.Conv2D(filters, kernel_size, strides=stride, activation="relu", name=ADAPTER_NAME)
-    x = layer(x)
-    average = np.zeros((kernel_size, kernel_size, filters, filters), dtype="float32")
-    average[:, :, np.arange(filters), np.arange(filters)] = 1.0 / (kernel_size * kernel_size)
-    layer.set_weights([average, np.zeros(filters, dtype="float32")])
-    return x
+def _start_as_average(adapter: keras.layers.Conv2D) -> None:
+    """Set the adapter's kernel to a per-channel average over its window (and no bias): the transferred head first
+    sees a pooled version of the larger feature map rather than noise."""
+    kernel = adapter.kernel
+    size, _, channels, filters = kernel.shape
+    if channels != filters:
+        raise ValueError(f"{adapter.name} maps {channels} channels to {filters}; the adapter must keep the channels")
+    average = np.zeros(kernel.shape, dtype="float32")
+    average[:, :, np.arange(filters), np.arange(filters)] = 1.0 / (size * kernel.shape[1])
+    adapter.set_weights([average, np.zeros(filters, dtype="float32")])
 
 
 def build_model(
@@ -69,9 +71,9 @@ def build_model(
     weights="none",
     *,
     dropout: float = 0.5,
-    head_filters: int = 32,
+    head_filters: int = HEAD_FILTERS,
     dense_units: int = 1024,
-    source_image_size: int | None = None,
+    adapter: keras.layers.Conv2D | None = None,
     freeze_batch_norm: bool | None = None,
 ) -> keras.Model:
     """The public kernel's classifier: input scaling and BatchNormalization, a backbone, the 1x1-conv head.
@@ -81,10 +83,10 @@ def build_model(
     channels: "rgb" (3 input channels) or "rgby" (4; see ``rgby_backbone`` for the yellow rule).
     weights: "imagenet" (downloaded by Keras), "none" (random) or the path of the backbone's
         ImageNet "notop" weights file, e.g. resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5.
-    source_image_size: the size the weights to be transferred were trained at; when given and
-        different from image_size, an ``upscale_adapter`` Conv2D maps the larger feature grid back
-        to the source grid, so that ``head_dense`` keeps its shape. It starts as a per-channel
-        average over its window (the head first sees a pooled version of the larger map).
+    adapter: a Conv2D named ``upscale_adapter`` (notebook 03; ``models.upscale_adapter``) placed between
+        ``head_conv`` and ``head_flatten``: at a larger image size it maps the larger feature grid back to the grid
+        the weights were trained at, so that ``head_dense`` keeps its shape. It starts as a per-channel average
+        over its window (the head first sees a pooled version of the larger map).
     freeze_batch_norm: keep the backbone's BatchNormalization layers in inference mode (their moving
         statistics fixed); default: when the weights are pretrained. A backbone trained from scratch
         (weights "none") needs them to learn, so they train with it.
@@ -95,9 +97,8 @@ def build_model(
     check_backbone(backbone)
     check_channels(channels)
     check_image_size(backbone, image_size)
-    adapter = None
-    if source_image_size is not None and source_image_size != image_size:
-        adapter = upscale_adapter_shape(backbone, source_image_size, image_size)
+    if adapter is not None and adapter.name != ADAPTER_NAME:
+        raise ValueError(f"adapter is named {adapter.name!r}: name it {ADAPTER_NAME!r}, the name 04 rebuilds it by")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout={dropout!r} must be in [0, 1)")
 
@@ -113,7 +114,8 @@ def build_model(
     x = backbone_model(x, training=False)
     x = keras.layers.Conv2D(head_filters, 1, activation="relu", name="head_conv")(x)
     if adapter is not None:
-        x = _upscale_adapter(x, *adapter, head_filters)
+        x = adapter(x)
+        _start_as_average(adapter)
     x = keras.layers.Flatten(name="head_flatten")(x)
     x = keras.layers.Dropout(dropout, name="head_dropout_1")(x)
     x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)

@@ -8,6 +8,7 @@ import numpy as np
 from hpa_utils.models.backbones import check_backbone, check_image_size, feature_grid
 
 ADAPTER_NAME = "upscale_adapter"
+HEAD_FILTERS = 32  # head_conv's filters, which the adapter keeps
 
 
 def adapter_kernel_size_and_stride(source_grid: int, target_grid: int) -> tuple[int, int]:
@@ -46,6 +47,13 @@ def upscale_adapter_shape(backbone: str, source_image_size: int, image_size: int
             f"{small}x{small} grid of source_image_size={source_image_size}; the adapter only shrinks"
         )
     return adapter_kernel_size_and_stride(large, small)
+
+
+def upscale_adapter(backbone: str, source_image_size: int, image_size: int) -> keras.layers.Conv2D:
+    """The named Conv2D that brings the feature grid at ``image_size`` back to the grid at ``source_image_size``
+    (notebook 03 builds it in its own lines; this rebuilds a finished 03 stage's model)."""
+    kernel_size, stride = upscale_adapter_shape(backbone, source_image_size, image_size)
+    return keras.layers.Conv2D(HEAD_FILTERS, kernel_size, strides=stride, activation="relu", name=ADAPTER_NAME)
 
 
 def _add_yellow_input(weights: np.ndarray) -> np.ndarray:

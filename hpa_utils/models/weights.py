@@ -17,14 +17,13 @@ from hpa_utils.models.surgery import ADAPTER_NAME
 
 
 @contextlib.contextmanager
-def _canonical_weight_order(model: keras.Model):
-    """Temporarily put the model in the trainable state ``build_model`` returns, fixing the weight order.
+def canonical_weight_order(model: keras.Model):
+    """Temporarily put the model in the one trainable state its weights files are written in (and read in).
 
-    The legacy .h5 format stores each layer's weights as trainable + non-trainable, so the order
-    within the nested backbone depends on what is frozen, and a plain by-name load into a model
-    frozen differently assigns arrays to the wrong variables. Files are therefore written (and
-    read by ``transfer_weights``) in one state: everything trainable except the backbone's
-    BatchNormalization layers, which is how a freshly built model is.
+    The legacy .h5 format stores each layer's weights as trainable + non-trainable, so the order within the nested
+    backbone depends on what is frozen, and a by-name load into a model frozen differently assigns arrays to the
+    wrong variables (silently where shapes agree). So ``save_weights`` writes, and a load by name reads, in one
+    state: everything trainable except the backbone's BatchNormalization layers.
     """
     states = [(layer, layer.trainable) for layer in walk_layers(model)]
     for layer, _ in states:  # one by one: a Keras 3 Functional does not pass the flag to its layers
@@ -59,7 +58,7 @@ def save_weights(model: keras.Model, path) -> Path:
     written in that state's weight order. ``path`` must end in .h5 (not .weights.h5).
     """
     path = _check_legacy_path(path)
-    with atomic_write(path) as temporary, _canonical_weight_order(model):
+    with atomic_write(path) as temporary, canonical_weight_order(model):
         with h5py.File(temporary, "w") as file:
             legacy_h5_format.save_weights_to_hdf5_group(file, model)
     return path
@@ -93,47 +92,44 @@ def _weighted_layer_names(model: keras.Model) -> list[str]:
     return [layer.name for layer in model.layers if layer.weights]
 
 
-def transfer_weights(model: keras.Model, path, min_matched=None) -> list[str]:
-    """Load a legacy .h5 file by layer name and return the names of the layers that got its values.
+def loaded_by_name(model: keras.Model, path, allowed_new=(ADAPTER_NAME,)) -> tuple[list[str], list[str]]:
+    """After a load by name from the legacy .h5 ``path``: (the layers whose weights now equal the file's, the layers
+    with weights that did not get them). Keras loads nothing, silently, when names differ, so this is the check.
 
-    Layers whose shapes differ (the ``upscale_adapter``) are skipped. Keras silently loads nothing
-    when names don't match, so afterwards every layer is compared with the file's arrays.
-    min_matched: how many layers must match, or the list of layer names that must; by default
-        every layer with weights except "upscale_adapter".
-    Raises WeightsError when the file is missing or unusable, or too few layers matched.
+    Raises WeightsError naming the layers and the file's when a layer outside ``allowed_new`` got nothing.
     """
     path = Path(path)
     stored = _read_legacy_weights(path)
-    if min_matched is None:
-        min_matched = [name for name in _weighted_layer_names(model) if name != ADAPTER_NAME]
-    with _canonical_weight_order(model):
-        with h5py.File(path, "r") as file:
-            group = file["model_weights"] if "layer_names" not in file.attrs and "model_weights" in file else file
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Skipping loading")
-                legacy_h5_format.load_weights_from_hdf5_group_by_name(group, model, skip_mismatch=True)
-        matched = []
+    loaded, new = [], []
+    with canonical_weight_order(model):
         for layer in model.layers:
-            arrays = stored.get(layer.name)
             current = [np.asarray(variable) for variable in legacy_h5_format._legacy_weights(layer)]
-            if arrays is None or not current or len(arrays) != len(current):
+            if not current:
                 continue
-            if all(a.shape == c.shape and np.array_equal(a, c) for a, c in zip(arrays, current)):
-                matched.append(layer.name)
-    if isinstance(min_matched, int):
-        if len(matched) < min_matched:
-            raise WeightsError(
-                f"{path}: only {len(matched)} layer(s) of {model.name} got weights from the file "
-                f"({matched}), at least {min_matched} required; the file has weights for {_stored_names(stored)}"
-            )
-    else:
-        missing = [name for name in min_matched if name not in matched]
-        if missing:
-            raise WeightsError(
-                f"{path}: layers {missing} of {model.name} got no weights from the file (names or "
-                f"shapes differ); the file has weights for {_stored_names(stored)}, matched {matched}"
-            )
-    return matched
+            arrays = stored.get(layer.name)
+            same = arrays is not None and len(arrays) == len(current)
+            same = same and all(a.shape == c.shape and np.array_equal(a, c) for a, c in zip(arrays, current))
+            (loaded if same else new).append(layer.name)
+    unexpected = [name for name in new if name not in allowed_new]
+    if unexpected:
+        raise WeightsError(
+            f"{path}: layers {unexpected} of {model.name} got no weights from the file (names or shapes differ); "
+            f"the file has weights for {_stored_names(stored)}, loaded {loaded}"
+        )
+    return loaded, new
+
+
+def transfer_weights(model: keras.Model, path, allowed_new=(ADAPTER_NAME,)) -> list[str]:
+    """Load a legacy .h5 file by layer name (Keras' ``load_weights(..., by_name=True, skip_mismatch=True)``, in the
+    weights' one order) and return the names of the layers that got its values. A layer whose shape changed keeps
+    its own weights. Raises WeightsError when the file is missing or unusable, or a layer outside ``allowed_new``
+    got nothing (``loaded_by_name``).
+    """
+    _read_legacy_weights(Path(path))  # a clear error for a missing or foreign file, before Keras reads it
+    with canonical_weight_order(model), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping loading")
+        model.load_weights(str(path), by_name=True, skip_mismatch=True)
+    return loaded_by_name(model, path, allowed_new)[0]
 
 
 def load_weights(model: keras.Model, path) -> list[str]:
@@ -153,4 +149,4 @@ def load_weights(model: keras.Model, path) -> list[str]:
         except ValueError as error:
             raise WeightsError(f"{path}: does not fit {model.name} ({error})") from None
         return _weighted_layer_names(model)
-    return transfer_weights(model, path, min_matched=_weighted_layer_names(model))
+    return transfer_weights(model, path, allowed_new=())

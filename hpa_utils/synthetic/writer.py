@@ -130,10 +130,9 @@ def generate(
 
 
 def ensure_dataset(root, n_train: int, n_test: int, image_size: int, seed: int, min_per_class: int = 2) -> Path:
-    """root/<dataset_name(...)>: generated on first use, reused afterwards (prints which)."""
+    """root/<dataset_name(...)>: generated on first use (it says so), reused afterwards."""
     path = Path(root) / dataset_name(n_train, n_test, image_size, seed, min_per_class)
     if (path / TRAIN_CSV).is_file():
-        print(f"synthetic dataset: reusing {path}")
         return path
     print(f"synthetic dataset: generating {path} ({n_train} train + {n_test} test images, {image_size} px)")
     try:

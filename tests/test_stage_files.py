@@ -1,59 +1,18 @@
-"""A stage's common steps: splits, folds, merged fold predictions, thresholds, metrics, the stage table and report."""
+"""A stage's files and scores: thresholds, metrics, per-class F1, the comparison and report tables, a stage's model."""
 
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 
-from hpa_utils import labels, stage_steps
-
-
-def test_folds_to_train_defaults_to_all_and_rejects_bad_folds():
-    assert stage_steps.folds_to_train([], 3) == [0, 1, 2]
-    assert stage_steps.folds_to_train([2], 3) == [2]
-    with pytest.raises(ValueError, match=r"FOLDS \[3\]: each fold must be an integer 0..2"):
-        stage_steps.folds_to_train([3], 3)
-
-
-def test_folds_are_written_once_and_reused(tmp_path):
-    ids = [f"id{i}" for i in range(40)]
-    targets = labels.to_multi_hot([[i % 3] for i in range(40)])
-    first = stage_steps.load_folds(tmp_path, ids, targets, n_folds=4, seed=1)
-    again = stage_steps.load_folds(tmp_path, ids, targets, n_folds=4, seed=99)  # the file wins over the seed
-    np.testing.assert_array_equal(first, again)
-    with pytest.raises(ValueError, match="has 4 folds but N_FOLDS = 5"):
-        stage_steps.load_folds(tmp_path, ids, targets, n_folds=5)
-
-
-def write_fold(stage_dir, fold, rows, n_test, value):
-    fold_dir = stage_dir / f"fold_{fold}"
-    stage_steps.save_array(fold_dir / "oof.npy", np.full((rows, 28), value, np.float32))
-    stage_steps.save_array(fold_dir / "test_pred.npy", np.full((n_test, 28), value, np.float32))
-    (fold_dir / "metrics.json").write_text("{}")
-
-
-def test_merge_covers_each_image_once_from_whatever_folds_exist(tmp_path):
-    fold_of = np.array([0, 1, 0, 1, 1])
-    write_fold(tmp_path, 0, 2, 3, 0.25)
-    oof, test_prediction, finished = stage_steps.merge_folds(tmp_path, fold_of, 3)
-    assert finished == [0]
-    assert np.isnan(oof[fold_of == 1]).all() and (oof[fold_of == 0] == 0.25).all()
-    write_fold(tmp_path, 1, 3, 3, 0.75)
-    oof, test_prediction, finished = stage_steps.merge_folds(tmp_path, fold_of, 3)
-    assert finished == [0, 1] and not np.isnan(oof).any()
-    np.testing.assert_allclose(test_prediction, 0.5)
-
-
-def test_merge_refuses_predictions_that_do_not_fit_the_folds(tmp_path):
-    write_fold(tmp_path, 0, 3, 3, 0.5)
-    with pytest.raises(ValueError, match="fold_0: predictions of shape .* do not fit fold 0 \\(2 images\\)"):
-        stage_steps.merge_folds(tmp_path, np.array([0, 1, 0]), 3)
+from hpa_utils import evaluation, kfold, stage_files, stage_model, stages
 
 
 def test_thresholds_file_has_28_named_thresholds(tmp_path):
     report = {"best_global_threshold": 0.3, "per_class_thresholds": [0.1 * (i % 9) for i in range(28)]}
-    stage_steps.save_thresholds(tmp_path, report)
+    stage_files.save_thresholds(tmp_path, report)
     saved = json.loads((tmp_path / "thresholds.json").read_text())
     assert saved["global"] == 0.3 and len(saved["per_class"]) == 28
     assert list(saved["classes"])[27] == "27 Rods & rings"
@@ -62,28 +21,26 @@ def test_thresholds_file_has_28_named_thresholds(tmp_path):
 def test_evaluate_scores_a_perfect_and_a_prior_prediction():
     rng = np.random.default_rng(0)
     targets = (rng.random((60, 28)) < 0.2).astype(np.float32)
-    scores = stage_steps.evaluate(targets * 0.9 + 0.05, targets, targets)
+    scores = evaluation.evaluate(targets * 0.9 + 0.05, targets, targets)
     assert scores["f1_at_0.5"] == pytest.approx(1.0) and len(scores["per_class_f1"]) == 28
     assert scores["prior_baseline_f1"] < 0.5
 
 
 def test_per_class_by_stage_collects_finished_training_stages(tmp_path):
-    from hpa_utils import stages
-
-    stages.write_metrics(stages.stage_dir(str(tmp_path), "01_baseline"), {"per_class_f1": [0.5] * 28})
-    stages.write_metrics(stages.stage_dir(str(tmp_path), "03_upscale"), {"per_class_f1": [0.25] * 28})
+    stage_files.write_metrics(stages.stage_dir(str(tmp_path), "01_baseline"), {"per_class_f1": [0.5] * 28})
+    stage_files.write_metrics(stages.stage_dir(str(tmp_path), "03_upscale"), {"per_class_f1": [0.25] * 28})
     stages.stage_dir(str(tmp_path), "02_warmup_finetune")  # started, not finished
-    assert stages.per_class_by_stage(str(tmp_path)) == {"01_baseline": [0.5] * 28, "03_upscale": [0.25] * 28}
+    assert stage_files.per_class_by_stage(str(tmp_path)) == {"01_baseline": [0.5] * 28, "03_upscale": [0.25] * 28}
 
 
 def test_comparison_table_rows_per_finished_stage_with_whole_numbers(tmp_path):
-    from hpa_utils import comparison, stages
+    from hpa_utils import comparison
 
-    stages.write_metrics(
+    stage_files.write_metrics(
         stages.stage_dir(str(tmp_path), "01_baseline"),
         {"f1_at_0.5": 0.2, "f1_at_best_global": 0.3, "image_size": 64, "epochs": 10, "seconds": 100},
     )
-    stages.write_metrics(
+    stage_files.write_metrics(
         stages.stage_dir(str(tmp_path), "04_kfold"),
         {"f1_at_0.5": 0.3, "f1_at_per_class": 0.45, "test_f1": 0.36, "image_size": 96, "seconds": 160},
     )
@@ -101,10 +58,10 @@ def test_model_from_stage_and_start_model_keep_dropout_load_by_name_and_set_inpu
     stage = tmp_path / "02_warmup_finetune"
     stage.mkdir()
     history = pd.DataFrame({"epoch": [0], "loss": [0.5]})
-    stage_steps.save_stage(
+    stage_model.save_stage(
         stage,
         source,
-        history=history,
+        history,
         scores={"f1_at_0.5": 0.0},
         backbone="small",
         channels="rgby",
@@ -113,7 +70,7 @@ def test_model_from_stage_and_start_model_keep_dropout_load_by_name_and_set_inpu
         dropout=0.2,
     )
 
-    upscaled = stage_steps.model_from_stage(stage, 48)
+    upscaled = stage_model.model_from_stage(stage, 48)
     assert upscaled.input.shape == (None, 48, 48, 4)
     assert upscaled.get_layer("upscale_adapter").output.shape[1:3] == (2, 2)
     assert upscaled.get_layer("head_dropout_1").rate == 0.2
@@ -124,53 +81,56 @@ def test_model_from_stage_and_start_model_keep_dropout_load_by_name_and_set_inpu
     images[:2] = 60  # held out: must not count
     is_held_out = np.array([True, True, False, False])
     assert (
-        stage_steps.start_model(
+        kfold.start_model(
             stage,
+            images,
+            is_held_out,
+            strategy=tf.distribute.get_strategy(),
             image_size=48,
             backbone="small",
             channels="rgby",
             weights="none",
             freeze_batch_norm=False,
-            images=images,
-            is_held_out=is_held_out,
         )
         .get_layer("head_dropout_2")
         .rate
         == 0.2
     )
     with pytest.raises(ValueError, match="trained as small/rgby, but BACKBONE/CHANNELS are resnet50/rgby"):
-        stage_steps.start_model(
+        kfold.start_model(
             stage,
+            images,
+            is_held_out,
+            strategy=tf.distribute.get_strategy(),
             image_size=48,
             backbone="resnet50",
             channels="rgby",
             weights="none",
             freeze_batch_norm=False,
-            images=images,
-            is_held_out=is_held_out,
         )
-    fresh = stage_steps.start_model(
+    fresh = kfold.start_model(
         None,
+        images,
+        is_held_out,
+        strategy=tf.distribute.get_strategy(),
         image_size=48,
         backbone="small",
         channels="rgby",
         weights="none",
         freeze_batch_norm=False,
-        images=images,
-        is_held_out=is_held_out,
     )
     np.testing.assert_allclose(fresh.get_layer("input_bn").moving_mean.numpy(), 20 / 255, rtol=1e-6)
     np.testing.assert_allclose(fresh.get_layer("input_bn").moving_variance.numpy(), 0.0, atol=1e-9)
 
 
 def test_report_table_leaves_missing_values_blank_and_counts_whole(tmp_path):
-    from hpa_utils import report, stages
+    from hpa_utils import report
 
-    stages.write_metrics(
+    stage_files.write_metrics(
         stages.stage_dir(str(tmp_path), "01_baseline"),
         {"f1_at_0.5": 0.2, "image_size": 64, "epochs": 10, "seconds": 100},
     )
-    stages.write_metrics(
+    stage_files.write_metrics(
         stages.stage_dir(str(tmp_path), "04_kfold"),
         {"f1_at_0.5": 0.3, "test_f1": 0.36, "image_size": 96, "seconds": 160},
     )
