@@ -94,7 +94,9 @@ def cache_bytes(values: dict, *, train_images: int, test_images: int) -> int:
 def full_disk_line(stage: str, folder, needs: int | None = None) -> str:
     """The one line a full disk gets: which folder, its free space, about what the stage needs, what to do."""
     need = f"; {stage} writes about {describe(needs)} there" if needs else ""
-    return f"{stage} stopped: the disk holding {folder} is full ({describe(free_bytes(folder))} free{need})"
+    return (
+        f"{stage} stopped: the disk holding {folder} ran out of space ({describe(free_bytes(folder))} free now{need})"
+    )
 
 
 def space_warnings(stage: str, values: dict, *, run_dir, cache_dir, counts: tuple[int, int], kaggle_working=None):

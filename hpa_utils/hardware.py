@@ -12,11 +12,13 @@ layers that train (a backbone from scratch, ``input_bn``) normalise with each re
 from __future__ import annotations
 
 import dataclasses
+import math
+import subprocess
 
 import keras
 import tensorflow as tf
 
-from hpa_utils import environment
+from hpa_utils import environment, memory
 
 PRECISION_SETTINGS = ("auto", "on", "off")
 MIXED, FULL = "mixed_float16", "float32"
@@ -144,3 +146,48 @@ def prepare(mixed_precision: str = "auto", *, batch_size: int | None = None) -> 
             f"make it a multiple of {hardware.replicas}"
         )
     return hardware
+
+
+class AcceleratorMemoryError(RuntimeError):
+    """Training or prediction asked a device for more memory than it has; the message says what to try."""
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is a device's out-of-memory error (TensorFlow's ResourceExhaustedError, XLA's
+    RESOURCE_EXHAUSTED)."""
+    text = f"{type(error).__name__}: {error}"
+    return any(mark in text for mark in ("ResourceExhaustedError", "RESOURCE_EXHAUSTED", "OOM when allocating"))
+
+
+def device_memory() -> str:
+    """The devices and their memory in words: "2 x Tesla T4 (15360 MiB each)" (nvidia-smi), else the GPUs'
+    names, else "the CPU (24 GB of RAM)"."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        try:
+            found = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.split("\n")[0]
+            name, total = (part.strip() for part in found.split(","))
+            return f"{len(gpus)} x {name} ({total} each)"
+        except (OSError, ValueError, subprocess.SubprocessError):
+            details = tf.config.experimental.get_device_details(gpus[0])
+            return f"{len(gpus)} x {details.get('device_name', 'GPU')}"
+    total = memory.total_bytes()
+    return f"the CPU ({total / 1e9:.0f} GB of RAM)" if total else "the CPU"
+
+
+def out_of_memory(doing: str, *, image_size: int, batch_size: int, replicas: int, kept: str = ""):
+    """The AcceleratorMemoryError for ``doing`` ("training", "predicting"): the device and its memory, the image
+    size, the batch per replica, and the largest batch to try (half, still a multiple of the replicas)."""
+    per_replica = math.ceil(batch_size / replicas)
+    half = max(replicas, batch_size // 2 // replicas * replicas)
+    over = f" over {replicas} replicas" if replicas > 1 else ""
+    return AcceleratorMemoryError(
+        f"out of memory on {device_memory()} {doing} at {image_size} px with {per_replica} images per replica "
+        f"(a batch of {batch_size}{over}): try BATCH_SIZE={half} or less, with the learning rates scaled "
+        f"down alike{kept}"
+    )

@@ -9,7 +9,7 @@ import pandas as pd
 import tensorflow as tf
 from tqdm import tqdm
 
-from hpa_utils import checks, labels, metrics
+from hpa_utils import checks, hardware, labels, metrics
 from hpa_utils.augment import DIHEDRAL_VIEWS
 from hpa_utils.files import atomic_write
 from hpa_utils.inputs import dihedral_tf
@@ -86,9 +86,15 @@ def predict_tta(model, images, views: int = DIHEDRAL_VIEWS, batch_size: int = 32
     ).prefetch(2)
     results = []
     with tqdm(total=count, desc=f"predict x{views} views", unit="image", disable=not progress) as bar:
-        for batch in dataset:
-            results.append(predict_views(batch).numpy())
-            bar.update(int(batch.shape[0]))
+        try:
+            for batch in dataset:
+                results.append(predict_views(batch).numpy())
+                bar.update(int(batch.shape[0]))
+        except Exception as error:  # a device out of memory gets a message that says what to try
+            if not hardware.is_out_of_memory(error):
+                raise
+            doing = f"predicting ({views} views of each image in one call, on one device)"
+            raise hardware.out_of_memory(doing, image_size=height, batch_size=batch_size, replicas=1) from error
     if not results:
         return np.zeros((0, int(model.outputs[0].shape[-1]) if getattr(model, "outputs", None) else 0), np.float32)
     return np.concatenate(results).astype(np.float32, copy=False)

@@ -155,8 +155,9 @@ def _keep_only_if_complete(output: Path) -> None:
             output.with_suffix(".html").unlink(missing_ok=True)
 
 
-def _failure(label: str, error: BaseException, output: Path, log_path: Path, peak: int | None) -> StageStopped:
-    """One line for a stage that stopped: why, where it got to, and what to look at."""
+def _failure(label: str, error: BaseException, output: Path, log_path: Path, peak: int | None, needs=None):
+    """One StageStopped line for a stage that stopped: why, where it got to, and what to look at. ``needs``: about
+    how many bytes the stage writes into its run folder (``disk.stage_bytes``)."""
     from nbclient.exceptions import DeadKernelError
     from papermill import PapermillExecutionError
 
@@ -164,7 +165,7 @@ def _failure(label: str, error: BaseException, output: Path, log_path: Path, pea
     _keep_only_if_complete(output)
     if disk.is_full_disk(getattr(error, "evalue", error)):
         folder = disk.path_in(getattr(error, "evalue", error))
-        return StageStopped(disk.full_disk_line(label, folder.parent if folder else output.parent))
+        return StageStopped(disk.full_disk_line(label, folder.parent if folder else output.parent, needs))
     if isinstance(error, DeadKernelError):
         total = memory.total_bytes()
         used = f"; its peak memory was at least {disk.describe(peak)}" if peak else ""
@@ -180,6 +181,19 @@ def _failure(label: str, error: BaseException, output: Path, log_path: Path, pea
             where = f"{label} stopped: {error.evalue}"
         return StageStopped(f"{where} (the executed copy shows it: {output}; full log: {log})")
     return StageStopped(f"{label} failed with {type(error).__name__}: {error} (full log: {log})")
+
+
+def _needs(stage: str, injected: dict) -> int | None:
+    """About how many bytes ``stage`` writes into the run folder, from its parameters (None for a notebook that is
+    not one of the stages)."""
+    if stage not in stages.STAGES:
+        return None
+    counts = injected.get("SYNTHETIC_TRAIN", 1000), injected.get("SYNTHETIC_TEST", 200)
+    if injected.get("DATA_DIR"):
+        from hpa_utils.dataset import label_files  # pandas: only where a DATA_DIR is given (start-up time)
+
+        counts = label_files.image_counts(injected["DATA_DIR"])
+    return disk.stage_bytes(stage, injected, train_images=counts[0], test_images=counts[1])
 
 
 def execute_notebook(
@@ -225,11 +239,11 @@ def execute_notebook(
             )
     except (papermill.PapermillExecutionError, DeadKernelError) as error:
         _write_html_if_room(output)
-        raise _failure(label, error, output, log_path, watcher.peak) from None
+        raise _failure(label, error, output, log_path, watcher.peak, _needs(label, injected)) from None
     except OSError as error:
         if not disk.is_full_disk(error):
             raise
-        raise _failure(label, error, output, log_path, watcher.peak) from None
+        raise _failure(label, error, output, log_path, watcher.peak, _needs(label, injected)) from None
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -7,7 +7,8 @@ import dataclasses
 import time
 from pathlib import Path
 
-from hpa_utils import cache, comparison, stage_files, stages, synthetic
+from hpa_utils import cache, comparison, disk, environment, stage_files, stages, synthetic
+from hpa_utils.dataset import label_files
 
 LITERALS = (str, int, float, bool, list, dict, type(None))  # what a parameters cell holds
 
@@ -148,6 +149,15 @@ def start(stage: str, namespace: dict) -> StageRun:
         synthetic_seed=get("SYNTHETIC_SEED", 0),
     )
     run = StageRun(stage, parameters, data_dir, stages.stage_dir(get("OUTPUT_DIR", ""), stage))
+    for warning in disk.space_warnings(
+        stage,
+        parameters,
+        run_dir=run.stage_dir.parent,
+        cache_dir=cache.default_cache_dir(),
+        counts=label_files.image_counts(data_dir),
+        kaggle_working=environment.kaggle_working() if environment.is_kaggle() else None,
+    ):
+        print(f"warning: {warning}")
     if stages.record(stage).trains:
         from hpa_utils import budget, hardware, training  # TensorFlow: only where a stage trains (start-up time)
 

@@ -9,7 +9,7 @@ import keras
 import pandas as pd
 import tensorflow as tf
 
-from hpa_utils import budget, models
+from hpa_utils import budget, hardware, models
 
 LOSSES = ("bce", "focal")
 WARMUP, FINETUNE = "warmup", "finetune"
@@ -111,7 +111,8 @@ def make_callbacks(
     """The callbacks every stage uses, shared by both phases of a warm-up (pass the same list to each ``fit``).
 
     ModelCheckpoint of the best weights by ``monitor`` (validation macro F1) in stage_dir/best.weights.h5
-    (Keras 3 format; ``restore_best_epoch`` loads it), saved only once the score rises above 0;
+    (Keras 3 format; ``restore_best_epoch`` loads it once the score has risen above 0: the first epoch is saved
+    whatever its score, so that a stage stopped by a fault keeps what it finished);
     ReduceLROnPlateau and EarlyStopping on ``stopping_monitor`` (validation loss: it moves every epoch, while
     the F1 at 0.5 of a young model sits at 0 for several epochs and would stop training or cut the learning
     rate before anything was learned); TerminateOnNaN; with a ``time_budget`` (``budget.Budget``) an
@@ -132,7 +133,6 @@ def make_callbacks(
             mode="max",
             save_best_only=True,
             save_weights_only=True,
-            initial_value_threshold=0.0,
         ),
         keras.callbacks.ReduceLROnPlateau(
             monitor=stopping_monitor,
@@ -184,29 +184,52 @@ def fit(
     targets = None
     if isinstance(train_data, tuple):  # (images, targets) arrays rather than a tf.data.Dataset
         train_data, targets = train_data
-    history = model.fit(
-        train_data,
-        targets,
-        batch_size=batch_size,
-        validation_data=validation_data,
-        epochs=epochs,
-        initial_epoch=initial_epoch,
-        steps_per_epoch=steps_per_epoch,
-        validation_steps=validation_steps,
-        callbacks=list(callbacks),
-        verbose=verbose,
-    )
+    try:
+        history = model.fit(
+            train_data,
+            targets,
+            batch_size=batch_size,
+            validation_data=validation_data,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
+            validation_steps=validation_steps,
+            callbacks=list(callbacks),
+            verbose=verbose,
+        )
+    except Exception as error:  # a device out of memory gets a message that says what to try
+        if not hardware.is_out_of_memory(error):
+            raise
+        raise _out_of_memory(model, train_data, targets, batch_size, callbacks) from error
     frame = pd.DataFrame({key: [float(v) for v in values] for key, values in history.history.items()})
     frame.insert(0, "phase", phase)
     frame.insert(0, "epoch", list(history.epoch))
     return frame
 
 
+def _out_of_memory(model, train_data, targets, batch_size, callbacks) -> hardware.AcceleratorMemoryError:
+    """``hardware.out_of_memory`` for a training run: its image size, its batch (the first one's, for a dataset), its
+    replicas, and where its best epoch so far is kept."""
+    if targets is None:  # a tf.data.Dataset of (images, targets) batches
+        batch_size = int(next(iter(train_data))[0].shape[0])
+    checkpoint = _find(callbacks, keras.callbacks.ModelCheckpoint)
+    kept = "; no epoch had finished, so there is no checkpoint to keep"
+    if checkpoint is not None and Path(checkpoint.filepath).is_file():
+        kept = f"; the best epoch so far is kept in {checkpoint.filepath}"
+    return hardware.out_of_memory(
+        "training",
+        image_size=int(model.input_shape[1]),
+        batch_size=int(batch_size or 32),
+        replicas=int(model.distribute_strategy.num_replicas_in_sync),
+        kept=kept,
+    )
+
+
 def restore_best_epoch(model: keras.Model, callbacks, *histories: pd.DataFrame, verbose: int = 1) -> pd.DataFrame:
     """Load the checkpoint's weights (the best epoch of every phase by validation macro F1; the last epoch's
     weights stay when the F1 never rose above 0) and return the phases' histories as one DataFrame."""
     checkpoint = _find(callbacks, keras.callbacks.ModelCheckpoint)
-    if checkpoint is not None and Path(checkpoint.filepath).is_file():
+    if checkpoint is not None and Path(checkpoint.filepath).is_file() and (checkpoint.best or 0) > 0:
         models.load_weights(model, checkpoint.filepath)
         if verbose:
             print(f"Restored the weights of the best epoch ({checkpoint.monitor}={checkpoint.best:.4f}).")

@@ -57,7 +57,7 @@ def test_make_callbacks(tmp_path):
     ]
     checkpoint, reduce_learning_rate, early_stopping = callbacks[:3]
     assert checkpoint.filepath == str(tmp_path / "stage" / training.CHECKPOINT_FILE)
-    assert checkpoint.monitor == "val_f1" and checkpoint.best == 0.0  # saved once the F1 rises above 0
+    assert checkpoint.monitor == "val_f1" and checkpoint.best is None  # the first epoch is saved whatever its F1
     assert early_stopping.monitor == reduce_learning_rate.monitor == "val_loss"
     stale = tmp_path / "stage" / training.CHECKPOINT_FILE
     stale.write_text("left by an interrupted run")

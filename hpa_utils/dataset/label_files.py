@@ -206,3 +206,12 @@ def read_sample_submission(data_dir) -> pd.DataFrame:
     if problems:
         raise DatasetError(problems)
     return frame
+
+
+def image_counts(data_dir) -> tuple[int, int]:
+    """(training images, test images) of a Kaggle-layout folder: its label files' rows."""
+    counts = []
+    for name in (TRAIN_CSV, SAMPLE_SUBMISSION_CSV):
+        with open(Path(data_dir) / name, "rb") as file:
+            counts.append(max(0, sum(1 for _ in file) - 1))
+    return counts[0], counts[1]
