@@ -164,8 +164,12 @@ def _failure(label: str, error: BaseException, output: Path, log_path: Path, pea
     log = _log_traceback(log_path, f"\n{label}: {type(error).__name__}\n" + "".join(traceback.format_exception(error)))
     _keep_only_if_complete(output)
     if disk.is_full_disk(getattr(error, "evalue", error)):
-        folder = disk.path_in(getattr(error, "evalue", error))
-        return StageStopped(disk.full_disk_line(label, folder.parent if folder else output.parent, needs))
+        from hpa_utils import cache  # on this error only: it brings the image readers (start-up time)
+
+        named = disk.path_in(getattr(error, "evalue", error))  # else the fullest of the folders a stage writes to
+        folders = [output.parent, environment.REPO_ROOT / "data", cache.default_cache_dir()]
+        folder = named.parent if named else min(folders, key=disk.free_bytes)
+        return StageStopped(disk.full_disk_line(label, folder, needs if folder == output.parent else None))
     if isinstance(error, DeadKernelError):
         total = memory.total_bytes()
         used = f"; its peak memory was at least {disk.describe(peak)}" if peak else ""

@@ -14,6 +14,7 @@ LONGEST_FIRST = (
     "test_pipeline.py",
     "test_kaggle_simulation.py",
     "test_pipeline_limits.py",
+    "test_faults.py",
     "test_external.py",
     "test_ablation.py",
     "test_models.py",

@@ -153,6 +153,21 @@ def test_outputs_quick_measures_each_stages_files(tmp_path):
     assert list(tmp_path.iterdir()) == []  # written in a temporary folder, removed
 
 
+@pytest.mark.slow  # builds and saves the demo preset's models
+def test_the_runner_s_space_estimate_agrees_with_what_the_stages_write(tmp_path):
+    from benchmarks import outputs
+    from hpa_utils import disk, parameters
+
+    preset = parameters.load_preset("demo")
+    for stage, written, _ in outputs.measure("demo", 1000, 200, tmp_path):
+        stage_values = preset["stages"].get(stage) or {}
+        if stage in ("03_upscale", "04_kfold"):  # their backbone and channels are 02's
+            stage_values = (preset["stages"]["02_warmup_finetune"] or {}) | stage_values
+        estimate = disk.stage_bytes(stage, preset["parameters"] | stage_values, train_images=1000, test_images=200)
+        files_only = estimate - disk.NOTEBOOK_BYTES.get(stage, disk.DEFAULT_NOTEBOOK_BYTES)
+        assert 0.9 <= files_only / written <= 1.4, (stage, files_only, written)  # errs large for the adapter's head
+
+
 def test_the_budget_scales_published_figures_by_pixels_precision_and_gpus(capsys):
     from benchmarks import budget
 
