@@ -40,8 +40,7 @@ def measure(ids: int, source_size: int, size: int, workers: int) -> dict:
             summary = external.download(
                 source / hpav18.LABELS_CSV,
                 Path(folder) / "out",
-                base_url=f"http://127.0.0.1:{server.server_address[1]}/",
-                size=size,
+                settings=external.Settings(f"http://127.0.0.1:{server.server_address[1]}/", size=size),
                 workers=workers,
                 progress=False,
             )

@@ -117,9 +117,8 @@ def measure_size(
     model = training.compile_model(model, learning_rate=1e-4)
     in_memory = min(len(ids) // batch, settings.steps) * batch
     memory = _memory_feed(images[:in_memory], targets[:in_memory], batch)
-    ours = inputs.make_dataset(
-        images, targets, batch, shuffle=True, augmentation="dihedral", drop_remainder=True
-    ).repeat()
+    rows = np.arange(in_memory)  # whole batches only: a short last one would trace the step again
+    ours = inputs.make_dataset(images, targets, batch, shuffle=True, augmentation="dihedral", indices=rows).repeat()
     feeds = {f"{image_size} px from memory": memory, f"{image_size} px ours, dihedral": ours}
     for feed in feeds.values():
         model.fit(feed, epochs=1, steps_per_epoch=settings.warmup_steps, verbose=0)

@@ -14,7 +14,7 @@ import itertools
 import re
 from pathlib import Path
 
-from hpa_utils import files, parameters, runner, stages
+from hpa_utils import ablation_tables, atomic_files, parameters, report, runner, stages
 
 RECORD_FILE = "ablation.json"
 
@@ -98,7 +98,7 @@ def check_record(out: Path, request: dict) -> bool:
     holds another one, or files that are neither a run folder nor an ablation."""
     path = out / RECORD_FILE
     if path.is_file():
-        saved = files.read_json(path)
+        saved = atomic_files.read_json(path)
         asked = {key: saved.get(key) for key in request}
         if asked != request:
             raise FileExistsError(
@@ -157,8 +157,6 @@ def ablate(
     one_at_a_time: bool = False,
 ) -> Path:
     """Run the ablation (or continue it) and write ablation.csv, ablation.md and report.html; return --out."""
-    from hpa_utils import ablation_tables, report
-
     if seeds < 1:
         raise ValueError(f"--seeds {seeds}: at least 1")
     if not out:
@@ -185,9 +183,11 @@ def ablate(
     run_upstream(preset, upstream_stages(preset_record, stage), out_dir, request["data_dir"], overrides)
     out_dir.mkdir(parents=True, exist_ok=True)
     created = (
-        files.read_json(out_dir / RECORD_FILE)["created"] if recorded else dt.datetime.now().isoformat("T", "seconds")
+        atomic_files.read_json(out_dir / RECORD_FILE)["created"]
+        if recorded
+        else dt.datetime.now().isoformat("T", "seconds")
     )
-    files.write_json(out_dir / RECORD_FILE, {**request, "reference": reference, "created": created})
+    atomic_files.write_json(out_dir / RECORD_FILE, {**request, "reference": reference, "created": created})
     for number, setting in enumerate(runs, 1):
         print(f"[{number}/{len(runs)}] {setting.label()} SEED={setting.seed}", flush=True)
         run_setting(request, setting, out_dir)
@@ -202,7 +202,7 @@ def resume(out: str) -> Path:
     path = Path(out).expanduser().resolve() / RECORD_FILE
     if not path.is_file():
         raise FileNotFoundError(f"--resume {out}: no {RECORD_FILE} there; is it an ablation folder?")
-    saved = files.read_json(path)
+    saved = atomic_files.read_json(path)
     return ablate(
         saved["preset"],
         saved["stage"],
@@ -213,3 +213,23 @@ def resume(out: str) -> Path:
         overrides=saved["overrides"],
         one_at_a_time=saved["one_at_a_time"],
     )
+
+
+def main(arguments) -> int:
+    """Entry point of `python -m hpa_utils ablate`."""
+    if arguments.resume:
+        resume(arguments.resume)
+        return 0
+    if not arguments.stage:
+        raise ValueError("ablate needs --stage (or --resume DIR)")
+    ablate(
+        arguments.preset,
+        arguments.stage,
+        arguments.vary,
+        seeds=arguments.seeds,
+        out=arguments.out,
+        data_dir=arguments.data_dir,
+        overrides=parameters.parse_overrides(arguments.parameter),
+        one_at_a_time=arguments.one_at_a_time,
+    )
+    return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hpa_utils import comparison, files, metrics, stage_files, stages
+from hpa_utils import atomic_files, comparison, metrics, stage_files, stages
 from hpa_utils.stages import HEADLINE
 
 SCORES = (HEADLINE, "f1_at_0.5", "f1_at_per_class", "test_f1")  # the scores a row keeps, where the stage has them
@@ -135,7 +135,7 @@ INTERVAL_NOTE = (
 
 def markdown(out: Path, stage: str, table: pd.DataFrame, names: list[str], reference: dict) -> str:
     """ablation.md: what was run, the scores per setting, and the paired differences to the reference."""
-    record = files.read_json(Path(out) / "ablation.json") if (Path(out) / "ablation.json").is_file() else {}
+    record = atomic_files.read_json(Path(out) / "ablation.json") if (Path(out) / "ablation.json").is_file() else {}
     by_setting, differences = summaries(out, stage, table, names, reference)
     lines = [
         f"# Ablation of {stage}",
@@ -161,8 +161,8 @@ def write(out: Path, stage: str, runs: list, reference: dict) -> pd.DataFrame:
     out = Path(out)
     names = [name for name, _ in runs[0].values]
     table = collect(out, stage, runs)
-    with files.atomic_write(out / "ablation.csv") as temporary:
+    with atomic_files.atomic_write(out / "ablation.csv") as temporary:
         table.to_csv(temporary, index=False)
-    with files.atomic_write(out / "ablation.md") as temporary:
+    with atomic_files.atomic_write(out / "ablation.md") as temporary:
         temporary.write_text(markdown(out, stage, table, names, reference), encoding="utf-8")
     return table

@@ -7,6 +7,20 @@ import numpy as np
 
 AUGMENTATIONS = ("none", "dihedral", "strong")
 DIHEDRAL_VIEWS = 8
+# View index -> (swap the two image axes first?, image axes to reverse then): the 8 views of the dihedral group
+# (index % 4 turns counter-clockwise, then a left-right mirror from 4 on), each in at most two passes over the
+# pixels. The one definition: ``inputs.dihedral_tf`` applies it in the input pipeline, ``predict.dihedral`` in
+# the model.
+DIHEDRAL_STEPS = (
+    (False, ()),
+    (True, (0,)),
+    (False, (0, 1)),
+    (True, (1,)),
+    (False, (1,)),
+    (True, (0, 1)),
+    (False, (0,)),
+    (True, ()),
+)
 
 
 def check_augmentation(name: str) -> str:
@@ -21,10 +35,10 @@ def imgaug_augmenters():
 
     Where imgaug is not installed (a Kaggle image without it) it comes from the hpa-utils dataset's wheel.
     """
-    from hpa_utils import compat, wheels
+    from hpa_utils import imgaug_numpy, offline_wheels
 
-    compat.patch_numpy_for_imgaug()
-    return wheels.import_module("imgaug.augmenters")
+    imgaug_numpy.patch_numpy_for_imgaug()
+    return offline_wheels.import_module("imgaug.augmenters")
 
 
 def imgaug_augmenter(name: str):

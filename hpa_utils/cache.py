@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from hpa_utils import checks, dataset, disk, environment, files
+from hpa_utils import argument_values, atomic_files, dataset, disk, environment
 
 CACHE_VERSION = 2  # bump when the cached pixels would change for the same key (e.g. another resize)
 CACHE_MODES = ("auto", "memmap", "stream")  # the CACHE parameter
@@ -67,7 +67,7 @@ def _open_if_complete(path: Path, shape: tuple[int, ...]):
     if not (path.is_file() and sidecar.is_file()):
         return None
     try:
-        description = files.read_json(sidecar)
+        description = atomic_files.read_json(sidecar)
     except ValueError:
         return None
     if tuple(description.get("shape", ())) != shape or description.get("dtype") != "uint8":
@@ -93,13 +93,12 @@ def build_cache(
     image_size: int,
     channels: str = "rgby",
     cache_dir=None,
-    workers: int | None = None,
     progress: bool = True,
     mode: str = "memmap",
 ):
     """The samples ``ids`` of ``split`` as a read-only (N, image_size, image_size, C) uint8 memmap, in ids order.
 
-    Decoded once with ``dataset.load_sample`` on ``workers`` threads (default: all CPUs) into a file
+    Decoded once with ``dataset.load_sample`` on a thread per CPU into a file
     under ``cache_dir`` (default ``default_cache_dir()``), keyed by the dataset, split, ids, size and
     channel mode; later calls with the same arguments only map that file. The file is written under a
     temporary name and renamed when complete, so an interrupted build is never reused. A sample that
@@ -113,7 +112,7 @@ def build_cache(
     ids = [str(image_id) for image_id in ids]
     if not ids:
         raise ValueError(f"build_cache: no ids given for split {split!r}")
-    if not checks.is_integer(image_size) or image_size <= 0:
+    if not argument_values.is_integer(image_size) or image_size <= 0:
         raise ValueError(f"build_cache: image_size must be a positive int, got {image_size!r}")
     image_size = int(image_size)
     if channels not in dataset.CHANNEL_MODES:
@@ -135,13 +134,13 @@ def build_cache(
                 f"{path.parent}; decoding them on the fly instead (the same pixels, each time they are read)"
             )
     if mode == "stream":
-        return StreamedImages(data_dir, split, ids, image_size, channels, workers)
+        return StreamedImages(data_dir, split, ids, image_size, channels)
     description = {"count": len(ids), "split": split, "image_size": image_size, "channels": channels}
     description |= {"data_dir": str(data_dir), "first_id": ids[0], "last_id": ids[-1]}
     return _array_once(
         path,
         shape,
-        lambda array: _decode_into(array, data_dir, split, ids, image_size, channels, workers, progress),
+        lambda array: _decode_into(array, data_dir, split, ids, image_size, channels, progress),
         description,
     )
 
@@ -154,12 +153,12 @@ def _array_once(path: Path, shape: tuple, fill, description: dict) -> np.ndarray
         return cached
     path.parent.mkdir(parents=True, exist_ok=True)
     _check_free_space(path.parent, int(np.prod(shape)))
-    with files.atomic_write(path) as temporary:
+    with atomic_files.atomic_write(path) as temporary:
         array = np.memmap(temporary, dtype=np.uint8, mode="w+", shape=shape)
         fill(array)
         array.flush()
         del array
-    files.write_json(_sidecar(path), {"shape": list(shape), "dtype": "uint8", **description})
+    atomic_files.write_json(_sidecar(path), {"shape": list(shape), "dtype": "uint8", **description})
     return np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
 
 
@@ -173,7 +172,7 @@ def _load(data_dir, split: str, ids: list, index: int, image_size: int, channels
         raise
 
 
-def _decode_into(array, data_dir, split, ids, image_size, channels, workers, progress) -> None:
+def _decode_into(array, data_dir, split, ids, image_size, channels, progress) -> None:
     """Fill ``array[i]`` with sample ``ids[i]`` on a thread pool (cv2 decodes without the GIL)."""
 
     def load(index: int) -> None:
@@ -185,7 +184,7 @@ def _decode_into(array, data_dir, split, ids, image_size, channels, workers, pro
             )
         array[index] = sample
 
-    workers = workers or os.cpu_count() or 1
+    workers = os.cpu_count() or 1
     description = f"caching {split} {image_size}px {channels}"
     with tqdm(total=len(ids), desc=description, unit="img", disable=not progress) as bar:
         executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hpa-cache")

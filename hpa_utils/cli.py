@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
-from hpa_utils.runner import RunError
+from hpa_utils import disk, stages
 
 
 def _add_ablate(commands) -> None:
@@ -77,23 +78,6 @@ def _add_synth_stats(commands) -> None:
     stats.add_argument("--split", choices=("train", "test"), default="train")
     stats.add_argument("--seed", type=int, default=0, help="which images are drawn (default 0)")
     stats.add_argument("--check", action="store_true", help="exit with status 1 when any row misses")
-
-
-def _synth_stats(arguments) -> int:
-    from hpa_utils import image_statistics
-
-    if not Path(arguments.data_dir).is_dir():
-        raise FileNotFoundError(f"{arguments.data_dir}: no such folder")
-    if arguments.samples < 1:
-        raise ValueError(f"--samples must be at least 1, got {arguments.samples}")
-    per_image = image_statistics.measure_folder(arguments.data_dir, arguments.samples, arguments.split, arguments.seed)
-    table = image_statistics.compare(image_statistics.summarise(per_image))
-    print(
-        f"{arguments.data_dir}: {len(per_image)} {arguments.split} images, each channel read at "
-        f"{image_statistics.MEASURE_SIZE} px with INTER_AREA; reference: {image_statistics.REFERENCE_CSV.name}"
-    )
-    print(image_statistics.format_comparison(table, "this folder"))
-    return 1 if arguments.check and not table["pass"].all() else 0
 
 
 def _add_kaggle_export(commands) -> None:
@@ -179,138 +163,38 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _ablate(arguments) -> int:
-    from hpa_utils import ablation, parameters
-
-    if arguments.resume:
-        ablation.resume(arguments.resume)
-        return 0
-    if not arguments.stage:
-        raise ValueError("ablate needs --stage (or --resume DIR)")
-    ablation.ablate(
-        arguments.preset,
-        arguments.stage,
-        arguments.vary,
-        seeds=arguments.seeds,
-        out=arguments.out,
-        data_dir=arguments.data_dir,
-        overrides=parameters.parse_overrides(arguments.parameter),
-        one_at_a_time=arguments.one_at_a_time,
-    )
-    return 0
-
-
-def _external(arguments) -> int:
-    from hpa_utils import external
-
-    summary = external.download(
-        arguments.labels,
-        arguments.out,
-        base_url=arguments.base_url or external.V18_URL,
-        limit=arguments.limit,
-        workers=arguments.workers,
-        size=arguments.size,
-        retries=arguments.retries,
-    )
-    print(external.describe(summary, arguments.out))
-    return 0 if summary["failed"] == 0 else 1
-
-
-def _synth(arguments) -> int:
-    if arguments.hpav18:
-        from hpa_utils.synthetic import hpav18
-
-        path = hpav18.write_hpav18(arguments.out, arguments.train, image_size=arguments.size, seed=arguments.seed)
-        print(f"wrote {path}: serve {path / hpav18.IMAGES_FOLDER}; labels {path / hpav18.LABELS_CSV}")
-        return 0
-    from hpa_utils import synthetic
-
-    path = synthetic.generate(
-        arguments.out,
-        arguments.train,
-        arguments.test,
-        image_size=arguments.size,
-        seed=arguments.seed,
-        min_per_class=arguments.min_per_class,
-        workers=arguments.workers,
-    )
-    print(f"wrote {path}")
-    return 0
-
-
-def _summary(run_dir: str, as_markdown: bool) -> int:
-    from hpa_utils import comparison, stages
-
-    if not Path(run_dir).is_dir():
-        raise FileNotFoundError(f"{run_dir}: no such run folder")
-    table = comparison.table(run_dir)
-    if table.empty:
-        raise ValueError(f"{run_dir}: no training stage has finished there (no <stage>/{stages.METRICS_FILE})")
-    if as_markdown:  # the scores only: seconds move with the machine's load, the scores do not
-        print(comparison.markdown(table.drop(columns=["seconds"], errors="ignore")))
-    else:
-        print(table.to_string(index=False))
-    return 0
+# command -> the module whose main(arguments) runs it: a command imports only what it needs (start-up time)
+COMMANDS = {
+    "run": "hpa_utils.runner",
+    "ablate": "hpa_utils.ablation",
+    "summary": "hpa_utils.comparison",
+    "validate": "hpa_utils.dataset.validation",
+    "synth": "hpa_utils.synthetic",
+    "synth-stats": "hpa_utils.image_statistics",
+    "pretrain": "hpa_utils.stand_in.pretrain",
+    "external": "hpa_utils.external.downloader",
+    "kaggle-export": "hpa_utils.kaggle",
+}
 
 
 def main(argv=None) -> int:
+    """Parse the command line, run the command's ``main`` and turn the expected errors into one line on stderr:
+    exit status 1 for a stage that stopped or a full disk, 2 for a bad argument or input."""
     arguments = _parser().parse_args(argv)
+    command = importlib.import_module(COMMANDS[arguments.command])
     try:
-        if arguments.command == "run":
-            from hpa_utils import runner
-
-            return runner.main(arguments)
-        if arguments.command == "ablate":
-            return _ablate(arguments)
-        if arguments.command == "summary":
-            return _summary(arguments.run_dir, arguments.markdown)
-        if arguments.command == "validate":
-            from hpa_utils import dataset
-
-            return dataset.main_validate(
-                arguments.data_dir, check_images=not arguments.no_images, training_only=arguments.training_only
-            )
-        if arguments.command == "external":
-            return _external(arguments)
-        if arguments.command == "synth-stats":
-            return _synth_stats(arguments)
-        if arguments.command == "synth":
-            return _synth(arguments)
-        if arguments.command == "pretrain":
-            from hpa_utils.stand_in import pretrain
-
-            return pretrain.main(arguments)
-        if arguments.command == "kaggle-export":
-            from hpa_utils import kaggle
-
-            path = kaggle.export(
-                arguments.user,
-                arguments.out,
-                public=arguments.public,
-                preset=arguments.preset,
-                weights_dataset=arguments.weights_dataset,
-                wheel_dir=arguments.wheel_dir,
-                accelerator=arguments.accelerator,
-                fold_kernels=arguments.fold_kernels,
-            )
-            print(f"wrote {path}\n{kaggle.describe(path)}\nnext: {path / 'UPLOAD.md'} (what to push, in order)")
-            return 0
-    except RunError as error:  # a notebook failed: the message names the cell and the executed copy
+        return command.main(arguments)
+    except stages.RunError as error:  # a notebook stopped: the message names the cell, or the fault, and the resume
         print(f"error: {error}", file=sys.stderr)
         return 1
     except (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a full disk, wherever a command writes: one line, no traceback
-        from hpa_utils import disk
-
         if not disk.is_full_disk(error):
             raise
         folder = disk.path_in(error)
         where = folder.parent if folder else Path.cwd()
-        print(
-            f"error: the disk holding {where} is full ({disk.describe(disk.free_bytes(where))} free): {error}",
-            file=sys.stderr,
-        )
+        free = disk.describe(disk.free_bytes(where))
+        print(f"error: the disk holding {where} ran out of space ({free} free now): {error}", file=sys.stderr)
         return 1
-    return 1

@@ -3,6 +3,8 @@ paired-bootstrap difference to the stage before (same images, same draws)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from hpa_utils import metrics, stage_files, stages
@@ -168,3 +170,18 @@ def markdown(frame: pd.DataFrame) -> str:
     rule = "|" + "|".join([":---"] + ["---:"] * (len(frame.columns) - 1)) + "|"
     body = ["| " + " | ".join(str(cell) for cell in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([heading, rule, *body])
+
+
+def main(arguments) -> int:
+    """Entry point of `python -m hpa_utils summary RUN_DIR [--markdown]`: a run folder's stage table."""
+    run_dir, as_markdown = arguments.run_dir, arguments.markdown
+    if not Path(run_dir).is_dir():
+        raise FileNotFoundError(f"{run_dir}: no such run folder")
+    frame = table(run_dir)
+    if frame.empty:
+        raise ValueError(f"{run_dir}: no training stage has finished there (no <stage>/{stages.METRICS_FILE})")
+    if as_markdown:  # the scores only: seconds move with the machine's load, the scores do not
+        print(markdown(frame.drop(columns=["seconds"], errors="ignore")))
+    else:
+        print(frame.to_string(index=False))
+    return 0

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hpa_utils import checks, wheels
-from hpa_utils.files import atomic_write
+from hpa_utils import argument_values, offline_wheels
+from hpa_utils.atomic_files import atomic_write
 
 
 def _stratifiers():
     """iterative-stratification's ``ml_stratifiers`` (from the hpa-utils dataset's wheel where it is not installed)."""
-    return wheels.import_module("iterstrat.ml_stratifiers")
+    return offline_wheels.import_module("iterstrat.ml_stratifiers")
 
 
 def _as_multi_hot(multi_hot) -> np.ndarray:
@@ -62,7 +62,7 @@ def _write_assignment(path, ids, values, column: str) -> Path:
         raise ValueError(f"{column} has shape {values.shape} but there are {len(ids)} ids")
     duplicates = pd.Index(ids)[pd.Index(ids).duplicated()].unique()
     if len(duplicates):
-        raise ValueError(f"duplicate Ids: {checks.show_ids(duplicates)}")
+        raise ValueError(f"duplicate Ids: {argument_values.show_ids(duplicates)}")
     frame = pd.DataFrame({"Id": ids, column: values.astype(np.int64)})
     with atomic_write(path) as temporary:
         frame.to_csv(temporary, index=False)
@@ -83,11 +83,11 @@ def _read_assignment(path, column: str, expected_ids) -> pd.DataFrame:
     frame = frame[["Id", column]]
     duplicates = frame["Id"][frame["Id"].duplicated()].unique()
     if len(duplicates):
-        raise ValueError(f"{path}: duplicate Ids: {checks.show_ids(duplicates)}")
+        raise ValueError(f"{path}: duplicate Ids: {argument_values.show_ids(duplicates)}")
     values = pd.to_numeric(frame[column], errors="coerce")
     bad_rows = frame["Id"][values.isna() | (values != values.round()) | (values < 0)]
     if len(bad_rows):
-        raise ValueError(f"{path}: {column} is not a non-negative integer for Ids {checks.show_ids(bad_rows)}")
+        raise ValueError(f"{path}: {column} is not a non-negative integer for Ids {argument_values.show_ids(bad_rows)}")
     frame = frame.assign(**{column: values.astype(np.int64)})
     if expected_ids is not None:
         expected_ids = [str(image_id) for image_id in expected_ids]
@@ -98,9 +98,9 @@ def _read_assignment(path, column: str, expected_ids) -> pd.DataFrame:
         if missing or extra:
             problems = []
             if missing:
-                problems.append(f"missing Ids {checks.show_ids(missing)}")
+                problems.append(f"missing Ids {argument_values.show_ids(missing)}")
             if extra:
-                problems.append(f"extra Ids {checks.show_ids(extra)}")
+                problems.append(f"extra Ids {argument_values.show_ids(extra)}")
             raise ValueError(f"{path}: Ids do not match the expected ones: {'; '.join(problems)}")
         frame = frame.set_index("Id").loc[expected_ids].reset_index()
     return frame
@@ -132,5 +132,5 @@ def read_split(path, expected_ids=None) -> pd.DataFrame:
     frame = _read_assignment(path, "is_validation", expected_ids)
     bad_rows = frame["Id"][~frame["is_validation"].isin((0, 1))]
     if len(bad_rows):
-        raise ValueError(f"{path}: is_validation is not 0 or 1 for Ids {checks.show_ids(bad_rows)}")
+        raise ValueError(f"{path}: is_validation is not 0 or 1 for Ids {argument_values.show_ids(bad_rows)}")
     return frame.assign(is_validation=frame["is_validation"].astype(bool))

@@ -148,6 +148,16 @@ def prepare(mixed_precision: str = "auto", *, batch_size: int | None = None) -> 
     return hardware
 
 
+def devices_of(model) -> int:
+    """How many devices a model's batches are split over: its strategy's replicas (TensorFlow), or the devices of
+    Keras' distribution (JAX); 1 on one device."""
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is not None:
+        return int(strategy.num_replicas_in_sync)
+    distribution = keras.distribution.distribution()
+    return len(distribution.device_mesh.devices.flatten()) if distribution is not None else 1
+
+
 class AcceleratorMemoryError(RuntimeError):
     """Training or prediction asked a device for more memory than it has; the message says what to try."""
 

@@ -135,3 +135,19 @@ def intensity_table(data_dir, ids, image_size: int = MEASURE_SIZE) -> pd.DataFra
         {"mean": values.mean(axis=0), "std": values.std(axis=0), "p99": np.percentile(values, 99, axis=0)},
         index=list(COLORS),
     )
+
+
+def main(arguments) -> int:
+    """Entry point of `python -m hpa_utils synth-stats DATA_DIR`."""
+    if not Path(arguments.data_dir).is_dir():
+        raise FileNotFoundError(f"{arguments.data_dir}: no such folder")
+    if arguments.samples < 1:
+        raise ValueError(f"--samples must be at least 1, got {arguments.samples}")
+    per_image = measure_folder(arguments.data_dir, arguments.samples, arguments.split, arguments.seed)
+    table = compare(summarise(per_image))
+    print(
+        f"{arguments.data_dir}: {len(per_image)} {arguments.split} images, each channel read at "
+        f"{MEASURE_SIZE} px with INTER_AREA; reference: {REFERENCE_CSV.name}"
+    )
+    print(format_comparison(table, "this folder"))
+    return 1 if arguments.check and not table["pass"].all() else 0

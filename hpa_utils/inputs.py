@@ -6,21 +6,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from hpa_utils import augment, checks
+from hpa_utils import argument_values, augment
 from hpa_utils.augment import DIHEDRAL_VIEWS
-
-# View index -> (swap the two image axes first?, image axes to reverse then): the 8 views of ``dihedral_tf``
-# (index % 4 turns counter-clockwise, then a left-right mirror from 4 on), each in at most two passes over the pixels.
-_DIHEDRAL_STEPS = (
-    (False, ()),
-    (True, (0,)),
-    (False, (0, 1)),
-    (True, (1,)),
-    (False, (1,)),
-    (True, (0, 1)),
-    (False, (0,)),
-    (True, ()),
-)
 
 
 def _checked(images, targets, batch_size: int, indices):
@@ -51,13 +38,13 @@ def dihedral_tf(batch, index: int) -> tf.Tensor:
     ``[:, :, ::-1]``). The one definition of the dihedral group: training (``random_dihedral``) and TTA
     (``predict.predict_tta``) both use it.
     """
-    if not checks.is_integer(index) or not 0 <= index < DIHEDRAL_VIEWS:
+    if not argument_values.is_integer(index) or not 0 <= index < DIHEDRAL_VIEWS:
         raise ValueError(f"dihedral index must be an integer in 0..{DIHEDRAL_VIEWS - 1}, got {index!r}")
     batch = tf.convert_to_tensor(batch)
     if batch.shape.rank not in (3, 4):
         raise ValueError(f"expected an HWC image or an NHWC batch, got shape {tuple(batch.shape)}")
     first = batch.shape.rank - 3  # the height axis
-    swap, reversed_axes = _DIHEDRAL_STEPS[int(index)]
+    swap, reversed_axes = augment.DIHEDRAL_STEPS[int(index)]
     if swap:
         order = list(range(batch.shape.rank))
         order[first], order[first + 1] = order[first + 1], order[first]
@@ -86,9 +73,15 @@ def _check_square(shape, augmentation: str) -> None:
         )
 
 
+def views_of(image, augmentation: str, draws: int = 8, seed: int = 0) -> np.ndarray:
+    """``draws`` training views of one HWC uint8 image: ``augment_images`` of the image repeated, as the training
+    pipeline draws them (``plots.augmentation_examples`` shows them)."""
+    return np.asarray(augment_images(np.repeat(np.asarray(image)[None], draws, axis=0), augmentation, seed))
+
+
 def augment_images(batch, augmentation: str, seed) -> tf.Tensor:
     """The training views of an NHWC uint8 batch for ``augmentation`` (one of ``augment.AUGMENTATIONS``): what
-    ``make_dataset`` maps over every batch, and what ``plots.augmentation_examples`` draws.
+    ``make_dataset`` maps over every batch (``views_of``: one image's).
 
     "none": the batch itself. "dihedral": each image as one of the 8 views of ``dihedral_tf``, drawn by
     ``random_dihedral`` in the graph. "strong": those views, then ``augment.imgaug_augmenter("strong")``
@@ -116,8 +109,9 @@ def augment_images(batch, augmentation: str, seed) -> tf.Tensor:
     return augmented
 
 
-def _gather_op(images, targets, image_shape, batch_dimension):
+def _gather_op(images, targets):
     """The tf.data map that turns a batch of row indices into the images (and targets) of those rows."""
+    image_shape = (None, *images.shape[1:])
 
     def gather(indices):
         indices = np.asarray(indices)
@@ -133,7 +127,7 @@ def _gather_op(images, targets, image_shape, batch_dimension):
             return batch
         batch, batch_targets = tf.numpy_function(gather, [indices], (tf.uint8, tf.float32), stateful=False)
         batch.set_shape(image_shape)
-        batch_targets.set_shape((batch_dimension, targets.shape[1]))
+        batch_targets.set_shape((None, targets.shape[1]))
         return batch, batch_targets
 
     return gather_op
@@ -164,7 +158,6 @@ def make_dataset(
     shuffle: bool = False,
     augmentation: str = "none",
     seed: int = 0,
-    drop_remainder: bool = False,
     indices=None,
     replicas: int = 1,
 ) -> tf.data.Dataset:
@@ -178,15 +171,13 @@ def make_dataset(
     square images only), for "strong" then imgaug's affine, brightness and blur. ``indices`` limits the dataset
     to those rows of ``images`` and ``targets`` (a training or validation part) without copying them. Raises
     ValueError for mismatched or badly typed inputs.
-    ``replicas``: the strategy's replica count; the batches are shaped for it as ``batch_sizes`` says (unless
-    ``drop_remainder``, which keeps full batches only).
+    ``replicas``: the strategy's replica count; the batches are shaped for it as ``batch_sizes`` says. Every image
+    is in one batch: none is dropped.
     """
     targets, indices = _checked(images, targets, batch_size, indices)
     augment.check_augmentation(augmentation)  # ValueError for an unknown name, before any work
     _check_square(images.shape, augmentation)
-    batch_dimension = batch_size if drop_remainder else None
-    image_shape = (batch_dimension, *images.shape[1:])
-    gather_op = _gather_op(images, targets, image_shape, batch_dimension)
+    gather_op = _gather_op(images, targets)
 
     def augment_op(batch_seed, element):  # the views of this epoch and batch, from its seed
         if targets is None:
@@ -196,9 +187,9 @@ def make_dataset(
     dataset = tf.data.Dataset.from_tensor_slices(indices)
     if shuffle:
         dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    dataset = dataset.batch(batch_size)
     sizes = batch_sizes(len(indices), batch_size, replicas)
-    if not drop_remainder and sizes != batch_sizes(len(indices), batch_size):  # shaped for the replicas
+    if sizes != batch_sizes(len(indices), batch_size):  # shaped for the replicas
         dataset = dataset.rebatch(sizes).apply(tf.data.experimental.assert_cardinality(len(sizes)))
     dataset = dataset.map(gather_op, num_parallel_calls=tf.data.AUTOTUNE)
     if augmentation != "none":

@@ -8,7 +8,18 @@ from pathlib import Path
 
 import numpy as np
 
-from hpa_utils import checks, environment, external, files, folds, labels, models, stage_files, stage_model, stages
+from hpa_utils import (
+    argument_values,
+    atomic_files,
+    environment,
+    external,
+    folds,
+    labels,
+    models,
+    stage_files,
+    stage_model,
+    stages,
+)
 
 FOLD_FILES = (stages.METRICS_FILE, stages.OOF_FILE, stages.TEST_PREDICTIONS_FILE, stages.HISTORY_FILE)  # merging reads
 
@@ -47,7 +58,7 @@ def gather_fold_kernels(stage_dir, root=None) -> list[int]:
                 f"{output / stages.FOLDS_FILE} differs from {reference}: the fold kernels split the images "
                 "differently; run them all with the same SEED, N_FOLDS and data"
             )
-    files.copy_file(reference, stage_dir / stages.FOLDS_FILE)
+    atomic_files.copy_file(reference, stage_dir / stages.FOLDS_FILE)
     found = {}
     for output in outputs:
         for fold_dir in sorted(output.glob("fold_*")):
@@ -55,7 +66,7 @@ def gather_fold_kernels(stage_dir, root=None) -> list[int]:
             if fold.isdigit() and stages.is_finished(fold_dir) and int(fold) not in found:
                 for name in FOLD_FILES:
                     if (fold_dir / name).is_file():
-                        files.copy_file(fold_dir / name, stage_dir / fold_dir.name / name)
+                        atomic_files.copy_file(fold_dir / name, stage_dir / fold_dir.name / name)
                 found[int(fold)] = fold_dir
     print("fold kernels' outputs: " + ", ".join(f"fold {fold} from {path}" for fold, path in sorted(found.items())))
     return sorted(found)
@@ -85,7 +96,7 @@ def folds_to_train(requested: list, n_folds: int, *, from_kernels: bool = False)
     if from_kernels:
         return []
     chosen = list(requested) or list(range(n_folds))
-    wrong = [fold for fold in chosen if not checks.is_integer(fold) or not 0 <= fold < n_folds]
+    wrong = [fold for fold in chosen if not argument_values.is_integer(fold) or not 0 <= fold < n_folds]
     if wrong:
         raise ValueError(f"FOLDS {wrong}: each fold must be an integer 0..{n_folds - 1} (N_FOLDS = {n_folds})")
     return chosen
@@ -109,31 +120,21 @@ def batch_norm(setting: str, start_stage, weights: str) -> bool:
     return models.batch_norm_frozen(setting, weights, upstream=upstream)
 
 
-def start_model(
-    start_stage,
-    images,
-    is_held_out,
-    *,
-    strategy,
-    image_size: int,
-    backbone: str,
-    channels: str,
-    weights: str,
-    freeze_batch_norm: bool,
-):
-    """The model a fold starts from, built in ``strategy``'s scope: a finished stage's weights (START_FROM), else a
-    new model whose input statistics come from ``images`` outside ``is_held_out`` (the fold's training rows)."""
+def start_model(start_stage, spec: models.ModelSpec, images, is_held_out, *, strategy):
+    """The model a fold starts from, built in ``strategy``'s scope: a finished stage's weights (START_FROM, which must
+    have ``spec``'s backbone and channels), else ``spec``'s new model, its input statistics from ``images`` outside
+    ``is_held_out`` (the fold's training rows)."""
     if start_stage is not None:
         info = stage_files.read_metrics(start_stage)
-        if (info["backbone"], info["channels"]) != (backbone, channels):
+        if (info["backbone"], info["channels"]) != (spec.backbone, spec.channels):
             raise ValueError(
                 f"START_FROM {Path(start_stage).name} was trained as {info['backbone']}/{info['channels']}, "
-                f"but BACKBONE/CHANNELS are {backbone}/{channels}: make them agree"
+                f"but BACKBONE/CHANNELS are {spec.backbone}/{spec.channels}: make them agree"
             )
         with strategy.scope():
-            return stage_model.model_from_stage(start_stage, image_size, freeze_batch_norm=freeze_batch_norm)
+            return stage_model.model_from_stage(start_stage, spec.image_size, freeze_batch_norm=spec.freeze_batch_norm)
     with strategy.scope():
-        model = models.build_model(backbone, image_size, channels, weights, freeze_batch_norm=freeze_batch_norm)
+        model = spec.build()
     models.set_input_statistics(model, images, np.flatnonzero(~np.asarray(is_held_out, bool)))
     return model
 

@@ -12,6 +12,7 @@ import math
 import re
 from pathlib import Path
 
+import nbformat
 import yaml
 
 from hpa_utils import environment, stages
@@ -77,8 +78,6 @@ def parameters_cell(notebook, path: Path):
 
 def declared(stage: str, notebooks_dir=None) -> dict:
     """{name: (annotation, default)} of the parameters ``stage``'s notebook declares (in ``notebooks_dir``)."""
-    import nbformat
-
     path = Path(notebooks_dir or NOTEBOOKS_DIR) / f"{stages.check_stage(stage)}.ipynb"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: notebook not found")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn
 
 from hpa_utils import dataset, labels, stages
 
@@ -44,8 +45,6 @@ def labels_per_image(label_lists):
 
 def cooccurrence_heatmap(label_lists):
     """Heatmap of P(column class | row class): how often classes appear together."""
-    import seaborn
-
     multi_hot = labels.to_multi_hot(label_lists).astype(np.float64)
     together = multi_hot.T @ multi_hot
     conditional = together / np.maximum(np.diag(together)[:, None], 1)
@@ -204,17 +203,14 @@ def scores_with_intervals(rows: list[dict]):
     return figure
 
 
-def augmentation_examples(image: np.ndarray, augmentation: str, draws: int = 8, seed: int = 0):
-    """One HWC uint8 image (as a colour composite) and ``draws`` training views of it for ``augmentation`` (one of
-    ``augment.AUGMENTATIONS``), made by ``inputs.augment_images``, the function the training pipeline maps over
-    its batches: the views training sees. ``seed`` picks the draws."""
-    from hpa_utils import inputs  # TensorFlow: imported only where a figure needs it
-
-    batch = np.repeat(np.asarray(image)[None], draws, axis=0)
-    augmented = np.asarray(inputs.augment_images(batch, augmentation, seed))
+def augmentation_examples(image: np.ndarray, views, augmentation: str):
+    """One HWC uint8 image (as a colour composite) beside ``views`` of it, the training pipeline's draws for
+    ``augmentation`` (``inputs.augment_images`` of the image repeated): the views training sees."""
+    views = np.asarray(views)
+    draws = len(views)
     figure, axes = plt.subplots(1, draws + 1, figsize=(2 * (draws + 1), 2.3), squeeze=False)
     titles = ["original"] + [f"{augmentation}, draw {i + 1}" for i in range(draws)]
-    for axis, picture, title in zip(axes[0], [image, *augmented], titles):
+    for axis, picture, title in zip(axes[0], [image, *views], titles):
         axis.imshow(composite(picture))
         axis.set_title(title, fontsize=9)
         axis.axis("off")
@@ -224,8 +220,6 @@ def augmentation_examples(image: np.ndarray, augmentation: str, draws: int = 8, 
 
 def fold_class_counts(targets, fold_of):
     """Heatmap of how many images of each class every fold holds."""
-    import seaborn
-
     counts = pd.DataFrame(
         {f"fold {fold}": np.asarray(targets)[fold_of == fold].sum(axis=0) for fold in range(int(fold_of.max()) + 1)},
         index=[f"{index} {name}" for index, name in enumerate(labels.CLASS_NAMES)],

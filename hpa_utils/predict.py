@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 from tqdm import tqdm
 
-from hpa_utils import checks, hardware, labels, metrics
+from hpa_utils import argument_values, augment, hardware, labels, metrics
+from hpa_utils.atomic_files import atomic_write
 from hpa_utils.augment import DIHEDRAL_VIEWS
-from hpa_utils.files import atomic_write
-from hpa_utils.inputs import dihedral_tf
 
 
 class SubmissionError(ValueError):
@@ -23,81 +23,68 @@ class SubmissionError(ValueError):
         super().__init__("invalid submission:\n" + "\n".join(f"- {problem}" for problem in self.problems))
 
 
-def _model_input_dtype(model) -> str:
-    try:
-        return str(model.inputs[0].dtype)
-    except (AttributeError, IndexError, TypeError, ValueError):
-        return "float32"
+def dihedral(batch, index: int):
+    """View ``index`` (0..7) of an NHWC batch in Keras ops (any backend): the table ``augment.DIHEDRAL_STEPS``, as
+    ``inputs.dihedral_tf`` applies it in the input pipeline."""
+    swap, reversed_axes = augment.DIHEDRAL_STEPS[index]
+    if swap:
+        batch = keras.ops.transpose(batch, (0, 2, 1, 3))
+    for axis in reversed_axes:
+        batch = keras.ops.flip(batch, axis=1 + axis)
+    return batch
 
 
-def _image_batches(images, batch_size: int):
-    for start in range(0, len(images), batch_size):
-        yield np.ascontiguousarray(images[start : start + batch_size])
+class ViewAverage:
+    """A model's mean output over the first ``views`` dihedral views of each image, as a Keras model of its own
+    (the model's layers, shared), so that Keras compiles its prediction once for the backend and this object keeps
+    it. A batch a multiple of the devices is padded to one and the padding dropped: every image counts once."""
 
+    def __init__(self, model: keras.Model, views: int = DIHEDRAL_VIEWS):
+        if not argument_values.is_integer(views) or not 1 <= views <= DIHEDRAL_VIEWS:
+            raise ValueError(f"views must be an integer in 1..{DIHEDRAL_VIEWS}, got {views!r}")
+        self.views, self.devices = int(views), hardware.devices_of(model)
+        with model.distribute_strategy.scope() if hasattr(model, "distribute_strategy") else contextlib.nullcontext():
+            images = keras.Input(model.input_shape[1:], name="images")
+            stacked = keras.ops.concatenate([dihedral(images, index) for index in range(self.views)], axis=0)
+            outputs = keras.ops.cast(model(keras.ops.cast(stacked, model.inputs[0].dtype)), "float32")
+            outputs = keras.ops.reshape(outputs, (self.views, -1, outputs.shape[-1]))
+            self.model = keras.Model(images, keras.ops.mean(outputs, axis=0), name=f"{model.name}_x{self.views}")
 
-_traced = {"model": None, "functions": {}}  # the last model's traced functions: tracing costs seconds
+    def __call__(self, images, *, batch_size: int = 32, progress: bool = True) -> np.ndarray:
+        """The mean outputs (N, classes) float32 of ``images`` (an NHWC array or memmap, read batch by batch)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if getattr(images, "ndim", None) != 4:
+            raise ValueError(f"images must be an NHWC array, got shape {getattr(images, 'shape', None)}")
+        count, height, width, _ = images.shape
+        if self.views > 1 and height != width:
+            raise ValueError(f"rotated views need square images, got {height}x{width}; use views=1")
+        results = [np.zeros((0, int(self.model.outputs[0].shape[-1])), np.float32)]
+        with tqdm(total=count, desc=f"predict x{self.views} views", unit="image", disable=not progress) as bar:
+            for start in range(0, count, batch_size):
+                batch = np.ascontiguousarray(images[start : start + batch_size])
+                results.append(self._predict(batch, height))
+                bar.update(len(batch))
+        return np.concatenate(results).astype(np.float32, copy=False)
 
-
-def _prediction_function(model, views: int, batch_spec, input_dtype):
-    """A tf.function running ``views`` dihedral views of a batch through ``model``, traced once per model, view
-    count and batch shape. Only the last model's functions are kept (each keeps its model alive)."""
-    if _traced["model"] is not model:
-        _traced["model"], _traced["functions"] = model, {}
-    key = (views, batch_spec, input_dtype)
-    if key in _traced["functions"]:
-        return _traced["functions"][key]
-
-    @tf.function(input_signature=[batch_spec])  # traced once, whatever the size of the last batch
-    def predict_views(batch):
-        stacked = tf.concat([dihedral_tf(batch, index) for index in range(views)], axis=0)
-        outputs = tf.cast(model(tf.cast(stacked, input_dtype), training=False), tf.float32)
-        outputs = tf.reshape(outputs, [views, tf.shape(batch)[0], -1])
-        return tf.reduce_mean(outputs, axis=0)
-
-    _traced["functions"][key] = predict_views
-    return predict_views
-
-
-def predict_tta(model, images, views: int = DIHEDRAL_VIEWS, batch_size: int = 32, progress: bool = True) -> np.ndarray:
-    """Mean model output (N, classes) float32 over the first ``views`` dihedral views of each image.
-
-    ``images`` is an NHWC array or memmap (uint8 as the models take it); it is read once, batch by batch.
-    Each step stacks all views of ``batch_size`` images into one model call (``batch_size * views``
-    images), so the transforms and the model run together on the device. ``views=1`` is plain prediction.
-    Raises ValueError for views outside 1..8, a non-4-D array, or non-square images with views > 1.
-    """
-    if not checks.is_integer(views) or not 1 <= views <= DIHEDRAL_VIEWS:
-        raise ValueError(f"views must be an integer in 1..{DIHEDRAL_VIEWS}, got {views!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    if getattr(images, "ndim", None) != 4:
-        raise ValueError(f"images must be an NHWC array, got shape {getattr(images, 'shape', None)}")
-    count, height, width, channels = images.shape
-    if views > 1 and height != width:
-        raise ValueError(f"rotated views need square images, got {height}x{width}; use views=1")
-    input_dtype = _model_input_dtype(model)
-    views = int(views)
-    batch_spec = tf.TensorSpec((None, height, width, channels), tf.as_dtype(images.dtype))
-
-    predict_views = _prediction_function(model, views, batch_spec, input_dtype)
-    dataset = tf.data.Dataset.from_generator(
-        lambda: _image_batches(images, batch_size),
-        output_signature=batch_spec,
-    ).prefetch(2)
-    results = []
-    with tqdm(total=count, desc=f"predict x{views} views", unit="image", disable=not progress) as bar:
+    def _predict(self, batch: np.ndarray, image_size: int) -> np.ndarray:
+        """One batch, padded to a multiple of the devices (the padding's outputs dropped)."""
+        padding = -len(batch) % self.devices
+        padded = np.concatenate([batch, np.zeros((padding, *batch.shape[1:]), batch.dtype)]) if padding else batch
         try:
-            for batch in dataset:
-                results.append(predict_views(batch).numpy())
-                bar.update(int(batch.shape[0]))
+            return np.asarray(self.model.predict_on_batch(padded))[: len(batch)]
         except Exception as error:  # a device out of memory gets a message that says what to try
             if not hardware.is_out_of_memory(error):
                 raise
-            doing = f"predicting ({views} views of each image in one call, on one device)"
-            raise hardware.out_of_memory(doing, image_size=height, batch_size=batch_size, replicas=1) from error
-    if not results:
-        return np.zeros((0, int(model.outputs[0].shape[-1]) if getattr(model, "outputs", None) else 0), np.float32)
-    return np.concatenate(results).astype(np.float32, copy=False)
+            doing = f"predicting ({self.views} views of each image in one call)"
+            raise hardware.out_of_memory(doing, image_size=image_size, batch_size=len(padded), replicas=1) from error
+
+
+def predict_tta(model, images, views: int = DIHEDRAL_VIEWS, batch_size: int = 32, progress: bool = True) -> np.ndarray:
+    """Mean model output (N, classes) float32 over the first ``views`` dihedral views of each image (``ViewAverage``):
+    ``views=1`` is plain prediction. Each step stacks all views of ``batch_size`` images into one model call.
+    Raises ValueError for views outside 1..8, a non-4-D array, or non-square images with views > 1."""
+    return ViewAverage(model, views)(images, batch_size=batch_size, progress=progress)
 
 
 def _duplicates(ids) -> list:
@@ -109,13 +96,13 @@ def _id_problems(ids: list[str], sample_ids: list[str]) -> list[str]:
     """Duplicate, missing and extra Ids of ``ids`` against the sample submission's, one message each."""
     problems = []
     if duplicates := _duplicates(ids):
-        problems.append(f"duplicate Ids: {checks.show_ids(duplicates)}")
+        problems.append(f"duplicate Ids: {argument_values.show_ids(duplicates)}")
     present = set(ids)
     if missing := [image_id for image_id in sample_ids if image_id not in present]:
-        problems.append(f"missing Ids (in the sample submission, not in this one): {checks.show_ids(missing)}")
+        problems.append(f"missing Ids (in the sample submission, not in this one): {argument_values.show_ids(missing)}")
     expected = set(sample_ids)
     if extra := [image_id for image_id in ids if image_id not in expected]:
-        problems.append(f"extra Ids (not in the sample submission): {checks.show_ids(extra)}")
+        problems.append(f"extra Ids (not in the sample submission): {argument_values.show_ids(extra)}")
     return problems
 
 
@@ -144,7 +131,7 @@ def _as_text(value) -> str:
     """A Predicted / Target cell as text: pandas reads a column of single labels as integers, blanks as NaN."""
     if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)):
         return ""
-    if checks.is_integer(value):
+    if argument_values.is_integer(value):
         return str(int(value))
     return str(value)
 
@@ -181,7 +168,7 @@ def validate_submission(df, sample_submission_df) -> None:
             kind, detail = problem
             culprits_by_kind.setdefault(kind, []).append(f"{image_id}{detail}")
     for kind, culprits in culprits_by_kind.items():
-        problems.append(f"{kind} for Ids: {checks.show_ids(culprits)}")
+        problems.append(f"{kind} for Ids: {argument_values.show_ids(culprits)}")
     if problems:
         raise SubmissionError(problems)
 
@@ -201,11 +188,13 @@ def score_submission(submission_df, test_labels_df) -> float:
     """
     submission_ids = submission_df["Id"].astype(str)
     if duplicates := _duplicates(submission_ids):
-        raise SubmissionError([f"duplicate Ids: {checks.show_ids(duplicates)}"])
+        raise SubmissionError([f"duplicate Ids: {argument_values.show_ids(duplicates)}"])
     predicted_of = dict(zip(submission_ids, submission_df["Predicted"].tolist()))
     test_ids = test_labels_df["Id"].astype(str).tolist()
     if missing := [image_id for image_id in test_ids if image_id not in predicted_of]:
-        raise SubmissionError([f"missing Ids (in the test labels, not in the submission): {checks.show_ids(missing)}"])
+        raise SubmissionError(
+            [f"missing Ids (in the test labels, not in the submission): {argument_values.show_ids(missing)}"]
+        )
     true_labels = [
         labels.parse_target(_as_text(target), where=f"test labels Id {image_id}")
         for image_id, target in zip(test_ids, test_labels_df["Target"].tolist())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hpa_utils import comparison, files, plots, stage_files, stages
+from hpa_utils import ablation_tables, atomic_files, comparison, plots, stage_files, stages
 
 STYLE = (
     "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:0.5em 0}"
@@ -65,7 +65,7 @@ def _per_class_section(run_dir: Path) -> list[str]:
         parts += ["<h2>Per-class F1</h2>", _figure_tag(plots.per_class_f1(per_class), "per-class F1")]
     thresholds = run_dir / "04_kfold" / stages.THRESHOLDS_FILE
     if thresholds.is_file():
-        saved = files.read_json(thresholds)
+        saved = atomic_files.read_json(thresholds)
         figure = plots.thresholds(saved["per_class"], saved["global"])
         parts += [
             "<h2>Thresholds of 04 (chosen on the out-of-fold predictions)</h2>",
@@ -76,12 +76,10 @@ def _per_class_section(run_dir: Path) -> list[str]:
 
 def _ablation_section(run_dir: Path) -> list[str]:
     """The ablation's tables and a plot of every run's score, when run_dir holds ablation.csv."""
-    from hpa_utils import ablation_tables
-
     record_path, table_path = run_dir / "ablation.json", run_dir / "ablation.csv"
     if not (record_path.is_file() and table_path.is_file() and table_path.stat().st_size > 1):
         return []
-    record = files.read_json(record_path)
+    record = atomic_files.read_json(record_path)
     reference = record.get("reference") or {}
     table = pd.read_csv(table_path, dtype=str, keep_default_na=False)
     names = [name for name in reference if name != "SEED" and name in table]
@@ -129,6 +127,6 @@ def write_report(run_dir) -> Path:
         *_links(run_dir),
     ]
     target = run_dir / "report.html"
-    with files.atomic_write(target) as temporary:
+    with atomic_files.atomic_write(target) as temporary:
         temporary.write_text("\n".join(parts), encoding="utf-8")
     return target

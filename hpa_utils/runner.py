@@ -6,18 +6,29 @@ import contextlib
 import datetime as dt
 import os
 import sys
-import tempfile
 import time
-import traceback
 from pathlib import Path
 
-from hpa_utils import comparison, disk, environment, files, memory, parameters, stage_files, stages
+import nbclient.exceptions
+import nbconvert
+import nbformat
+import papermill
+
+from hpa_utils import (
+    atomic_files,
+    comparison,
+    dataset,
+    disk,
+    environment,
+    memory,
+    parameters,
+    report,
+    stage_failures,
+    stage_files,
+    stages,
+)
 
 RUN_FILE = "run.json"
-
-
-class RunError(RuntimeError):
-    """A stage failed or the run could not start; the message says where to look."""
 
 
 def stage_parameters(preset: dict, overrides: dict, stage: str, run_dir: Path, data_dir: str | None) -> dict:
@@ -50,8 +61,6 @@ def check_data_dir(data_dir) -> None:
     Runs ``dataset.validate`` without decoding images (that takes minutes on the real data; the
     notebooks report undecodable files by name). Raises ValueError listing every problem.
     """
-    from hpa_utils import dataset
-
     path = Path(data_dir).expanduser()
     if not path.is_dir():
         raise ValueError(f"--data-dir {data_dir}: folder not found")
@@ -106,100 +115,6 @@ def kernel_stderr_to(log_path: Path):
         os.close(console_fd)
 
 
-class StageStopped(RunError):
-    """A stage ended without finishing: its notebook failed in a cell, the disk filled, or its kernel died."""
-
-
-def _log_traceback(log_path: Path, text: str) -> Path:
-    """Append ``text`` (a traceback) to the stage's log; where that disk is full, to a temporary file. Where it
-    went."""
-    for target in (log_path, Path(tempfile.gettempdir()) / f"hpa-{log_path.parent.name}-{log_path.name}"):
-        try:
-            with open(target, "a") as log:
-                log.write(text)
-            return target
-        except OSError:
-            continue
-    return log_path
-
-
-def _last_cell(output: Path) -> str:
-    """The last cell the executed notebook saw start, as "cell N (`its first line`)", or "" if it cannot tell."""
-    import nbformat
-
-    try:
-        cells = [cell for cell in nbformat.read(output, as_version=4).cells if cell.cell_type == "code"]
-    except Exception:  # missing, or cut short by a full disk: nothing to read
-        return ""
-    started = [
-        (number, cell)
-        for number, cell in enumerate(cells, 1)
-        if cell.metadata.get("papermill", {}).get("status") in ("running", "completed", "failed")
-    ]
-    if not started:
-        return ""
-    number, cell = started[-1]
-    first = next((line for line in cell.source.splitlines() if line.strip()), "")
-    return f"cell {number} (`{first[:60]}`)"
-
-
-def _keep_only_if_complete(output: Path) -> None:
-    """Remove an executed notebook that a full disk cut short (and its HTML): no half-written file keeps its name."""
-    import nbformat
-
-    if output.is_file():
-        try:
-            nbformat.read(output, as_version=4)
-        except Exception:  # unreadable: written only in part
-            output.unlink()
-            output.with_suffix(".html").unlink(missing_ok=True)
-
-
-def _failure(label: str, error: BaseException, output: Path, log_path: Path, peak: int | None, needs=None):
-    """One StageStopped line for a stage that stopped: why, where it got to, and what to look at. ``needs``: about
-    how many bytes the stage writes into its run folder (``disk.stage_bytes``)."""
-    from nbclient.exceptions import DeadKernelError
-    from papermill import PapermillExecutionError
-
-    log = _log_traceback(log_path, f"\n{label}: {type(error).__name__}\n" + "".join(traceback.format_exception(error)))
-    _keep_only_if_complete(output)
-    if disk.is_full_disk(getattr(error, "evalue", error)):
-        from hpa_utils import cache  # on this error only: it brings the image readers (start-up time)
-
-        named = disk.path_in(getattr(error, "evalue", error))  # else the fullest of the folders a stage writes to
-        folders = [output.parent, environment.REPO_ROOT / "data", cache.default_cache_dir()]
-        folder = named.parent if named else min(folders, key=disk.free_bytes)
-        return StageStopped(disk.full_disk_line(label, folder, needs if folder == output.parent else None))
-    if isinstance(error, DeadKernelError):
-        total = memory.total_bytes()
-        used = f"; its peak memory was at least {disk.describe(peak)}" if peak else ""
-        used += f" of the machine's {disk.describe(total)}" if peak and total else ""
-        return StageStopped(
-            f"{label} stopped: the notebook's kernel died during {_last_cell(output) or 'its run'}{used}. Likely "
-            "cause: memory (the operating system ends a process that asks for more than there is): a smaller "
-            f"BATCH_SIZE or IMAGE_SIZE, or CACHE=stream, needs less (full log: {log})"
-        )
-    if isinstance(error, PapermillExecutionError):
-        where = f"{label} failed in cell {error.exec_count} with {error.ename}: {error.evalue}"
-        if error.ename == "AcceleratorMemoryError":
-            where = f"{label} stopped: {error.evalue}"
-        return StageStopped(f"{where} (the executed copy shows it: {output}; full log: {log})")
-    return StageStopped(f"{label} failed with {type(error).__name__}: {error} (full log: {log})")
-
-
-def _needs(stage: str, injected: dict) -> int | None:
-    """About how many bytes ``stage`` writes into the run folder, from its parameters (None for a notebook that is
-    not one of the stages)."""
-    if stage not in stages.STAGES:
-        return None
-    counts = injected.get("SYNTHETIC_TRAIN", 1000), injected.get("SYNTHETIC_TEST", 200)
-    if injected.get("DATA_DIR"):
-        from hpa_utils.dataset import label_files  # pandas: only where a DATA_DIR is given (start-up time)
-
-        counts = label_files.image_counts(injected["DATA_DIR"])
-    return disk.stage_bytes(stage, injected, train_images=counts[0], test_images=counts[1])
-
-
 def execute_notebook(
     source: Path,
     output: Path,
@@ -216,9 +131,6 @@ def execute_notebook(
     shows it, the folder of a full disk, or the cell a dead kernel was in and the memory it had used; the full
     traceback goes to the log.
     """
-    import papermill
-    from nbclient.exceptions import DeadKernelError
-
     label = label or Path(source).stem
     started = time.time()
     log_path = output.with_suffix(".log")
@@ -241,13 +153,17 @@ def execute_notebook(
                 progress_bar={"desc": label, "unit": "cell", "file": console, "leave": True},
                 kernel_name="python3",
             )
-    except (papermill.PapermillExecutionError, DeadKernelError) as error:
+    except (papermill.PapermillExecutionError, nbclient.exceptions.DeadKernelError) as error:
         _write_html_if_room(output)
-        raise _failure(label, error, output, log_path, watcher.peak, _needs(label, injected)) from None
+        raise stage_failures.stopped(
+            label, error, output, log_path, watcher.peak, stage_failures.needs(label, injected)
+        ) from None
     except OSError as error:
         if not disk.is_full_disk(error):
             raise
-        raise _failure(label, error, output, log_path, watcher.peak, _needs(label, injected)) from None
+        raise stage_failures.stopped(
+            label, error, output, log_path, watcher.peak, stage_failures.needs(label, injected)
+        ) from None
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -267,8 +183,10 @@ def execute_stage(stage: str, run_dir: Path, injected: dict) -> float:
             kernel_environment={"PYTHONPATH": python_path},
             label=stage,
         )
-    except StageStopped as stopped:
-        raise StageStopped(f"{stopped}. Then continue with: python -m hpa_utils run --resume {run_dir}") from None
+    except stages.StageStopped as stopped:
+        raise stages.StageStopped(
+            f"{stopped}. Then continue with: python -m hpa_utils run --resume {run_dir}"
+        ) from None
 
 
 def _write_html_if_room(output: Path) -> None:
@@ -281,14 +199,11 @@ def _write_html_if_room(output: Path) -> None:
 
 def write_html(notebook_path: Path) -> Path | None:
     """An HTML copy of an executed notebook beside it, plots included."""
-    import nbconvert
-    import nbformat
-
     if not notebook_path.is_file():
         return None
     body, _ = nbconvert.HTMLExporter().from_notebook_node(nbformat.read(notebook_path, as_version=4))
     target = notebook_path.with_suffix(".html")
-    with files.atomic_write(target) as temporary:
+    with atomic_files.atomic_write(target) as temporary:
         temporary.write_text(body, encoding="utf-8")
     return target
 
@@ -318,6 +233,31 @@ def check_run(preset: dict, overrides: dict, only, data_dir) -> list[str]:
     return chosen
 
 
+def _open_run(preset, data_dir, out, only, overrides: dict, resume) -> tuple[Path, dict, list[str]]:
+    """The run folder and its record (run.json: preset, overrides, data folder, stages), new or resumed, and the
+    stages to run. Every check comes before anything is created (a typo must not cost a stage's minutes)."""
+    if resume:
+        run_dir = Path(resume).expanduser().resolve()
+        if not (run_dir / RUN_FILE).is_file():
+            raise FileNotFoundError(f"--resume {run_dir}: no {RUN_FILE} there; is it a run folder?")
+        record = atomic_files.read_json(run_dir / RUN_FILE)
+        record["overrides"] = {**record.get("overrides", {}), **overrides}
+        record["data_dir"] = data_dir or record.get("data_dir")
+        return run_dir, record, check_run(record["preset"], record["overrides"], only, record["data_dir"])
+    preset_record = parameters.load_preset(preset or "demo")
+    chosen = check_run(preset_record, overrides, only, data_dir)
+    run_dir = new_run_dir(out, preset_record["name"])
+    record = {
+        "preset": preset_record,
+        "overrides": overrides,
+        "data_dir": data_dir,
+        "created": dt.datetime.now().isoformat(timespec="seconds"),
+        "stages": {},
+    }
+    atomic_files.write_json(run_dir / RUN_FILE, record)
+    return run_dir, record, chosen
+
+
 def run(
     preset: str | None = None,
     data_dir: str | None = None,
@@ -327,37 +267,16 @@ def run(
     resume: str | None = None,
     verbose: bool = True,
 ) -> Path:
-    """Run (or resume) the pipeline and return the run folder. Raises RunError at the first failing stage.
+    """Run (or resume) the pipeline and return the run folder. Raises StageStopped at the first stage that stops.
 
     ``verbose``: the opening lines and the closing summary (without: each stage's progress bar and result line).
-
-    A wrong preset, parameter name or type, stage, --data-dir or --out raises ValueError, FileExistsError or
-    PermissionError before the run folder is created and before any notebook starts.
+    A resumed run keeps every finished stage (unless ``only`` names it). A wrong preset, parameter name or type,
+    stage, --data-dir or --out raises ValueError, FileExistsError or PermissionError before the run folder is
+    created and before any notebook starts.
     """
-    overrides = dict(overrides or {})
-    if resume:
-        run_dir = Path(resume).expanduser().resolve()
-        if not (run_dir / RUN_FILE).is_file():
-            raise FileNotFoundError(f"--resume {run_dir}: no {RUN_FILE} there; is it a run folder?")
-        record = files.read_json(run_dir / RUN_FILE)
-        preset_record = record["preset"]
-        overrides = {**record.get("overrides", {}), **overrides}
-        data_dir = data_dir or record.get("data_dir")
-    else:
-        preset_record = parameters.load_preset(preset or "demo")
-    chosen = check_run(preset_record, overrides, only, data_dir)
-    if not resume:
-        run_dir = new_run_dir(out, preset_record["name"])
-        record = {
-            "preset": preset_record,
-            "overrides": overrides,
-            "data_dir": data_dir,
-            "created": dt.datetime.now().isoformat(timespec="seconds"),
-            "stages": {},
-        }
-        files.write_json(run_dir / RUN_FILE, record)
+    run_dir, record, chosen = _open_run(preset, data_dir, out, only, dict(overrides or {}), resume)
     if verbose:
-        print(f"run {run_dir}: preset {preset_record['name']}, stages {', '.join(chosen)}", flush=True)
+        print(f"run {run_dir}: preset {record['preset']['name']}, stages {', '.join(chosen)}", flush=True)
         print(f"  (parameters: {run_dir / RUN_FILE}; full logs: {run_dir}/<stage>.ipynb and .log)", flush=True)
     statuses = {}
     try:
@@ -367,16 +286,7 @@ def run(
                 print(f"{stage}: finished earlier, kept as it is", flush=True)
                 continue
             statuses[stage] = ("failed", 0.0)
-            injected = stage_parameters(preset_record, overrides, stage, run_dir, data_dir)
-            try:
-                statuses[stage] = ("done", run_stage(stage, run_dir, injected, record))
-            except OSError as error:  # run.json, after the stage: the notebook's own writes are execute_stage's
-                if not disk.is_full_disk(error):
-                    raise
-                raise StageStopped(
-                    f"{disk.full_disk_line(stage, run_dir)}. Then continue with: python -m hpa_utils run --resume "
-                    f"{run_dir}"
-                ) from None
+            statuses[stage] = ("done", run_stage(stage, run_dir, record))
     finally:
         write_report(run_dir)
         if verbose:
@@ -384,15 +294,22 @@ def run(
     return run_dir
 
 
-def run_stage(stage: str, run_dir: Path, injected: dict, record: dict) -> float:
+def run_stage(stage: str, run_dir: Path, record: dict) -> float:
     """Execute one stage, note it in run.json (seconds, time, parameters), print its result line; its seconds."""
+    injected = stage_parameters(record["preset"], record["overrides"], stage, run_dir, record["data_dir"])
     seconds = execute_stage(stage, run_dir, injected)
     record["stages"][stage] = {
         "seconds": round(seconds, 1),
         "finished": dt.datetime.now().isoformat(timespec="seconds"),
         "parameters": injected,
     }
-    files.write_json(run_dir / RUN_FILE, record)
+    try:
+        atomic_files.write_json(run_dir / RUN_FILE, record)
+    except OSError as error:  # run.json, after the stage (the notebook's own writes are execute_stage's)
+        if not disk.is_full_disk(error):
+            raise
+        line = disk.full_disk_line(stage, run_dir)
+        raise stages.StageStopped(f"{line}. Then continue with: python -m hpa_utils run --resume {run_dir}") from None
     finished = stages.is_finished(run_dir / stage)  # not when a run trains only some of 04's folds
     scores = (
         comparison.headline(stage_files.read_metrics(run_dir / stage), stage)
@@ -405,8 +322,6 @@ def run_stage(stage: str, run_dir: Path, injected: dict, record: dict) -> float:
 
 def write_report(run_dir: Path) -> None:
     """The run's report.html, when the report module can build one; on a full disk, one line saying it is not."""
-    from hpa_utils import report
-
     try:
         report.write_report(run_dir)
     except OSError as error:

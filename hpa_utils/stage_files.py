@@ -7,16 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from hpa_utils import files, labels, stages
+from hpa_utils import atomic_files, labels, stages
 
 
 def write_metrics(stage_path, metrics: dict) -> Path:
     """Write stage_path/metrics.json atomically; the runner treats a stage with it as finished."""
-    return files.write_json(Path(stage_path) / stages.METRICS_FILE, metrics)
+    return atomic_files.write_json(Path(stage_path) / stages.METRICS_FILE, metrics)
 
 
 def read_metrics(stage_path) -> dict:
-    return files.read_json(Path(stage_path) / stages.METRICS_FILE)
+    return atomic_files.read_json(Path(stage_path) / stages.METRICS_FILE)
 
 
 def headline(metrics: dict) -> tuple[float, list] | None:
@@ -35,7 +35,7 @@ def write_predictions(stage_path, *, ids, targets, probabilities, threshold: flo
     if not len(ids) == len(targets) == len(probabilities):
         raise ValueError(f"{len(ids)} Ids, {len(targets)} target rows, {len(probabilities)} prediction rows")
     target = Path(stage_path) / stages.PREDICTIONS_FILE
-    with files.atomic_write(target) as temporary:
+    with atomic_files.atomic_write(target) as temporary:
         with open(temporary, "wb") as handle:
             np.savez_compressed(
                 handle,
@@ -71,14 +71,14 @@ def per_class_by_stage(output_dir: str = "", upstream_dir: str = "") -> dict:
 
 def save_array(path, array) -> Path:
     """np.save, atomically."""
-    with files.atomic_write(path) as temporary:
+    with atomic_files.atomic_write(path) as temporary:
         np.save(temporary, array)
     return Path(path)
 
 
 def save_thresholds(stage_dir, report: dict) -> Path:
     """thresholds.json: the global and the 28 per-class thresholds, by class number and name."""
-    return files.write_json(
+    return atomic_files.write_json(
         Path(stage_dir) / stages.THRESHOLDS_FILE,
         {
             "global": report["best_global_threshold"],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hpa_utils import files, models, stage_files, stages
+from hpa_utils import atomic_files, models, stage_files, stages
 
 
 def save_stage(stage_dir, model, history: pd.DataFrame, *, scores: dict, **details) -> dict:
@@ -15,7 +15,7 @@ def save_stage(stage_dir, model, history: pd.DataFrame, *, scores: dict, **detai
     metrics.json (``scores``, the epochs, ``details``); return the metrics."""
     stage_dir = Path(stage_dir)
     models.save_weights(model, stage_dir / stages.WEIGHTS_FILE)
-    with files.atomic_write(stage_dir / stages.HISTORY_FILE) as temporary:
+    with atomic_files.atomic_write(stage_dir / stages.HISTORY_FILE) as temporary:
         history.to_csv(temporary, index=False)
     result = {**scores, "epochs": int(len(history)), **details, "weights": stages.WEIGHTS_FILE}
     stage_files.write_metrics(stage_dir, result)

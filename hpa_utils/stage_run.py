@@ -7,8 +7,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from hpa_utils import cache, comparison, disk, environment, stage_files, stages, synthetic
-from hpa_utils.dataset import label_files
+from hpa_utils import cache, comparison, data_folder, dataset, disk, environment, stage_files, stages
 
 LITERALS = (str, int, float, bool, list, dict, type(None))  # what a parameters cell holds
 
@@ -71,8 +70,11 @@ class StageRun:
             validation_fraction=validation_fraction,
             seed=self.parameters.get("SEED", 0),
             split_from=split_stage,
-            external_dir=self.parameters.get("EXTERNAL_DIR", ""),
             cache_mode=self.parameters.get("CACHE", "auto"),
+        )
+        external_dir, cache_mode = self.parameters.get("EXTERNAL_DIR", ""), self.parameters.get("CACHE", "auto")
+        data = training_data.add_external(
+            data, external_dir, image_size=image_size, channels=channels, cache_mode=cache_mode
         )
         made = f"from {split_stage.name}" if split_stage else "made here"
         print(f"{data.describe()}; validation split {made}")
@@ -141,7 +143,7 @@ def start(stage: str, namespace: dict) -> StageRun:
     started = time.time()
     parameters = {name: value for name, value in namespace.items() if name.isupper() and isinstance(value, LITERALS)}
     get = parameters.get
-    data_dir = synthetic.resolve_data_dir(
+    data_dir = data_folder.resolve_data_dir(
         get("DATA_DIR", ""),
         synthetic_train=get("SYNTHETIC_TRAIN", 1000),
         synthetic_test=get("SYNTHETIC_TEST", 200),
@@ -154,7 +156,7 @@ def start(stage: str, namespace: dict) -> StageRun:
         parameters,
         run_dir=run.stage_dir.parent,
         cache_dir=cache.default_cache_dir(),
-        counts=label_files.image_counts(data_dir),
+        counts=dataset.image_counts(data_dir),
         kaggle_working=environment.kaggle_working() if environment.is_kaggle() else None,
     ):
         print(f"warning: {warning}")

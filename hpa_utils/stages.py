@@ -37,11 +37,6 @@ class Stage:
     def trains(self) -> bool:
         return bool(self.scored_on)
 
-    @property
-    def kernel_slug(self) -> str:
-        """The stage's Kaggle kernel slug: "01_baseline" -> "hpa-01-baseline"."""
-        return "hpa-" + self.name.replace("_", "-")
-
 
 RECORDS = (
     Stage("00_eda"),
@@ -56,6 +51,14 @@ TRAINING_STAGES = tuple(record.name for record in RECORDS if record.trains)
 
 class StageMissingError(FileNotFoundError):
     """An upstream stage has not run (or not finished) yet."""
+
+
+class RunError(RuntimeError):
+    """A run could not go on; the message says where to look."""
+
+
+class StageStopped(RunError):
+    """A stage ended without finishing: its notebook failed in a cell, the disk filled, or its kernel died."""
 
 
 def output_root(output_dir: str = "") -> Path:
@@ -79,9 +82,10 @@ def record(stage: str) -> Stage:
     return RECORDS[STAGES.index(check_stage(stage))]
 
 
-def kernel_slug(stage: str) -> str:
-    """The stage's Kaggle kernel slug: "01_baseline" -> "hpa-01-baseline"."""
-    return record(stage).kernel_slug
+def kernel_slug(stage: str, fold: int | None = None) -> str:
+    """The stage's Kaggle kernel slug: "01_baseline" -> "hpa-01-baseline"; a fold kernel of kaggle-export
+    --fold-kernels: "hpa-04-kfold-fold-2"."""
+    return "hpa-" + check_stage(stage).replace("_", "-") + ("" if fold is None else f"-fold-{fold}")
 
 
 def is_finished(stage_path) -> bool:

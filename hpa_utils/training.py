@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -95,54 +96,37 @@ class StopOnDivergence(keras.callbacks.Callback):
             )
 
 
+BEST_BY = "val_f1"  # the checkpoint keeps the best epoch by validation macro F1 at 0.5
+STOP_BY = "val_loss"  # learning-rate cuts and early stopping follow the validation loss
+REDUCE_LEARNING_RATE = {"factor": 0.5, "patience": 2, "min_lr": 1e-6}  # ReduceLROnPlateau's settings
+
+
 def make_callbacks(
-    stage_dir,
-    *,
-    monitor: str = "val_f1",
-    patience: int = 5,
-    reduce_lr_patience: int = 2,
-    reduce_lr_factor: float = 0.5,
-    min_learning_rate: float = 1e-6,
-    stopping_monitor: str = "val_loss",
-    time_budget=None,
-    epochs: int | None = None,
-    runs: int = 1,
+    stage_dir, *, patience: int = 5, time_budget=None, epochs: int | None = None, runs: int = 1
 ) -> list[keras.callbacks.Callback]:
     """The callbacks every stage uses, shared by both phases of a warm-up (pass the same list to each ``fit``).
 
-    ModelCheckpoint of the best weights by ``monitor`` (validation macro F1) in stage_dir/best.weights.h5
+    ModelCheckpoint of the best weights by BEST_BY (validation macro F1) in stage_dir/best.weights.h5
     (Keras 3 format; ``restore_best_epoch`` loads it once the score has risen above 0: the first epoch is saved
     whatever its score, so that a stage stopped by a fault keeps what it finished);
-    ReduceLROnPlateau and EarlyStopping on ``stopping_monitor`` (validation loss: it moves every epoch, while
-    the F1 at 0.5 of a young model sits at 0 for several epochs and would stop training or cut the learning
-    rate before anything was learned); TerminateOnNaN; with a ``time_budget`` (``budget.Budget``) an
+    ReduceLROnPlateau and EarlyStopping (after ``patience`` epochs) on STOP_BY (validation loss: it moves every
+    epoch, while the F1 at 0.5 of a young model sits at 0 for several epochs and would stop training or cut the
+    learning rate before anything was learned); TerminateOnNaN; with a ``time_budget`` (``budget.Budget``) an
     ``budget.EpochBudget`` over ``epochs`` epochs (all phases) times ``runs`` (04's folds), which stops at an
     epoch boundary before the time limit; last, StopOnDivergence (raises TrainingDivergedError when the loss
     became NaN). A checkpoint left by an earlier, interrupted run is removed. The epochs' history is what
-    ``fit`` returns (``stage_steps.save_stage`` writes it).
+    ``fit`` returns (``stage_model.save_stage`` writes it).
     """
     stage_dir = Path(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = stage_dir / CHECKPOINT_FILE
     checkpoint_path.unlink(missing_ok=True)
-    stopping_mode = "min" if "loss" in stopping_monitor else "max"
     callbacks = [
         keras.callbacks.ModelCheckpoint(
-            checkpoint_path,
-            monitor=monitor,
-            mode="max",
-            save_best_only=True,
-            save_weights_only=True,
+            checkpoint_path, monitor=BEST_BY, mode="max", save_best_only=True, save_weights_only=True
         ),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor=stopping_monitor,
-            mode=stopping_mode,
-            factor=reduce_lr_factor,
-            patience=reduce_lr_patience,
-            min_lr=min_learning_rate,
-            verbose=1,
-        ),
-        keras.callbacks.EarlyStopping(monitor=stopping_monitor, mode=stopping_mode, patience=patience, verbose=1),
+        keras.callbacks.ReduceLROnPlateau(monitor=STOP_BY, mode="min", verbose=1, **REDUCE_LEARNING_RATE),
+        keras.callbacks.EarlyStopping(monitor=STOP_BY, mode="min", patience=patience, verbose=1),
         keras.callbacks.TerminateOnNaN(),
     ]
     if time_budget is not None:
@@ -165,10 +149,7 @@ def fit(
     callbacks,
     initial_epoch: int = 0,
     phase: str = "train",
-    steps_per_epoch: int | None = None,
-    validation_steps: int | None = None,
     batch_size: int | None = None,
-    verbose: int = 2,
 ) -> pd.DataFrame:
     """One ``model.fit`` of a compiled model; the history as a DataFrame with "epoch" and "phase".
 
@@ -176,7 +157,7 @@ def fit(
     initial_epoch ("epoch" holds Keras' 0-based index). Nothing trains (an empty history) when
     ``epochs <= initial_epoch`` or when an earlier phase stopped for the time limit (``callbacks``' EpochBudget).
     train_data is a tf.data.Dataset of (images, targets) batches or an (images, targets) tuple of arrays
-    (then batch_size applies). verbose=2 prints one line per epoch, which reads well in papermill output.
+    (then batch_size applies). Keras prints one line per epoch (verbose=2), which reads well in papermill output.
     """
     epoch_budget = _find(callbacks, budget.EpochBudget)
     if epochs <= initial_epoch or (epoch_budget is not None and epoch_budget.budget.stopped_early):
@@ -192,10 +173,8 @@ def fit(
             validation_data=validation_data,
             epochs=epochs,
             initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch,
-            validation_steps=validation_steps,
             callbacks=list(callbacks),
-            verbose=verbose,
+            verbose=2,
         )
     except Exception as error:  # a device out of memory gets a message that says what to try
         if not hardware.is_out_of_memory(error):
@@ -236,56 +215,79 @@ def restore_best_epoch(model: keras.Model, callbacks, *histories: pd.DataFrame, 
     return pd.concat([history for history in histories if len(history)], ignore_index=True)
 
 
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """A warm-up then fine-tune schedule: the epochs of each phase, their learning rates, the loss and the early
+    stopping's patience. warmup_epochs=0 skips the warm-up. Raises ValueError for negative epochs or none at all."""
+
+    warmup_epochs: int
+    finetune_epochs: int
+    learning_rate: float
+    finetune_learning_rate: float
+    loss: str = "bce"
+    patience: int = 5
+
+    def __post_init__(self):
+        if self.warmup_epochs < 0 or self.finetune_epochs < 0 or self.warmup_epochs + self.finetune_epochs == 0:
+            raise ValueError(
+                f"warmup_epochs={self.warmup_epochs}, finetune_epochs={self.finetune_epochs}: both must be >= 0 "
+                "and not both 0"
+            )
+
+    @property
+    def epochs(self) -> int:
+        return self.warmup_epochs + self.finetune_epochs
+
+
 def warmup_then_finetune(
     model: keras.Model,
     train_data,
     validation_data,
+    schedule: Schedule,
     *,
-    warmup_epochs: int,
-    finetune_epochs: int,
-    learning_rate: float,
-    finetune_learning_rate: float,
     freeze_batch_norm: bool,
     stage_dir,
-    loss: str = "bce",
-    patience: int = 5,
     time_budget=None,
     budget_runs: int = 1,
     **fit_options,
 ) -> pd.DataFrame:
-    """Warm-up (backbone frozen, head trains at learning_rate), then fine-tune everything at finetune_learning_rate.
+    """Warm-up (backbone frozen, the head trains at the schedule's learning_rate), then fine-tune every layer at its
+    finetune_learning_rate.
 
     The recipe notebooks/02_warmup_finetune.ipynb spells out cell by cell, for 03 and 04's folds. The warm-up
     keeps the randomly initialised head's large early gradients away from the pretrained backbone;
     ``freeze_batch_norm`` keeps the backbone's BatchNormalization in inference mode when it is unfrozen
-    (pretrained weights: ``models.set_backbone_trainable``). warmup_epochs=0 skips the warm-up. Epoch numbers
-    run on across phases; the callbacks are shared, so at the end the model holds the weights of the best epoch
-    of both phases (``restore_best_epoch``). Returns both phases' history with a "phase" column.
-    ``patience``, ``time_budget`` / ``budget_runs``: see ``make_callbacks``; fit_options: see ``fit``.
+    (``models.set_backbone_trainable``). Epoch numbers run on across phases; the callbacks are shared, so at the
+    end the model holds the weights of the best epoch of both phases (``restore_best_epoch``). Returns both phases'
+    history with a "phase" column. ``time_budget`` / ``budget_runs``: see ``make_callbacks``; fit_options: see
+    ``fit``.
     """
-    if warmup_epochs < 0 or finetune_epochs < 0 or warmup_epochs + finetune_epochs == 0:
-        raise ValueError(
-            f"warmup_epochs={warmup_epochs}, finetune_epochs={finetune_epochs}: both must be >= 0 and not both 0"
-        )
-    total = warmup_epochs + finetune_epochs
-    callbacks = make_callbacks(stage_dir, patience=patience, time_budget=time_budget, epochs=total, runs=budget_runs)
+    callbacks = make_callbacks(
+        stage_dir, patience=schedule.patience, time_budget=time_budget, epochs=schedule.epochs, runs=budget_runs
+    )
     warmup = pd.DataFrame()
-    if warmup_epochs:
+    if schedule.warmup_epochs:
         models.set_backbone_trainable(model, False, freeze_batch_norm=freeze_batch_norm)
-        compile_model(model, learning_rate, loss)
+        compile_model(model, schedule.learning_rate, schedule.loss)
         warmup = fit(
-            model, train_data, validation_data, epochs=warmup_epochs, callbacks=callbacks, phase=WARMUP, **fit_options
+            model,
+            train_data,
+            validation_data,
+            epochs=schedule.warmup_epochs,
+            callbacks=callbacks,
+            phase=WARMUP,
+            **fit_options,
         )
     models.set_backbone_trainable(model, True, freeze_batch_norm=freeze_batch_norm)
-    compile_model(model, finetune_learning_rate, loss)
+    compile_model(model, schedule.finetune_learning_rate, schedule.loss)
     finetune = fit(
         model,
         train_data,
         validation_data,
-        epochs=total,
+        epochs=schedule.epochs,
         initial_epoch=len(warmup),
         callbacks=callbacks,
         phase=FINETUNE,
         **fit_options,
     )
-    return restore_best_epoch(model, callbacks, warmup, finetune, verbose=fit_options.get("verbose", 2))
+    return restore_best_epoch(model, callbacks, warmup, finetune)

@@ -54,15 +54,13 @@ def load_training_data(
     validation_fraction: float = 0.2,
     seed: int = 0,
     split_from=None,
-    external_dir: str = "",
     cache_mode: str = "memmap",
 ) -> TrainingData:
     """Read train.csv, cache the images and fix the validation split, saved as stage_dir/validation_split.csv.
 
     split_from: a stage folder whose validation_split.csv to reuse (so 01, 02 and 03 score the same
-    images); without one the split is made (multilabel-stratified, seeded). external_dir: a Kaggle-layout
-    folder of extra training images, appended for training only (never validation), minus near-duplicates of
-    the validation and test images. cache_mode: the CACHE parameter (``cache.build_cache``'s mode).
+    images); without one the split is made (multilabel-stratified, seeded). cache_mode: the CACHE parameter
+    (``cache.build_cache``'s mode). EXTERNAL_DIR's images join with ``add_external``.
     """
     table = dataset.read_train_labels(data_dir)
     targets = labels.to_multi_hot(table["labels"], dtype=np.float32)
@@ -73,16 +71,16 @@ def load_training_data(
         is_validation = folds.validation_split(targets.astype(np.uint8), validation_fraction, seed)
     folds.write_split(Path(stage_dir) / stages.SPLIT_FILE, table["Id"], is_validation)
     images = cache.build_cache(data_dir, "train", table["Id"], image_size, channels, mode=cache_mode)
-    data = TrainingData(Path(data_dir), table, images, targets, is_validation)
-    if not external_dir:
-        return data
-    return add_external(data, external_dir, image_size=image_size, channels=channels, cache_mode=cache_mode)
+    return TrainingData(Path(data_dir), table, images, targets, is_validation)
 
 
 def add_external(
     data: TrainingData, external_dir, *, image_size: int, channels: str, cache_mode: str = "memmap"
 ) -> TrainingData:
-    """``data`` with EXTERNAL_DIR's images appended as training rows (see external.load_external)."""
+    """``data`` with EXTERNAL_DIR's images appended as training rows (never validation), minus near-duplicates of
+    the validation and test images (see external.load_external); ``data`` itself without an ``external_dir``."""
+    if not external_dir:
+        return data
     test_ids = dataset.read_sample_submission(data.data_dir)["Id"]
     test_images = cache.build_cache(data.data_dir, "test", test_ids, image_size, channels, mode=cache_mode)
     held_out = [np.asarray(data.images[data.validation_indices]), test_images]

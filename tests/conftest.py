@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from hpa_utils import wheels
+from hpa_utils import offline_wheels
 
 # `make test` runs `pytest -n auto --dist loadfile --no-loadscope-reorder`: each file goes whole to one worker, in
 # collection order, and each worker starts with two files. The longest files (minutes each) go first, so that
@@ -34,7 +34,7 @@ def pytest_collection_modifyitems(items):
 def without_wheel_packages(tmp_path) -> Path:
     """A folder that, first on PYTHONPATH, makes imgaug and iterstrat unimportable, as on an image without them."""
     folder = tmp_path / "unimportable"
-    for name in wheels.WHEELS:
+    for name in offline_wheels.WHEELS:
         (folder / name).mkdir(parents=True)
         (folder / name / "__init__.py").write_text(
             f"raise ModuleNotFoundError(\"No module named '{name}' (made unimportable by the test)\", name={name!r})\n"

@@ -19,7 +19,9 @@ def test_only_strong_has_an_imgaug_part_and_none_leaves_the_batch_unchanged():
     images = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 4), dtype=np.uint8)
     assert augment.imgaug_augmenter("none") is None
     assert augment.imgaug_augmenter("dihedral") is None  # its views are drawn in TensorFlow (inputs.random_dihedral)
-    assert augment.imgaug_augmenter("strong") is not None
+    strong = augment.imgaug_augmenter("strong")
+    parts = [type(part).__name__ for part in strong]
+    assert parts == ["Affine", "Multiply", "Sometimes"] and type(strong[2].then_list[0]).__name__ == "GaussianBlur"
     assert augment.augment_batch(images, None, seed=0) is images
 
 
@@ -29,9 +31,10 @@ def test_strong_keeps_shape_and_dtype(channels, image_size):
     augmenter = augment.imgaug_augmenter("strong")
     images = np.random.default_rng(0).integers(0, 256, (3, image_size, image_size, channels), dtype=np.uint8)
     result = augment.augment_batch(images, augmenter, seed=1)
-    assert result.shape == images.shape
-    assert result.dtype == np.uint8
-    assert result.flags.c_contiguous
+    assert result.shape == images.shape and result.dtype == np.uint8 and result.flags.c_contiguous
+    for before, after in zip(images, result):  # a mild transform of this image: changed, its brightness about kept
+        assert not np.array_equal(before, after)
+        assert 0.6 * before.mean() < after.mean() < 1.3 * before.mean()
 
 
 def test_augment_batch_is_deterministic_per_seed_and_leaves_augmenter_untouched():

@@ -45,14 +45,10 @@ def train(tmp_path, clock, *, warmup_epochs, finetune_epochs, images=64):
         models.build_model("small", 16, "rgb", "none"),
         (pixels, targets),
         (pixels[:8], targets[:8]),
-        warmup_epochs=warmup_epochs,
-        finetune_epochs=finetune_epochs,
-        learning_rate=1e-3,
-        finetune_learning_rate=1e-4,
+        training.Schedule(warmup_epochs, finetune_epochs, learning_rate=1e-3, finetune_learning_rate=1e-4, patience=10),
         freeze_batch_norm=False,
         stage_dir=tmp_path,
         batch_size=8,
-        patience=10,
         time_budget=clock,
     )
 

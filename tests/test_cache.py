@@ -40,7 +40,7 @@ def folder(tmp_path):
 def test_cache_holds_exactly_the_decoded_pixels(folder, channels):
     data_dir, ids, cache_dir = folder
     ids = ids[::-1]  # the cache follows the order of ids, not the folder's
-    images = cache.build_cache(data_dir, "train", ids, 32, channels, cache_dir=cache_dir, workers=2, progress=False)
+    images = cache.build_cache(data_dir, "train", ids, 32, channels, cache_dir=cache_dir, progress=False)
     assert isinstance(images, np.memmap)
     assert images.shape == (len(ids), 32, 32, len(channels)) and images.dtype == np.uint8
     for index, image_id in enumerate(ids):
@@ -88,7 +88,7 @@ def test_failed_build_leaves_no_cache_and_names_the_id(folder):
     broken = ids[len(ids) // 2]
     (data_dir / "train" / f"{broken}_green.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     with pytest.raises(ValueError) as raised:
-        cache.build_cache(data_dir, "train", ids, 24, cache_dir=cache_dir, workers=2, progress=False)
+        cache.build_cache(data_dir, "train", ids, 24, cache_dir=cache_dir, progress=False)
     message = str(raised.value) + " ".join(getattr(raised.value, "__notes__", []))
     assert f"{broken}_green.png" in message and f"sample {broken}" in message
     assert list(cache_dir.iterdir()) == []  # no final file, no sidecar, no temporary file

@@ -56,6 +56,11 @@ def server(tmp_path):
     httpd.shutdown()
 
 
+def small(server) -> "external.Settings":
+    """The local server, at 32 px."""
+    return external.Settings(server.base_url, size=32)
+
+
 def labels_of(source):
     return pd.read_csv(source / hpav18.LABELS_CSV, dtype=str)
 
@@ -73,7 +78,7 @@ def test_the_server_layout_is_the_v18_address_pattern():
 
 def test_download_writes_a_folder_that_validate_accepts(server, tmp_path):
     out = tmp_path / "external"
-    summary = external.download(server.source / hpav18.LABELS_CSV, out, base_url=server.base_url, size=32, workers=3)
+    summary = external.download(server.source / hpav18.LABELS_CSV, out, settings=small(server), workers=3)
     assert summary == {"done": 8, "kept": 0, "failed": 0, "complete": 8, "reasons": {}}
     assert dataset.validate(out, training_only=True, progress=False) == []
     table = dataset.read_train_labels(out)
@@ -85,7 +90,7 @@ def test_download_writes_a_folder_that_validate_accepts(server, tmp_path):
     written = cv2.imread(str(out / "train" / f"{image_id}_yellow.png"), cv2.IMREAD_UNCHANGED)
     assert written.shape == (32, 32) and written.dtype == np.uint8
     assert np.abs(written.astype(int) - expected).max() <= 1
-    again = external.download(server.source / hpav18.LABELS_CSV, out, base_url=server.base_url, size=32)
+    again = external.download(server.source / hpav18.LABELS_CSV, out, settings=small(server))
     assert again["kept"] == 8 and again["done"] == 0 and len(server.requests) == 32  # nothing asked twice
 
 
@@ -99,7 +104,7 @@ def test_failures_are_retried_named_and_left_out_of_train_csv(server, tmp_path):
     server.fail_once.add(paths[ids[3]])  # passes on the retry
     out = tmp_path / "external"
     summary = external.download(
-        server.source / hpav18.LABELS_CSV, out, base_url=server.base_url, size=32, retries=2, backoff=0.01
+        server.source / hpav18.LABELS_CSV, out, settings=external.Settings(server.base_url, 32, retries=2, backoff=0.01)
     )
     assert summary["failed"] == 3 and summary["done"] == 5 and summary["complete"] == 5
     assert summary["reasons"] == {"HTTP 404": 1, "truncated image": 1, "HTTP 500": 1}
@@ -200,8 +205,11 @@ def test_a_stage_trains_on_external_images_and_holds_out_none_of_them(embedded, 
     extra_ids = ["copy_1_A1_1", "copy_2_A1_1"] + fresh_table["Id"].tolist()
     write_external_folder(tmp_path / "external", extra_images, extra_ids, ["0", "0"] + fresh_table["Target"].tolist())
 
-    data = training_data.load_training_data(
-        data_dir, 64, "rgby", stage_dir=tmp_path / "stage", seed=0, external_dir=str(tmp_path / "external")
+    data = training_data.add_external(
+        training_data.load_training_data(data_dir, 64, "rgby", stage_dir=tmp_path / "stage", seed=0),
+        str(tmp_path / "external"),
+        image_size=64,
+        channels="rgby",
     )
     assert (data.external_images, data.external_dropped) == (5, 2)
     assert len(data.images) == len(images) + 5 and data.is_validation[len(images) :].sum() == 0
@@ -234,7 +242,9 @@ def test_stacked_rows_live_on_disk_and_are_built_once(tmp_path):
 @pytest.mark.slow  # the smoke pipeline once more, with downloaded external images (about 2 minutes)
 def test_smoke_run_with_external_dir(server, tmp_path):
     out = tmp_path / "external"
-    external.download(server.source / hpav18.LABELS_CSV, out, base_url=server.base_url, size=64, progress=False)
+    external.download(
+        server.source / hpav18.LABELS_CSV, out, settings=external.Settings(server.base_url, 64), progress=False
+    )
     run_dir = tmp_path / "run"
     result = subprocess.run(
         [sys.executable, "-m", "hpa_utils", "run", "--preset", "smoke", "--out", str(run_dir)]

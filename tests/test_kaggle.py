@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from hpa_utils import ablation, environment, kaggle, parameters, stages
+from hpa_utils import ablation, environment, kaggle, kaggle_kernels, parameters, stages
 
 USER = "someone"
 METADATA_TYPES = {
@@ -72,16 +72,16 @@ def notebooks_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def test_preset(tmp_path_factory):
+def export_preset(tmp_path_factory):
     path = tmp_path_factory.mktemp("presets") / "kaggle-test.yaml"
     path.write_text(TEST_PRESET)
     return str(path)
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, notebooks_dir, test_preset):
+def exported(tmp_path_factory, notebooks_dir, export_preset):
     out = tmp_path_factory.mktemp("export") / "kaggle_export"
-    assert kaggle.export(USER, out, preset=test_preset, notebooks_dir=notebooks_dir) == out.resolve()
+    assert kaggle.export(USER, out, preset=export_preset, notebooks_dir=notebooks_dir) == out.resolve()
     return out
 
 
@@ -102,14 +102,14 @@ def parameter_values(notebook_path):
 
 def test_slugs_and_titles_resolve_to_each_other():
     for stage in stages.STAGES:
-        slug, title = stages.kernel_slug(stage), kaggle.kernel_title(stage)
+        slug, title = stages.kernel_slug(stage), kaggle_kernels.kernel_title(stage)
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", slug), slug
         assert title.lower().replace(" ", "-") == slug and 5 <= len(title) <= 50  # Kaggle's slug and title rules
     assert stages.kernel_slug("01_baseline") == "hpa-01-baseline"
     with pytest.raises(ValueError, match="unknown stage '05_magic'"):
         stages.kernel_slug("05_magic")
     with pytest.raises(ValueError, match="unknown stage '05_magic'"):
-        kaggle.kernel_title("05_magic")
+        kaggle_kernels.kernel_title("05_magic")
 
 
 def test_kernel_sources_and_the_ablation_read_the_one_stage_record():
@@ -123,7 +123,7 @@ def test_kernel_sources_and_the_ablation_read_the_one_stage_record():
     ]
     preset = parameters.load_preset("demo")
     for stage in stages.TRAINING_STAGES:
-        metadata = kaggle.kernel_metadata(USER, stage)
+        metadata = kaggle_kernels.kernel_metadata(kaggle_kernels.Account(USER), kaggle_kernels.Kernel(stage, stage))
         sources = [source.removeprefix(f"{USER}/") for source in metadata["kernel_sources"]]
         assert sources == [stages.kernel_slug(name) for name in stages.record(stage).upstream]
         assert ablation.upstream_stages(preset, stage) == list(stages.record(stage).upstream)
@@ -243,28 +243,28 @@ def test_exported_package_finds_kaggle_folders_when_kaggle_says_so(exported, tmp
 
 
 @pytest.mark.parametrize("user", ["", "some one", "some/one", "../up", "name\n", None])
-def test_bad_user_name_is_refused_before_anything_is_written(user, tmp_path, test_preset):
+def test_bad_user_name_is_refused_before_anything_is_written(user, tmp_path, export_preset):
     with pytest.raises(ValueError, match="Kaggle user name .* is not valid"):
-        kaggle.export(user, tmp_path / "out", preset=test_preset)
+        kaggle.export(user, tmp_path / "out", preset=export_preset)
     assert not (tmp_path / "out").exists()
 
 
-def test_folder_that_is_not_an_export_is_refused_and_left_untouched(tmp_path, test_preset):
+def test_folder_that_is_not_an_export_is_refused_and_left_untouched(tmp_path, export_preset):
     (tmp_path / "keep.txt").write_text("precious")
     with pytest.raises(
         FileExistsError,
         match=f"{re.escape(str(tmp_path))} is not empty and is not an earlier Kaggle export.*nothing was touched",
     ):
-        kaggle.export(USER, tmp_path, preset=test_preset)
+        kaggle.export(USER, tmp_path, preset=export_preset)
     assert [path.name for path in tmp_path.iterdir()] == ["keep.txt"]
     with pytest.raises(FileExistsError, match="keep.txt exists and is not a folder"):
-        kaggle.export(USER, tmp_path / "keep.txt", preset=test_preset)
+        kaggle.export(USER, tmp_path / "keep.txt", preset=export_preset)
 
 
-def test_reexport_replaces_an_earlier_export_whole(tmp_path, notebooks_dir, test_preset):
-    out = kaggle.export(USER, tmp_path / "out", preset=test_preset, notebooks_dir=notebooks_dir)
+def test_reexport_replaces_an_earlier_export_whole(tmp_path, notebooks_dir, export_preset):
+    out = kaggle.export(USER, tmp_path / "out", preset=export_preset, notebooks_dir=notebooks_dir)
     (out / "01_baseline" / "stale.txt").write_text("from before")
-    kaggle.export("other-user", out, public=True, preset=test_preset, notebooks_dir=notebooks_dir)
+    kaggle.export("other-user", out, public=True, preset=export_preset, notebooks_dir=notebooks_dir)
     assert not (out / "01_baseline" / "stale.txt").exists()
     metadata = json.loads((out / "01_baseline" / "kernel-metadata.json").read_text())
     assert metadata["id"] == "other-user/hpa-01-baseline" and metadata["is_private"] is False
@@ -344,7 +344,7 @@ def test_a_weights_dataset_keeps_kernels_offline_and_fills_in_every_weights_file
         kaggle.describe(out)
     )
     with pytest.raises(ValueError, match="weights dataset 'keras models': expected owner/slug"):
-        kaggle.kernel_metadata(USER, "01_baseline", weights_dataset="keras models")
+        kaggle_kernels.Account(USER, weights_dataset="keras models")
 
 
 def test_parameter_defaults_are_rewritten_in_place():
@@ -508,10 +508,10 @@ def test_the_export_command_prints_each_kernels_gpu_internet_and_weights(tmp_pat
 
 @pytest.mark.parametrize("accelerator, shape, shown", [("p100", "NvidiaTeslaP100", "GPU P100"), ("none", None, "none")])
 def test_the_accelerator_is_chosen_by_flag_and_shown_in_the_table_and_guide(
-    tmp_path, notebooks_dir, test_preset, kaggle_api, capsys, accelerator, shape, shown
+    tmp_path, notebooks_dir, export_preset, kaggle_api, capsys, accelerator, shape, shown
 ):
     out = kaggle.export(
-        USER, tmp_path / "out", preset=test_preset, notebooks_dir=notebooks_dir, accelerator=accelerator
+        USER, tmp_path / "out", preset=export_preset, notebooks_dir=notebooks_dir, accelerator=accelerator
     )
     metadata = json.loads((out / "02_warmup_finetune" / "kernel-metadata.json").read_text())
     assert metadata.get("machine_shape") == shape and metadata["enable_gpu"] is (shape is not None)
@@ -525,11 +525,11 @@ def test_the_accelerator_is_chosen_by_flag_and_shown_in_the_table_and_guide(
         assert "retired" in capsys.readouterr().err
 
 
-def test_an_unknown_accelerator_is_refused_before_anything_is_written(tmp_path, test_preset):
+def test_an_unknown_accelerator_is_refused_before_anything_is_written(tmp_path, export_preset):
     from hpa_utils import cli
 
     with pytest.raises(ValueError, match="accelerator 't4' is not supported; choose one of t4x2, p100, none"):
-        kaggle.export(USER, tmp_path / "out", preset=test_preset, accelerator="t4")
+        kaggle.export(USER, tmp_path / "out", preset=export_preset, accelerator="t4")
     assert cli.main(["kaggle-export", "--user", USER, "--out", str(tmp_path / "out"), "--accelerator", "a100"]) == 2
     assert not (tmp_path / "out").exists()
 

@@ -18,7 +18,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from hpa_utils import environment, kaggle, predict, runner, synthetic
+from hpa_utils import environment, kaggle, predict, runner, stages, synthetic
 
 # slow: each layout runs the five exported kernels through papermill (about 1.5 minutes per layout)
 pytestmark = pytest.mark.slow
@@ -121,7 +121,8 @@ def check_submission(results: dict, competition: Path) -> pd.DataFrame:
     submission = pd.read_csv(working / "04_kfold" / "submission.csv", keep_default_na=False)
     predict.validate_submission(submission, pd.read_csv(competition / "sample_submission.csv"))
     metrics = json.loads((working / "04_kfold" / "metrics.json").read_text())
-    assert 0 <= metrics["test_f1"] <= 1
+    test_labels = pd.read_csv(competition / "test_labels.csv", keep_default_na=False)  # the embedded data has them
+    assert metrics["test_f1"] == pytest.approx(predict.score_submission(submission, test_labels))
     return submission
 
 
@@ -166,7 +167,7 @@ def test_older_layout_without_imgaug_or_iterstrat_uses_the_datasets_wheels(
         f"iterstrat: not installed here, imported from {tmp_path}/hpa-01-baseline/input/hpa-utils/wheels/"
         "iterative_stratification-"
     ) in outputs_text(baseline)
-    # AUGMENT=dihedral runs in TensorFlow: 02 needs no imgaug (only "strong" does; from the wheel: test_wheels.py)
+    # AUGMENT=dihedral runs in TensorFlow: 02 needs no imgaug (only "strong" does: test_offline_wheels.py)
     _, warmup = results["02_warmup_finetune"]
     assert "imgaug: not installed here" not in outputs_text(warmup) and "Traceback" not in outputs_text(warmup)
 
@@ -177,7 +178,7 @@ def test_a_kernel_without_its_upstream_stops_with_what_to_attach(exported, compe
     attach(exported / kaggle.DATASET_SLUG, input_root / "datasets" / USER / kaggle.DATASET_SLUG)
     attach(competition, input_root / "competitions" / environment.COMPETITION)
     with pytest.raises(
-        runner.RunError,
+        stages.StageStopped,
         match="StageMissingError: stage 02_warmup_finetune not found.*Add the output "
         "of the kernel hpa-02-warmup-finetune",
     ):

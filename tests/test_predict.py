@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpa_utils import labels, metrics, predict
+from hpa_utils import inputs, labels, metrics, predict
 
 REAL_LABELS = Path(__file__).parent / "data"  # the competition's real label files
 
@@ -46,17 +46,18 @@ def tiny_model(image_size=8, invariant=False, input_dtype="float32"):
 
 
 @pytest.mark.parametrize("shape", [(3, 5, 5, 4), (2, 4, 6, 3)])
-def test_dihedral_tf_matches_numpy_for_all_views(shape):
+def test_the_pipeline_and_the_model_apply_one_dihedral_group(shape):
     images = asymmetric_images(*shape)
     views = []
-    for index in range(8):
+    for index in range(8):  # tf.data's views (training) and Keras ops' (prediction, any backend) are numpy's
         expected = numpy_dihedral(images, index)
-        np.testing.assert_array_equal(predict.dihedral_tf(images, index).numpy(), expected)
+        np.testing.assert_array_equal(inputs.dihedral_tf(images, index).numpy(), expected)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(predict.dihedral(images, index)), expected)
         views.append(expected.tobytes())
     assert len(set(views)) == 8  # eight different views: the test image has no symmetry
-    np.testing.assert_array_equal(predict.dihedral_tf(images[0], 5).numpy(), numpy_dihedral(images, 5)[0])
+    np.testing.assert_array_equal(inputs.dihedral_tf(images[0], 5).numpy(), numpy_dihedral(images, 5)[0])
     with pytest.raises(ValueError, match="0..7"):
-        predict.dihedral_tf(images, 8)
+        inputs.dihedral_tf(images, 8)
 
 
 def test_predict_tta_equals_mean_over_explicit_views(tmp_path):
@@ -193,23 +194,19 @@ def test_score_submission_equals_macro_f1(sample_submission):
         predict.score_submission(submission.iloc[1:], test_labels)
 
 
-def test_prediction_reuses_its_traced_function_and_sees_new_weights():
+def test_a_view_average_keeps_its_compiled_prediction_and_sees_new_weights():
     model = tiny_model()
     images = np.random.default_rng(3).integers(0, 256, (5, 8, 8, 4), dtype=np.uint8)
-    first = predict.predict_tta(model, images, views=2, progress=False)
-    plain = predict.predict_tta(model, images, views=1, progress=False)  # another view count: its own function
+    plain = predict.predict_tta(model, images, views=1, progress=False)
     np.testing.assert_allclose(plain, model.predict(images.astype("float32"), verbose=0), atol=1e-5)
-    functions = dict(predict._traced["functions"])
-    assert len(functions) == 2
+    averaged = predict.ViewAverage(model, views=2)
+    first = averaged(images, progress=False)
+    compiled = averaged.model.predict_function
     model.set_weights([weight * 0.5 for weight in model.get_weights()])  # e.g. the next epoch's weights
-    second = predict.predict_tta(model, images[:3], views=2, progress=False)
-    predict.predict_tta(model, images, views=1, progress=False)
-    assert predict._traced["functions"] == functions  # alternating view counts and sizes: nothing traced again
+    second = averaged(images[:3], progress=False)
+    assert averaged.model.predict_function is compiled  # compiled once, kept by the object that owns it
     expected = np.mean(
         [model.predict(numpy_dihedral(images[:3], index).astype("float32"), verbose=0) for index in range(2)], axis=0
     )
     np.testing.assert_allclose(second, expected, atol=1e-5)
     assert not np.allclose(first[:3], second)
-    other = tiny_model()
-    predict.predict_tta(other, images, views=1, progress=False)
-    assert predict._traced["model"] is other and len(predict._traced["functions"]) == 1  # the old model let go

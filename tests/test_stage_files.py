@@ -83,14 +83,10 @@ def test_model_from_stage_and_start_model_keep_dropout_load_by_name_and_set_inpu
     assert (
         kfold.start_model(
             stage,
+            models.ModelSpec("small", 48, "rgby", "none", freeze_batch_norm=False),
             images,
             is_held_out,
             strategy=tf.distribute.get_strategy(),
-            image_size=48,
-            backbone="small",
-            channels="rgby",
-            weights="none",
-            freeze_batch_norm=False,
         )
         .get_layer("head_dropout_2")
         .rate
@@ -99,25 +95,17 @@ def test_model_from_stage_and_start_model_keep_dropout_load_by_name_and_set_inpu
     with pytest.raises(ValueError, match="trained as small/rgby, but BACKBONE/CHANNELS are resnet50/rgby"):
         kfold.start_model(
             stage,
+            models.ModelSpec("resnet50", 48, "rgby", "none", freeze_batch_norm=False),
             images,
             is_held_out,
             strategy=tf.distribute.get_strategy(),
-            image_size=48,
-            backbone="resnet50",
-            channels="rgby",
-            weights="none",
-            freeze_batch_norm=False,
         )
     fresh = kfold.start_model(
         None,
+        models.ModelSpec("small", 48, "rgby", "none", freeze_batch_norm=False),
         images,
         is_held_out,
         strategy=tf.distribute.get_strategy(),
-        image_size=48,
-        backbone="small",
-        channels="rgby",
-        weights="none",
-        freeze_batch_norm=False,
     )
     np.testing.assert_allclose(fresh.get_layer("input_bn").moving_mean.numpy(), 20 / 255, rtol=1e-6)
     np.testing.assert_allclose(fresh.get_layer("input_bn").moving_variance.numpy(), 0.0, atol=1e-9)

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from hpa_utils import environment, files, models, parameters
+from hpa_utils import atomic_files, environment, models, parameters
 from hpa_utils.models.backbones import small_cnn
 from hpa_utils.stand_in import fields, pretrain, structures
 from hpa_utils.synthetic import render_sample_and_field
@@ -80,7 +80,7 @@ def test_a_tiny_pretrain_run_writes_a_file_that_loads_into_build_model(task, tmp
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    provenance = files.read_json(out.with_suffix(".json"))
+    provenance = atomic_files.read_json(out.with_suffix(".json"))
     assert provenance["images"] == 40 and provenance["epochs"] == 1 and provenance["task"] == task
     assert set(provenance["validation_scores"]) == set(pretrain.TASKS[task].targets)
     assert provenance["machine"] == pretrain._machine()
@@ -105,7 +105,7 @@ def test_pretrain_refuses_a_keras_3_weights_name_and_an_unknown_task(tmp_path):
 @pytest.mark.parametrize("path", CHECKED_IN, ids=lambda path: path.stem)
 def test_a_checked_in_file_loads_with_every_backbone_layer_matched(path):
     assert path.stat().st_size < 5_000_000
-    provenance = files.read_json(path.with_suffix(".json"))
+    provenance = atomic_files.read_json(path.with_suffix(".json"))
     assert {"command", "task", "commit", "images", "epochs", "seconds", "validation_scores"} <= set(provenance)
     backbone = small_cnn(weights=str(path), input_shape=(64, 64, 3))  # Keras' own load, as for ImageNet
     weighted = [layer.name for layer in backbone.layers if layer.weights]

@@ -1,4 +1,6 @@
-"""The package's shape: one module names a stage's files, imports point down, only the benchmarks' tests import them."""
+"""The package's shape: one layering contract (docs/package.md's table: imports point down, nothing circles, and a
+function imports late only where the short list below says why), the size rules, and one home for the stage files'
+names."""
 
 import ast
 import re
@@ -7,7 +9,110 @@ from pathlib import Path
 from hpa_utils import environment, stages
 
 PACKAGE = environment.REPO_ROOT / "hpa_utils"
-STAGE_FILES = [value for name, value in vars(stages).items() if name.endswith("_FILE")]
+LAYERS_TABLE = environment.REPO_ROOT / "docs" / "package.md"
+# The only imports a function may make, and why: everything else is imported at the top of its module.
+LATE_IMPORTS = {
+    "__init__": ({"stage_run"}, "`import hpa_utils` stays light: the command line and 00_eda start without TensorFlow"),
+    "stage_run": (
+        {"budget", "hardware", "training", "training_data", "evaluation", "stage_model"},
+        "TensorFlow: imported by the stages that train, not by 00_eda, which reads the data alone",
+    ),
+    "augment": ({"imgaug_numpy", "offline_wheels"}, "imgaug, an optional package: only AUGMENT=strong needs it"),
+    "dataset": ({"pywuffs", "pywuffs.aux"}, "pywuffs, optional: the faster PNG decoder, where it installed"),
+}
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60
+
+
+def layers() -> dict[str, int]:
+    """{top-level module or sub-package: its layer's number}, from docs/package.md's table of layers."""
+    found = {}
+    for line in LAYERS_TABLE.read_text().splitlines():
+        row = re.match(r"\| (\d) [^|]+\| (.+?) \|", line)
+        if row:
+            for name in re.findall(r"`([a-z_0-9]+)/?`", row.group(2)):
+                found[name] = int(row.group(1))
+    return found
+
+
+def unit(path: Path) -> str:
+    """A module's unit in the layering: its sub-package, or the module itself."""
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return parts[0]
+
+
+def imports(path: Path):
+    """(imported name, inside a function?) for each import of a module; ``hpa_utils.x.y`` reduced to ``x``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    inside = {
+        id(node)
+        for function in ast.walk(tree)
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for node in ast.walk(function)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] if node.module != "hpa_utils" else [f"hpa_utils.{a.name}" for a in node.names]
+        else:
+            continue
+        for name in names:
+            local = name.removeprefix("hpa_utils.").split(".")[0] if name.startswith("hpa_utils.") else name
+            yield local if name.startswith("hpa_utils.") else name, id(node) in inside
+
+
+def modules():
+    return sorted(path for path in PACKAGE.rglob("*.py") if "data" not in path.relative_to(PACKAGE).parts[:1])
+
+
+def test_every_module_has_a_layer_and_imports_point_down_without_a_circle():
+    layer = layers()
+    units = {unit(path) for path in modules()}
+    assert units - {"__init__", "__main__"} <= set(layer), f"not in docs/package.md's table: {units - set(layer)}"
+    edges = {}
+    for path in modules():
+        source = unit(path)
+        for name, _ in imports(path):
+            if name in layer and name != source and source in layer:
+                assert layer[name] <= layer[source], f"{path.relative_to(PACKAGE)} imports {name}: an upper layer"
+                edges.setdefault(source, set()).add(name)
+
+    def reaches(start, goal, seen=()):
+        return any(
+            step == goal or (step not in seen and reaches(step, goal, (*seen, step))) for step in edges.get(start, ())
+        )
+
+    circles = sorted(source for source in edges if reaches(source, source))
+    assert circles == [], f"these import themselves through others: {circles}"
+
+
+def test_a_function_imports_only_what_the_short_list_allows():
+    late = {}
+    for path in modules():
+        source = path.stem if path.parent == PACKAGE else unit(path)
+        for name, inside in imports(path):
+            if inside:
+                late.setdefault(source, set()).add(name)
+    allowed = {source: names for source, (names, _) in LATE_IMPORTS.items()}
+    assert {
+        source: names - allowed.get(source, set())
+        for source, names in late.items()
+        if names - allowed.get(source, set())
+    } == {}
+
+
+def test_no_module_over_400_lines_and_no_function_over_60():
+    too_long = []
+    for path in modules():
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            too_long.append(f"{path.relative_to(PACKAGE)}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{path.relative_to(PACKAGE)}: {node.name} has {length} lines")
+    assert too_long == []
 
 
 def string_literals(path: Path):
@@ -26,42 +131,15 @@ def string_literals(path: Path):
             yield node.value
 
 
-def imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
-    return found
-
-
 def test_only_the_stage_record_spells_a_stage_files_name():
-    assert "metrics.json" in STAGE_FILES and len(STAGE_FILES) >= 8
+    names = [value for name, value in vars(stages).items() if name.endswith("_FILE")]
+    assert "metrics.json" in names and len(names) >= 8
     spelled = {
         f"{path.relative_to(PACKAGE)}: {text!r}"
-        for path in sorted(PACKAGE.rglob("*.py"))
+        for path in modules()
         if path != PACKAGE / "stages.py" and "synthetic" not in path.parts
         for text in string_literals(path)
-        for name in STAGE_FILES
+        for name in names
         if re.search(r"(?<![\w.])" + re.escape(name), text)  # "sample_submission.csv" is not "submission.csv"
     }
     assert spelled == set()
-
-
-def test_environment_does_not_import_the_image_generator():
-    assert not {name for name in imported_modules(PACKAGE / "environment.py") if "synthetic" in name}
-
-
-def test_the_downloader_owns_the_servers_address_rule():
-    assert not {name for name in imported_modules(PACKAGE / "external" / "downloader.py") if "synthetic" in name}
-
-
-def test_only_the_benchmarks_own_tests_import_them():
-    importers = {
-        path.name
-        for path in sorted((environment.REPO_ROOT / "tests").glob("*.py"))
-        if any(name == "benchmarks" or name.startswith("benchmarks.") for name in imported_modules(path))
-    }
-    assert importers <= {"test_benchmarks.py"}

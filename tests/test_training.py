@@ -132,7 +132,7 @@ def test_warmup_freezes_the_backbone_and_finetune_trains_it(tmp_path):
     images, targets = tiny_data()
     snapshots = WeightSnapshots()
     callbacks = training.make_callbacks(tmp_path) + [snapshots]
-    options = dict(callbacks=callbacks, batch_size=4, verbose=0, phase="finetune")
+    options = dict(callbacks=callbacks, batch_size=4, phase="finetune")
     models.set_backbone_trainable(model, False, freeze_batch_norm=True)
     training.compile_model(model, 1e-3)
     warmup = training.fit(model, (images, targets), (images, targets), epochs=1, **options | {"phase": "warmup"})
@@ -171,19 +171,17 @@ def test_warmup_then_finetune_is_the_same_recipe_for_03_and_04(tmp_path):
         model,
         (images, targets),
         (images, targets),
-        warmup_epochs=1,
-        finetune_epochs=2,
-        learning_rate=1e-3,
-        finetune_learning_rate=1e-4,
+        training.Schedule(warmup_epochs=1, finetune_epochs=2, learning_rate=1e-3, finetune_learning_rate=1e-4),
         freeze_batch_norm=False,
         stage_dir=tmp_path,
         batch_size=4,
-        verbose=0,
     )
     assert list(history["epoch"]) == [0, 1, 2] and list(history["phase"]) == ["warmup", "finetune", "finetune"]
     assert model.optimizer.learning_rate.numpy() == pytest.approx(1e-4)
     backbone = model.get_layer("backbone")
     assert backbone.trainable and all(layer.trainable for layer in backbone.layers)  # BatchNorm included
+    with pytest.raises(ValueError, match="warmup_epochs=0, finetune_epochs=0: both must be >= 0 and not both 0"):
+        training.Schedule(warmup_epochs=0, finetune_epochs=0, learning_rate=1e-3, finetune_learning_rate=1e-4)
 
 
 def quadrant_data(count, seed, size=32):
@@ -208,7 +206,7 @@ def test_a_trained_model_beats_the_prior_on_held_out_images(tmp_path):
     callbacks = training.make_callbacks(tmp_path)
     training.compile_model(model, 1e-3)
     trained = training.fit(
-        model, (images, targets), (held_out, held_out_targets), epochs=8, callbacks=callbacks, batch_size=16, verbose=0
+        model, (images, targets), (held_out, held_out_targets), epochs=8, callbacks=callbacks, batch_size=16
     )
     training.restore_best_epoch(model, callbacks, trained, verbose=0)
     scores = evaluation.evaluate(model.predict(held_out, verbose=0), held_out_targets, targets)

@@ -19,6 +19,7 @@ from hpa_utils.dataset.label_files import (
     TEST_LABELS_CSV,
     TRAIN_CSV,
     DatasetError,
+    image_counts,
     read_sample_submission,
     read_test_labels,
     read_train_labels,
@@ -26,6 +27,7 @@ from hpa_utils.dataset.label_files import (
 from hpa_utils.dataset.validation import main_validate, validate
 
 __all__ = [
+    "image_counts",
     "CHANNEL_MODES",
     "COLORS",
     "IMAGE_EXTENSIONS",

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, ImageFile
 
-from hpa_utils import checks
+from hpa_utils import argument_values
 from hpa_utils.dataset import png
 from hpa_utils.dataset.label_files import check_image_id
 
@@ -65,8 +66,6 @@ def _check_complete(path: Path, data: bytes) -> None:
     elif data.startswith(_JPEG_START) and data.find(_JPEG_END, tail_start) == -1:
         # No end-of-image marker near the end: either truncated, or trailing bytes after a complete
         # image. Only a full decode can tell; PIL refuses truncated JPEGs.
-        from PIL import Image, ImageFile
-
         try:
             with Image.open(io.BytesIO(data)) as image:
                 if ImageFile.LOAD_TRUNCATED_IMAGES:
@@ -77,8 +76,6 @@ def _check_complete(path: Path, data: bytes) -> None:
 
 
 def _decode_with_pil(path: Path, data: bytes) -> np.ndarray:
-    from PIL import Image
-
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
@@ -175,7 +172,7 @@ def load_channel(path, image_size: int | None = None) -> np.ndarray:
 
 
 def _check_size(image_size) -> None:
-    if image_size is not None and not (checks.is_integer(image_size) and image_size >= 1):
+    if image_size is not None and not (argument_values.is_integer(image_size) and image_size >= 1):
         raise ValueError(f"image_size must be a positive int or None, got {image_size!r}")
 
 

@@ -115,3 +115,9 @@ def main_validate(data_dir, check_images: bool = True, training_only: bool = Fal
     checked = f" ({counts['files']} channel files decoded)" if check_images else " (images not decoded)"
     print(f"OK: {counts['train']} train, {counts['test']} test images checked{checked} in {data_dir}")
     return 0
+
+
+def main(arguments) -> int:
+    """Entry point of `python -m hpa_utils validate DATA_DIR`."""
+    check_images, training_only = not arguments.no_images, arguments.training_only
+    return main_validate(arguments.data_dir, check_images=check_images, training_only=training_only)

@@ -16,10 +16,12 @@ import urllib.request
 from pathlib import Path
 
 import cv2
+from tqdm import tqdm
 
-from hpa_utils import checks, files
+from hpa_utils import argument_values, atomic_files
 from hpa_utils.dataset.images import COLORS, ImageError, decode_channel
 from hpa_utils.dataset.label_files import TRAIN_CSV, DatasetError, read_label_file
+from hpa_utils.hpav18_addresses import server_path
 
 V18_URL = "http://v18.proteinatlas.org/images/"
 FAILURES_CSV = "download_failures.csv"
@@ -42,18 +44,6 @@ class Settings:
     retries: int = 3
     backoff: float = 1.0  # seconds before the first retry; doubled after each
     timeout: float = 60.0
-
-
-def server_path(image_id: str, color: str) -> str:
-    """Where the v18 image server keeps one colour of ``image_id``, relative to its base URL.
-
-    <plate>/<rest of the Id>_<colour>.jpg, the address pattern of the participants' public download scripts;
-    ValueError for an Id that is not <plate>_<image>_<well>_<field>.
-    """
-    plate, separator, rest = image_id.partition("_")
-    if not separator or not rest:
-        raise ValueError(f"Id {image_id!r} is not an HPAv18 Id (<plate>_<image>_<well>_<field>)")
-    return f"{plate}/{rest}_{color}.jpg"
 
 
 def image_url(base_url: str, image_id: str, color: str) -> str:
@@ -96,7 +86,7 @@ def fetch_channel(url: str, target: Path, settings: Settings) -> None:
             ok, encoded = cv2.imencode(".png", channel, PNG_OPTIONS)
             if not ok:
                 raise FetchError("PNG encoding failed", retry=False)
-            with files.atomic_write(target) as temporary:
+            with atomic_files.atomic_write(target) as temporary:
                 temporary.write_bytes(encoded.tobytes())
             return
         except FetchError as error:
@@ -127,39 +117,30 @@ def write_index(folder: Path, table, failures: dict) -> int:
         for image_id, target in zip(table["Id"], table["Target"])
         if all(channel_png(folder, image_id, color).is_file() for color in COLORS)
     ]
-    with files.atomic_write(folder / TRAIN_CSV) as temporary:
+    with atomic_files.atomic_write(folder / TRAIN_CSV) as temporary:
         temporary.write_text("Id,Target\n" + "".join(f"{image_id},{target}\n" for image_id, target in complete))
     lines = [
         f"{image_id},{color},{url},{reason}\n" for image_id, rows in failures.items() for color, url, reason in rows
     ]
-    with files.atomic_write(folder / FAILURES_CSV) as temporary:
+    with atomic_files.atomic_write(folder / FAILURES_CSV) as temporary:
         temporary.write_text("Id,colour,url,reason\n" + "".join(lines))
     return len(complete)
 
 
 def download(
-    labels_csv,
-    out,
-    *,
-    base_url: str = V18_URL,
-    limit: int | None = None,
-    workers: int = 8,
-    size: int = 512,
-    retries: int = 3,
-    backoff: float = 1.0,
-    progress: bool = True,
+    labels_csv, out, *, settings: Settings | None = None, limit: int | None = None, workers: int = 8, progress=True
 ) -> dict:
-    """Download (or continue downloading) the Ids of ``labels_csv`` into ``out``; return the counts by outcome
-    and the failure reasons: {"done", "kept", "failed", "complete", "reasons": {reason: images}}."""
-    from tqdm import tqdm
-
+    """Download (or continue downloading) the Ids of ``labels_csv`` into ``out`` from ``settings``' server (its
+    image size, retries and back-off; default the HPA v18 server at 512 px); return the counts by outcome and the
+    failure reasons: {"done", "kept", "failed", "complete", "reasons": {reason: images}}."""
     table, problems, _ = read_label_file(Path(labels_csv))
     if problems:
         raise DatasetError(problems)
     if limit is not None:
-        table = table.iloc[: checks.integer("limit", limit, minimum=1)]
-    workers = checks.integer("workers", workers, minimum=1)
-    settings = Settings(base_url, checks.integer("size", size, minimum=8), retries, backoff)
+        table = table.iloc[: argument_values.integer("limit", limit, minimum=1)]
+    workers = argument_values.integer("workers", workers, minimum=1)
+    settings = settings or Settings()
+    argument_values.integer("size", settings.size, minimum=8)
     folder = Path(out).expanduser()
     (folder / "train").mkdir(parents=True, exist_ok=True)
     counts, failures = {"done": 0, "kept": 0, "failed": 0}, {}
@@ -193,3 +174,13 @@ def describe(summary: dict, out) -> str:
     if summary["failed"]:
         lines.append(f"  each failure: {Path(out) / FAILURES_CSV}; run the same command again to retry them")
     return "\n".join(lines)
+
+
+def main(arguments) -> int:
+    """Entry point of `python -m hpa_utils external download`."""
+    settings = Settings(arguments.base_url or V18_URL, size=arguments.size, retries=arguments.retries)
+    summary = download(
+        arguments.labels, arguments.out, settings=settings, limit=arguments.limit, workers=arguments.workers
+    )
+    print(describe(summary, arguments.out))
+    return 0 if summary["failed"] == 0 else 1

@@ -20,6 +20,7 @@ are the ones the notebooks and the rest of the package use.
 from hpa_utils.models.backbones import BACKBONES, CHANNELS, WeightsError, feature_grid, small_cnn
 from hpa_utils.models.build import (
     BATCH_NORM_SETTINGS,
+    ModelSpec,
     batch_norm_frozen,
     build_model,
     is_pretrained,
@@ -47,6 +48,7 @@ __all__ = [
     "ADAPTER_NAME",
     "BATCH_NORM_SETTINGS",
     "HEAD_FILTERS",
+    "ModelSpec",
     "BACKBONES",
     "CHANNELS",
     "WeightsError",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import keras
 
-from hpa_utils import checks, environment
+from hpa_utils import argument_values, environment
 
 SMALL_FILTERS = (32, 64, 128, 256)  # small_cnn, the CPU demo's backbone
 
@@ -30,7 +30,7 @@ def check_channels(channels) -> None:
 
 def check_image_size(backbone: str, image_size, argument: str = "image_size") -> None:
     minimum = BACKBONES[backbone][1]
-    if not checks.is_integer(image_size):
+    if not argument_values.is_integer(image_size):
         raise ValueError(f"{argument}={image_size!r} must be an int (pixels)")
     if image_size < minimum:
         raise ValueError(f"{argument}={image_size}: {backbone} needs images of at least {minimum}x{minimum} pixels")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 
@@ -124,6 +126,22 @@ def build_model(
     outputs = keras.layers.Dense(NUM_CLASSES, activation="sigmoid", name="predictions", dtype="float32")(x)
     model = keras.Model(inputs, outputs, name=f"{backbone}_{image_size}_rgb")
     return rgby_from_rgb(model) if channels == "rgby" else model
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What ``build_model`` builds, as one record where it travels (04's folds): backbone, image size, channels,
+    weights, dropout and the BatchNormalization choice."""
+
+    backbone: str
+    image_size: int
+    channels: str = "rgb"
+    weights: str = "none"
+    dropout: float = 0.5
+    freeze_batch_norm: bool | None = None
+
+    def build(self) -> keras.Model:
+        return build_model(**dataclasses.asdict(self))
 
 
 def set_input_statistics(model: keras.Model, images, indices=None, max_images: int = 1000) -> np.ndarray:

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 from keras.src.legacy.saving import legacy_h5_format
 
-from hpa_utils.files import atomic_write
+from hpa_utils.atomic_files import atomic_write
 from hpa_utils.models.backbones import WeightsError, freeze_batch_normalization, walk_layers
 from hpa_utils.models.surgery import ADAPTER_NAME
 

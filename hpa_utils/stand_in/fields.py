@@ -14,6 +14,8 @@ import math
 import cv2
 import numpy as np
 
+from hpa_utils.synthetic import render_sample_and_field, sample_label_sets
+
 TARGETS = (
     "log cell count",
     "coverage",
@@ -27,8 +29,6 @@ RENDER_SIZE = 256  # rendered as the demo's dataset is, then shrunk as its cache
 
 def fields_sample(rng, side: int) -> tuple[np.ndarray, np.ndarray]:
     """One field (side, side, 3) uint8 (red, green, blue, as the ``rgb`` cache) and its six ``TARGETS``."""
-    from hpa_utils.synthetic import render_sample_and_field, sample_label_sets
-
     label_set = sample_label_sets(1, rng, min_per_class=0)[0]  # real label statistics; never a target
     channels, field = render_sample_and_field(label_set, RENDER_SIZE, rng)
     image = np.stack([channels[color] for color in ("red", "green", "blue")], axis=-1)

@@ -18,9 +18,13 @@ from pathlib import Path
 from typing import Callable
 
 import cv2
+import keras
 import numpy as np
+from sklearn.metrics import roc_auc_score
+from tqdm import tqdm
 
-from hpa_utils import checks, environment, files
+from hpa_utils import argument_values, atomic_files, environment, models, training
+from hpa_utils.models.backbones import quicken_batch_normalization, small_cnn
 from hpa_utils.stand_in import fields, structures
 
 RENDER_SIZE = 256  # every source image is drawn at the demo dataset's side, then shrunk as its cache is
@@ -67,8 +71,6 @@ def _chunk(arguments) -> tuple[np.ndarray, np.ndarray]:
 
 def source_images(task: SourceTask, count: int, seed: int, image_size: int, progress: bool = True):
     """``count`` source images of ``task`` and their targets, drawn on every core."""
-    from tqdm import tqdm
-
     workers = max(1, min(os.cpu_count() or 1, count))
     chunks = [
         (task.name, list(range(start, min(start + 25, count))), seed, image_size) for start in range(0, count, 25)
@@ -88,10 +90,6 @@ def source_images(task: SourceTask, count: int, seed: int, image_size: int, prog
 def source_model(task: SourceTask, image_size: int):
     """The ``small`` backbone (from scratch, as ``models.build_model`` builds it) under the same input scaling and
     BatchNormalization, then global average pooling and one output per target."""
-    import keras
-
-    from hpa_utils.models.backbones import quicken_batch_normalization, small_cnn
-
     backbone = small_cnn(include_top=False, input_shape=(image_size, image_size, 3))
     quicken_batch_normalization(backbone)
     inputs = keras.Input((image_size, image_size, 3), name="image")
@@ -106,8 +104,6 @@ def source_model(task: SourceTask, image_size: int):
 def scores(task: SourceTask, targets: np.ndarray, predictions: np.ndarray) -> np.ndarray:
     """Per target: ROC AUC (classes: 0.5 is chance) or R² = 1 - residual variance / variance (0: the mean's)."""
     if task.classification:
-        from sklearn.metrics import roc_auc_score
-
         return np.asarray(roc_auc_score(targets, predictions, average=None))
     residual = np.square(targets - predictions).mean(axis=0)
     return 1.0 - residual / np.maximum(targets.var(axis=0), 1e-12)
@@ -134,10 +130,6 @@ def _machine() -> str:
 
 def _fit(task: SourceTask, pixels, targets, validation, *, size: int, epochs: int, seed: int, verbose: int):
     """Train the source model; return its backbone and the per-target validation scores."""
-    import keras
-
-    from hpa_utils import models, training
-
     if not task.classification:  # regression targets on one scale
         targets = (targets - targets.mean(axis=0)) / np.maximum(targets.std(axis=0), 1e-6)
     training.set_seed(seed)
@@ -170,13 +162,11 @@ def pretrain(
     """Train ``task`` and write the backbone's weights to ``out`` (legacy .h5, as Keras' "notop" files) and its
     provenance beside it (``out`` with .json: the command, commit, machine, images, epochs, seconds, and the source
     task's own validation score per target). Returns the provenance."""
-    from hpa_utils import models
-
     if task not in TASKS:
         raise ValueError(f"--task {task!r}: choose one of {', '.join(TASKS)}")
-    images = checks.integer("--images", images, minimum=20)
-    size = checks.integer("--size", size, minimum=16)
-    epochs = checks.integer("--epochs", epochs, minimum=1)
+    images = argument_values.integer("--images", images, minimum=20)
+    size = argument_values.integer("--size", size, minimum=16)
+    epochs = argument_values.integer("--epochs", epochs, minimum=1)
     out = Path(out)
     if out.name.endswith(".weights.h5") or out.suffix != ".h5":
         raise ValueError(f"--out {out}: a weights file ends in .h5 (not .weights.h5), as Keras' notop files do")
@@ -206,7 +196,7 @@ def pretrain(
         "backbone": "small",
         "loads_as": f"WEIGHTS={out.name} with BACKBONE=small (models.build_model(..., weights=path))",
     }
-    files.write_json(out.with_suffix(".json"), provenance)
+    atomic_files.write_json(out.with_suffix(".json"), provenance)
     print(
         f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.with_suffix('.json')}: {source.score_name} "
         f"{measured.mean():.3f} on average over {len(source.targets)} targets"

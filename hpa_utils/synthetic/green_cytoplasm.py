@@ -42,25 +42,17 @@ def green_golgi(geometry, rng, context):  # 7
 
 
 def _dots_in_cytoplasm(
-    geometry,
-    rng,
-    per_100_pixels,
-    radius_range,
-    ring_share=0.0,
-    low=0.06,
-    high=0.94,
-    power=0.5,
-    share=1.0,
-    thickness=1.0,
+    geometry, rng, per_100_pixels, radius_range, ring_share=0.0, placement=(0.06, 0.94, 0.5), share=1.0, thickness=1.0
 ):
-    """Round dots (some hollow) over each cell's cytoplasm; ``per_100_pixels`` scales with the cell radius."""
+    """Round dots (some hollow) over each cell's cytoplasm; ``per_100_pixels`` scales with the cell radius;
+    ``placement``: (low, high, power) of ``cell.cytoplasm_points``, how far from the nucleus they lie."""
     unit = geometry.unit
     canvas = np.zeros((geometry.size, geometry.size), dtype=np.uint8)
     for cell, gain in zip(geometry.cells, cell_gains(geometry, rng, 0.55, 1.0, share)):
         if gain == 0.0:
             continue
         count = max(int(round(rng.uniform(*per_100_pixels) * (cell.radius / (100.0 * unit)) ** 2)), 1)
-        points, _ = cell.cytoplasm_points(count, rng, low, high, power)
+        points, _ = cell.cytoplasm_points(count, rng, *placement)
         radii = rng.uniform(*radius_range, count) * unit
         hollow = rng.random(count) < ring_share
         values = (255 * gain * rng.uniform(0.6, 1.0, count)).astype(int)
@@ -74,11 +66,11 @@ def green_peroxisomes(geometry, rng, context):  # 8
 
 
 def green_endosomes(geometry, rng, context):  # 9
-    return _dots_in_cytoplasm(geometry, rng, (22, 40), (2.0, 3.5), ring_share=0.35, power=0.7)
+    return _dots_in_cytoplasm(geometry, rng, (22, 40), (2.0, 3.5), ring_share=0.35, placement=(0.06, 0.94, 0.7))
 
 
 def green_lysosomes(geometry, rng, context):  # 10
-    return _dots_in_cytoplasm(geometry, rng, (22, 40), (1.8, 3.2), ring_share=0.1, low=0.02, high=0.45, power=1.3)
+    return _dots_in_cytoplasm(geometry, rng, (22, 40), (1.8, 3.2), ring_share=0.1, placement=(0.02, 0.45, 1.3))
 
 
 def green_lipid_droplets(geometry, rng, context):  # 20
@@ -130,7 +122,7 @@ def green_cytosol(geometry, rng, context):  # 25
 
 
 def green_cytoplasmic_bodies(geometry, rng, context):  # 26
-    return _dots_in_cytoplasm(geometry, rng, (2, 5), (3.5, 6.0), share=0.8, low=0.1, high=0.85)
+    return _dots_in_cytoplasm(geometry, rng, (2, 5), (3.5, 6.0), share=0.8, placement=(0.1, 0.85, 0.5))
 
 
 def green_rods_and_rings(geometry, rng, context):  # 27

@@ -1,7 +1,7 @@
 """The embedded dataset in HPAv18 form: colour JPEGs laid out as the v18 image server serves them, and their labels.
 
 The real external images come from ``http://v18.proteinatlas.org/images/<plate>/<rest of the Id>_<colour>.jpg``
-(the address pattern of the participants' public download scripts, ``external.downloader.server_path``):
+(the address pattern of the participants' public download scripts, ``hpav18_addresses.server_path``):
 2048 px RGB JPEGs, each stain in its own colour (red in R, green in G, blue in B, yellow in R and G).
 ``write_hpav18`` writes the embedded samples the same way, so the downloader can be tested over HTTP against a
 local server serving ``DIR/images``.
@@ -14,9 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hpa_utils import checks
+from hpa_utils import argument_values
 from hpa_utils import labels as labels_module
-from hpa_utils.external.downloader import server_path  # the real server's address rule
+from hpa_utils.hpav18_addresses import server_path  # the real server's address rule
 from hpa_utils.synthetic.label_sets import sample_label_sets
 from hpa_utils.synthetic.sample import MIN_IMAGE_SIZE, render_sample
 
@@ -55,8 +55,8 @@ def colour_jpeg(channel: np.ndarray, color: str, quality: int = 90) -> bytes:
 def write_hpav18(out_dir, count: int, image_size: int = 512, seed: int = 0, min_per_class: int = 0) -> Path:
     """Write ``count`` embedded samples as the v18 server holds them: DIR/images/<plate>/<rest>_<colour>.jpg, and
     DIR/hpav18_labels.csv (Id,Target) as ``../shared/hpa/external_hpav18.csv`` is. Deterministic per seed."""
-    count = checks.integer("count", count, minimum=1)
-    image_size = checks.integer("image_size", image_size, minimum=MIN_IMAGE_SIZE)
+    count = argument_values.integer("count", count, minimum=1)
+    image_size = argument_values.integer("image_size", image_size, minimum=MIN_IMAGE_SIZE)
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ValueError(f"{out_dir}: already exists and is not an empty folder; choose a new out_dir")

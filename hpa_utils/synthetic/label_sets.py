@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hpa_utils import checks
+from hpa_utils import argument_values
 from hpa_utils import labels as labels_module
 
 
@@ -16,8 +16,8 @@ def sample_label_sets(n: int, rng: np.random.Generator, min_per_class: int = 2) 
     contain a missing class, rarest class first. Deterministic given ``rng``. Raises ValueError for
     n < 1 or a negative floor.
     """
-    n = checks.integer("n", n, minimum=1)
-    min_per_class = checks.integer("min_per_class", min_per_class, minimum=0)
+    n = argument_values.integer("n", n, minimum=1)
+    min_per_class = argument_values.integer("min_per_class", min_per_class, minimum=0)
     sets, counts = labels_module.train_label_sets()
     membership = labels_module.to_multi_hot(sets, dtype=bool)
     draws = rng.choice(len(sets), size=n, p=counts / counts.sum())

@@ -7,7 +7,7 @@ import math
 import cv2
 import numpy as np
 
-from hpa_utils import checks
+from hpa_utils import argument_values
 from hpa_utils import labels as labels_module
 from hpa_utils.dataset import COLORS
 from hpa_utils.synthetic.cells import build_geometry
@@ -39,7 +39,7 @@ def render_sample(labels, image_size: int, rng: np.random.Generator) -> dict[str
 def render_sample_and_field(labels, image_size: int, rng: np.random.Generator) -> tuple[dict, Field]:
     """``render_sample``'s channels and the field's per-image draws (``field.Field``: cell count, coverage, stain
     gains, exposure, nucleus size), which come from a stream of ``rng`` that never sees the labels."""
-    image_size = checks.integer("image_size", image_size, minimum=MIN_IMAGE_SIZE)
+    image_size = argument_values.integer("image_size", image_size, minimum=MIN_IMAGE_SIZE)
     label_list = sorted({int(label) for label in labels})
     if not label_list or not all(0 <= label < labels_module.NUM_CLASSES for label in label_list):
         raise ValueError(f"labels {list(labels)!r}: expected one or more labels in 0..{labels_module.NUM_CLASSES - 1}")

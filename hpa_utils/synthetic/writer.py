@@ -11,8 +11,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
-from hpa_utils import checks
+from hpa_utils import argument_values
 from hpa_utils import labels as labels_module
 from hpa_utils.dataset.label_files import SAMPLE_SUBMISSION_CSV, TEST_LABELS_CSV, TRAIN_CSV
 from hpa_utils.synthetic.label_sets import sample_label_sets
@@ -91,12 +92,12 @@ def generate(
     ``out_dir`` at the end, so a killed run never leaves a half dataset there. Raises ValueError for bad
     arguments or an ``out_dir`` that exists and is not empty.
     """
-    n_train = checks.integer("n_train", n_train, minimum=1)
-    n_test = checks.integer("n_test", n_test, minimum=1)
-    image_size = checks.integer("image_size", image_size, minimum=MIN_IMAGE_SIZE)
-    seed = checks.integer("seed", seed, minimum=0)
-    min_per_class = checks.integer("min_per_class", min_per_class, minimum=0)
-    workers = (os.cpu_count() or 1) if workers is None else checks.integer("workers", workers, minimum=1)
+    n_train = argument_values.integer("n_train", n_train, minimum=1)
+    n_test = argument_values.integer("n_test", n_test, minimum=1)
+    image_size = argument_values.integer("image_size", image_size, minimum=MIN_IMAGE_SIZE)
+    seed = argument_values.integer("seed", seed, minimum=0)
+    min_per_class = argument_values.integer("min_per_class", min_per_class, minimum=0)
+    workers = (os.cpu_count() or 1) if workers is None else argument_values.integer("workers", workers, minimum=1)
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ValueError(f"{out_dir}: already exists and is not an empty folder; choose a new out_dir")
@@ -167,8 +168,6 @@ def _worker_start():
 
 
 def _run_tasks(tasks, workers, progress, total):
-    from tqdm import tqdm
-
     with tqdm(total=total, desc="synthetic images", unit="image", disable=not progress) as bar:
         if workers == 1 or len(tasks) == 1:
             for task in tasks:

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from hpa_utils import files, stage_files
+from hpa_utils import atomic_files, stage_files
 
 
 def listing(folder):
@@ -16,7 +16,7 @@ def listing(folder):
 
 def test_atomic_write_renames_the_temporary_file_over_the_target(tmp_path):
     target = tmp_path / "deep" / "er" / "notes.txt"
-    with files.atomic_write(target) as temporary:
+    with atomic_files.atomic_write(target) as temporary:
         assert temporary.parent == target.parent and temporary != target
         assert not target.exists()  # nothing at the target until the block succeeds
         temporary.write_text("new")
@@ -27,7 +27,7 @@ def test_atomic_write_renames_the_temporary_file_over_the_target(tmp_path):
 def test_atomic_write_replaces_an_existing_file(tmp_path):
     target = tmp_path / "notes.txt"
     target.write_text("old")
-    with files.atomic_write(target) as temporary:
+    with atomic_files.atomic_write(target) as temporary:
         temporary.write_text("new")
         assert target.read_text() == "old"  # readers see the old file while the new one is written
     assert target.read_text() == "new"
@@ -42,7 +42,7 @@ def test_an_interrupted_write_leaves_the_old_file_untouched(tmp_path, interrupti
     target.write_text('{"old": true}\n')
     before = target.stat().st_mtime_ns
     with pytest.raises(type(interruption)):
-        with files.atomic_write(target) as temporary:
+        with atomic_files.atomic_write(target) as temporary:
             temporary.write_text('{"half": ')
             raise interruption
     assert target.read_text() == '{"old": true}\n'
@@ -52,7 +52,7 @@ def test_an_interrupted_write_leaves_the_old_file_untouched(tmp_path, interrupti
 
 def test_an_interrupted_first_write_leaves_nothing(tmp_path):
     with pytest.raises(KeyboardInterrupt):
-        with files.atomic_write(tmp_path / "model.h5") as temporary:
+        with atomic_files.atomic_write(tmp_path / "model.h5") as temporary:
             temporary.write_bytes(b"\x89HDF")
             raise KeyboardInterrupt
     assert listing(tmp_path) == []
@@ -63,7 +63,7 @@ def test_an_interrupted_first_write_leaves_nothing(tmp_path):
     [("best.weights.h5", ".weights.h5"), ("oof.npy", ".npy"), ("model.h5", ".h5"), ("submission.csv", ".csv")],
 )
 def test_temporary_name_keeps_the_suffix_and_is_hidden(tmp_path, name, suffix):
-    with files.atomic_write(tmp_path / name) as temporary:
+    with atomic_files.atomic_write(tmp_path / name) as temporary:
         assert temporary.name.endswith(suffix), temporary.name
         assert temporary.name.startswith(".") and temporary.name != f".{name}"
         temporary.write_bytes(b"x")
@@ -72,7 +72,7 @@ def test_temporary_name_keeps_the_suffix_and_is_hidden(tmp_path, name, suffix):
 
 def test_np_save_through_atomic_write_does_not_add_a_second_suffix(tmp_path):
     array = np.arange(6, dtype=np.float32).reshape(2, 3)
-    with files.atomic_write(tmp_path / "oof.npy") as temporary:
+    with atomic_files.atomic_write(tmp_path / "oof.npy") as temporary:
         np.save(temporary, array)  # np.save appends .npy unless the name already ends in it
     assert listing(tmp_path) == ["oof.npy"]
     np.testing.assert_array_equal(np.load(tmp_path / "oof.npy"), array)
@@ -108,7 +108,7 @@ def test_write_metrics_failing_keeps_the_old_metrics(tmp_path):
 def test_save_thresholds_writes_json_atomically(tmp_path):
     report = {"best_global_threshold": 0.3, "per_class_thresholds": [0.5] * 28}
     path = stage_files.save_thresholds(tmp_path, report)
-    written = files.read_json(path)
+    written = atomic_files.read_json(path)
     assert written["global"] == 0.3 and written["per_class"] == [0.5] * 28
     assert written["classes"]["0 Nucleoplasm"] == 0.5
     assert listing(tmp_path) == ["thresholds.json"]
@@ -119,14 +119,14 @@ def test_save_thresholds_writes_json_atomically(tmp_path):
 
 def test_write_json_and_read_json_round_trip(tmp_path):
     value = {"stage": "01_baseline", "per_class_f1": [0.5, 0.25], "nested": {"a": None}}
-    path = files.write_json(tmp_path / "run.json", value)
-    assert files.read_json(path) == value
+    path = atomic_files.write_json(tmp_path / "run.json", value)
+    assert atomic_files.read_json(path) == value
     assert path.read_text().endswith("\n")
 
 
 def test_read_json_of_a_missing_file_names_it(tmp_path):
     with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'missing.json'}: file not found"):
-        files.read_json(tmp_path / "missing.json")
+        atomic_files.read_json(tmp_path / "missing.json")
 
 
 @pytest.mark.parametrize("content", ['{"half": ', "", "not json"], ids=["truncated", "empty", "text"])
@@ -134,7 +134,7 @@ def test_read_json_of_a_broken_file_names_it(tmp_path, content):
     path = tmp_path / "metrics.json"
     path.write_text(content)
     with pytest.raises(ValueError, match=f"{path}: not valid JSON") as caught:
-        files.read_json(path)
+        atomic_files.read_json(path)
     assert "line 1" in str(caught.value)  # json's position of the problem
 
 
@@ -142,7 +142,7 @@ def test_read_json_of_a_file_that_is_not_utf8_names_it(tmp_path):
     path = tmp_path / "run.json"
     path.write_bytes(b'{"name": "caf\xe9"}')
     with pytest.raises(ValueError, match=f"{path}: not valid JSON"):
-        files.read_json(path)
+        atomic_files.read_json(path)
 
 
 def circular():
@@ -157,8 +157,8 @@ def circular():
     ids=["unserialisable", "circular"],
 )
 def test_write_json_of_a_value_json_cannot_hold_names_the_file_and_keeps_the_old_one(tmp_path, value, error, detail):
-    path = files.write_json(tmp_path / "run.json", {"ok": 1})
+    path = atomic_files.write_json(tmp_path / "run.json", {"ok": 1})
     with pytest.raises(error, match=f"{path}: cannot write this value as JSON .*{detail}"):
-        files.write_json(path, value)
+        atomic_files.write_json(path, value)
     assert json.loads(path.read_text()) == {"ok": 1}
     assert listing(tmp_path) == ["run.json"]

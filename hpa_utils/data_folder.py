@@ -1,15 +1,12 @@
-"""The data folder a notebook reads: Kaggle's competition data on Kaggle, the embedded dataset elsewhere.
-
-It lives with the generator because it is what asks for the embedded dataset; ``environment`` only
-finds Kaggle's data and knows nothing of the generator.
-"""
+"""The data folder a stage reads: DATA_DIR as given, Kaggle's competition data on Kaggle, else the embedded dataset
+(generated on first use). ``environment`` finds Kaggle's data, ``synthetic`` writes the embedded one."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from hpa_utils import environment
-from hpa_utils.synthetic.writer import ensure_dataset
+from hpa_utils.synthetic import ensure_dataset
 
 
 def resolve_data_dir(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hpa_utils import environment, wheels
+from hpa_utils import environment, kaggle_package, offline_wheels
 
 
 def package_dataset(folder: Path, with_wheels: bool) -> Path:
@@ -18,7 +18,7 @@ def package_dataset(folder: Path, with_wheels: bool) -> Path:
         environment.REPO_ROOT / "hpa_utils", folder / "hpa_utils", ignore=shutil.ignore_patterns("__pycache__")
     )
     if with_wheels:
-        wheels.collect(folder / wheels.WHEELS_FOLDER)
+        kaggle_package.collect_wheels(folder / offline_wheels.WHEELS_FOLDER)
     return folder
 
 
@@ -37,28 +37,30 @@ def run_python(code: str, dataset: Path, blocked: Path) -> subprocess.CompletedP
 def test_collect_copies_the_installed_versions_from_the_cache(tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
-    versions = {distribution: importlib.metadata.version(distribution) for distribution in wheels.WHEELS.values()}
+    versions = {
+        distribution: importlib.metadata.version(distribution) for distribution in offline_wheels.WHEELS.values()
+    }
     names = [
         f"imgaug-{versions['imgaug']}-py2.py3-none-any.whl",
         f"iterative_stratification-{versions['iterative-stratification']}-py3-none-any.whl",
     ]
     for name in names + ["imgaug-0.3.0-py2.py3-none-any.whl"]:  # another version is not taken
         (cache / name).write_bytes(name.encode())
-    copied = wheels.collect(tmp_path / "out", cache=cache)
+    copied = kaggle_package.collect_wheels(tmp_path / "out", cache=cache)
     assert [path.name for path in copied] == names
     assert [path.read_bytes() for path in copied] == [name.encode() for name in names]
 
 
 def test_collect_downloads_into_the_cache_and_says_clearly_when_it_cannot(tmp_path):
     cache = tmp_path / "cache"
-    copied = wheels.collect(tmp_path / "out", cache=cache)  # pip download --no-deps from the registry
+    copied = kaggle_package.collect_wheels(tmp_path / "out", cache=cache)  # pip download --no-deps from the registry
     assert sorted(path.name for path in cache.iterdir()) == sorted(path.name for path in copied)
     with pytest.raises(
         RuntimeError,
         match=r"no wheel of imgaug==0\.0\.99: not in .*cache, and `pip download` "
         r"failed \(.+\)\. Put imgaug-0\.0\.99-\*\.whl into",
     ):
-        wheels.collect(tmp_path / "out", cache=cache, versions={"imgaug": "0.0.99"})
+        kaggle_package.collect_wheels(tmp_path / "out", cache=cache, versions={"imgaug": "0.0.99"})
 
 
 def test_without_imgaug_and_iterstrat_installed_they_come_from_the_datasets_wheels(tmp_path, without_wheel_packages):
@@ -92,6 +94,8 @@ def test_without_the_package_or_its_wheel_the_error_says_what_to_do(tmp_path, wi
 
 def test_other_missing_modules_are_not_hidden():
     with pytest.raises(ModuleNotFoundError, match="no_such_module"):
-        wheels.import_module("no_such_module")
+        offline_wheels.import_module("no_such_module")
     with pytest.raises(ModuleNotFoundError, match="iterstrat.no_such_part"):
-        wheels.import_module("iterstrat.no_such_part")  # iterstrat is installed: the missing part is a real error
+        offline_wheels.import_module(
+            "iterstrat.no_such_part"
+        )  # iterstrat is installed: the missing part is a real error
