@@ -7,7 +7,7 @@ PRESET ?= demo
 # pytest on every core, each test file whole on one worker, the longest first (tests/conftest.py)
 PYTEST_PARALLEL ?= -n auto --dist loadfile --no-loadscope-reorder
 
-.PHONY: demo smoke test test-fast lint format lab bench clean optional
+.PHONY: demo smoke test test-fast lint format lab bench accel-check timings clean optional
 
 $(STAMP): requirements.txt requirements-nodeps.txt requirements-optional.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ lab: $(STAMP)  ## open the notebooks in JupyterLab
 
 bench: $(STAMP)  ## throughput benchmarks against the public kernel's way
 	$(PY) -m benchmarks.run
+
+accel-check: $(STAMP)  ## on a lent GPU or TPU: step times, both backends, both precisions, the projected hours
+	$(PY) -m benchmarks.accel_check
+
+timings: $(STAMP)  ## the README's and docs/package.md's timings and demo table, regenerated on a fresh clone (~40 min)
+	$(PY) -m benchmarks.timings --write
 
 clean:
 	rm -rf runs data

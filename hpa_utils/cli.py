@@ -97,7 +97,8 @@ def _add_kaggle_export(commands) -> None:
     export.add_argument(
         "--accelerator",
         default="t4x2",
-        help="the machine the training kernels ask for: t4x2 (Kaggle's GPU T4 x2, the default), p100 or none",
+        help="the machine the training kernels ask for: t4x2 (Kaggle's GPU T4 x2, the default), p100, tpu (TPU "
+        "v5e-8: the kernels run Keras on JAX) or none",
     )
     export.add_argument(
         "--fold-kernels",

@@ -11,6 +11,7 @@ same variable to find this package.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from hpa_utils.dataset.label_files import SAMPLE_SUBMISSION_CSV, TRAIN_CSV
@@ -188,3 +189,23 @@ def resolve_input_file(value: str, what: str) -> Path:
             f"that holds it to this notebook (kernel-metadata.json: dataset_sources).\n{mounted()}"
         )
     raise FileNotFoundError(f"{what} {value!r}: no such file")
+
+
+BACKENDS = ("tensorflow", "jax")  # KERAS_BACKEND: TensorFlow (GPUs, the default) or JAX (Kaggle's TPU v5e-8)
+
+
+def choose_backend(backend: str) -> str:
+    """Set Keras' backend for this process (``KERAS_BACKEND``, which Keras reads once, when it is first imported);
+    "" keeps the environment's, else TensorFlow. Returns the backend. Raises ValueError for an unknown name, and
+    RuntimeError when Keras already runs another backend (restart the kernel)."""
+    chosen = backend or os.environ.get("KERAS_BACKEND") or BACKENDS[0]
+    if chosen not in BACKENDS:
+        raise ValueError(f"KERAS_BACKEND={chosen!r} is not supported; choose one of {', '.join(BACKENDS)}")
+    running = sys.modules.get("keras")
+    if running is not None and running.backend.backend() != chosen:
+        raise RuntimeError(
+            f"KERAS_BACKEND={chosen}, but Keras already runs on {running.backend.backend()}: set it before anything "
+            "imports Keras (restart the kernel and run the cells from the top)"
+        )
+    os.environ["KERAS_BACKEND"] = chosen
+    return chosen

@@ -3,6 +3,7 @@ the dihedral group (the 8 rotations by 90 degrees and flips) for training and TT
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -151,6 +152,32 @@ def batch_sizes(count: int, batch_size: int, replicas: int = 1) -> list[int]:
     return sizes
 
 
+def _even_batches(images, targets, batch_size, shuffle, augmentation, seed, indices, replicas) -> tf.data.Dataset:
+    """``make_dataset`` under Keras' JAX backend on several devices, which shards every batch evenly over them.
+    Training (``shuffle``): each epoch the last few shuffled images (fewer than the devices) sit out, other ones
+    each epoch. Held-out rows: the last batch is padded with copies of a row of sample weight 0, so every image
+    counts once in the validation loss and F1 and the padding not at all; batches are (images, targets, weights).
+    """
+    gather_op = _gather_op(images, targets)
+    if shuffle:
+        usable = len(indices) - len(indices) % replicas
+        dataset = tf.data.Dataset.from_tensor_slices(indices).shuffle(len(indices), seed=seed)
+        dataset = dataset.take(usable).batch(batch_size).map(gather_op, num_parallel_calls=tf.data.AUTOTUNE)
+        if augmentation != "none":
+            seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+            dataset = tf.data.Dataset.zip(seeds, dataset).map(
+                lambda batch_seed, element: (augment_images(element[0], augmentation, batch_seed), element[1]),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+        return dataset.prefetch(tf.data.AUTOTUNE)
+    padding = -len(indices) % replicas
+    padded = np.concatenate([indices, np.full(padding, indices[0], indices.dtype)]) if padding else indices
+    weights = np.concatenate([np.ones(len(indices), np.float32), np.zeros(padding, np.float32)])
+    dataset = tf.data.Dataset.from_tensor_slices((padded, weights)).batch(batch_size)
+    dataset = dataset.map(lambda rows, weight: (*gather_op(rows), weight), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
 def make_dataset(
     images,
     targets=None,
@@ -177,6 +204,8 @@ def make_dataset(
     targets, indices = _checked(images, targets, batch_size, indices)
     augment.check_augmentation(augmentation)  # ValueError for an unknown name, before any work
     _check_square(images.shape, augmentation)
+    if keras.backend.backend() == "jax" and replicas > 1 and targets is not None:  # every batch split evenly
+        return _even_batches(images, targets, batch_size, shuffle, augmentation, seed, indices, replicas)
     gather_op = _gather_op(images, targets)
 
     def augment_op(batch_seed, element):  # the views of this epoch and batch, from its seed

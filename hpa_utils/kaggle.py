@@ -85,11 +85,13 @@ def _accelerator_note(rows: list[dict]) -> str:
         return "No kernel asks for a GPU (`--accelerator none`): every stage trains on the CPU, slowly at full size."
     return (
         f"The training kernels ask for {', '.join(sorted(chosen))} with `machine_shape` in kernel-metadata.json "
-        "(`--accelerator t4x2|p100|none` chooses). GPU T4 x2 is two GPUs: each stage trains with MirroredStrategy, "
-        "BATCH_SIZE split between them, and in mixed precision (float16 on the T4s' tensor cores; "
+        "(`--accelerator t4x2|p100|tpu|none` chooses). GPU T4 x2 is two GPUs: each stage trains with "
+        "MirroredStrategy, BATCH_SIZE split between them, and in mixed precision (float16 on the T4s' tensor cores; "
         "MIXED_PRECISION=auto). A P100 has no tensor cores, so it trains in float32; the kaggle CLI (2.2.5) calls "
         "it retired and says Kaggle runs such sessions on GPU T4 x2. Without a machine_shape, Kaggle has given "
-        "pushed kernels a P100, on which parts of today's image fail."
+        "pushed kernels a P100, on which parts of today's image fail. TPU v5e-8 (a separate weekly quota) is for "
+        "runs that outgrow two T4s, such as the external images at 512 px: its kernels run Keras on JAX "
+        "(KERAS_BACKEND=jax), DataParallel over the 8 chips in bfloat16, BATCH_SIZE a multiple of 8."
     )
 
 

@@ -20,7 +20,16 @@ NO_GPU_STAGES = ("00_eda",)  # reads CSVs and a few images; an accelerator would
 # machine_shape, a pushed GPU kernel has been given a P100, on which parts of today's image fail
 # (kaggle-cli issues #821, #1151); NvidiaTeslaT4 is the editor's "GPU T4 x2": two GPUs, mixed precision.
 # The kaggle CLI (2.2.5) calls NvidiaTeslaP100 retired and warns that such sessions run on the T4s instead.
-ACCELERATORS = {"t4x2": ("NvidiaTeslaT4", "GPU T4 x2"), "p100": ("NvidiaTeslaP100", "GPU P100"), "none": (None, "none")}
+# TpuV5E8 is the editor's "TPU v5e-8" (8 chips, bfloat16), its image TensorFlow's CPU build, JAX and Keras 3: its
+# kernels run Keras on JAX (KERAS_BACKEND=jax) and pin no docker image (a pinned image runs a TPU push on the CPU
+# image: kaggle-cli #1197).
+ACCELERATORS = {
+    "t4x2": ("NvidiaTeslaT4", "GPU T4 x2"),
+    "p100": ("NvidiaTeslaP100", "GPU P100"),
+    "tpu": ("TpuV5E8", "TPU v5e-8"),
+    "none": (None, "none"),
+}
+TPU = "tpu"
 DEFAULT_ACCELERATOR = "t4x2"
 FOLDED_STAGE = "04_kfold"  # --fold-kernels: one kernel per fold, and this stage's kernel merges them
 _USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -103,14 +112,16 @@ def uses_imagenet(values: dict) -> bool:
 def kernel_metadata(account: Account, kernel: Kernel, imagenet: bool = False) -> dict:
     """The kernel-metadata.json of ``kernel`` for ``account``.
 
-    Every stage but 00_eda asks for the account's accelerator with ``machine_shape`` ("none": no GPU anywhere). A
+    Every stage but 00_eda asks for the account's accelerator with ``machine_shape`` ("none": no GPU anywhere;
+    "tpu": ``enable_tpu``, and no docker image pinned). A
     fold kernel reads its upstream stages' outputs, a merge kernel the fold kernels' too. ``imagenet``: the stage
     loads ImageNet weights. This competition takes submissions as CSV files, so a kernel may have internet: Keras
     then downloads the weights. With the account's weights dataset, that is attached instead and internet stays
     off, as it does for every kernel that needs no download.
     """
     machine_shape = ACCELERATORS[account.accelerator][0]
-    gpu = kernel.stage not in NO_GPU_STAGES and machine_shape is not None
+    accelerated = kernel.stage not in NO_GPU_STAGES and machine_shape is not None
+    gpu, tpu = accelerated and account.accelerator != TPU, accelerated and account.accelerator == TPU
     sources = [f"{account.user}/{DATASET_SLUG}"]
     if account.weights_dataset is not None and imagenet:
         sources.append(account.weights_dataset)
@@ -124,12 +135,13 @@ def kernel_metadata(account: Account, kernel: Kernel, imagenet: bool = False) ->
         "kernel_type": "notebook",
         "is_private": not account.public,
         "enable_gpu": gpu,
+        "enable_tpu": tpu,
         "enable_internet": imagenet and account.weights_dataset is None,
         "dataset_sources": sources,
         "competition_sources": [environment.COMPETITION],
         "kernel_sources": [f"{account.user}/{source}" for source in upstream],
     }
-    return metadata | ({"machine_shape": machine_shape} if gpu else {})
+    return metadata | ({"machine_shape": machine_shape} if accelerated else {})
 
 
 def kaggle_parameters(preset: dict, stage: str, declared: dict) -> dict:
@@ -176,6 +188,8 @@ def write_kernel(folder: Path, notebook: Notebook, kernel: Kernel, *, account: A
     where its weights come from)."""
     content = copy.deepcopy(notebook.content)  # one notebook may become several kernels
     values = kaggle_parameters(preset, kernel.stage, notebook.declared) | kernel.overrides
+    if account.accelerator == TPU and "KERAS_BACKEND" in notebook.declared:
+        values["KERAS_BACKEND"] = "jax"  # the TPU image's Keras runs on JAX
     effective = {name: default for name, (_, default) in notebook.declared.items()} | values
     imagenet = uses_imagenet(effective)
     if imagenet and account.weights_dataset is not None:
@@ -194,7 +208,7 @@ def write_kernel(folder: Path, notebook: Notebook, kernel: Kernel, *, account: A
     return {"folder": folder.name, **role} | {
         "stage": kernel.stage,
         "kernel": metadata["id"],
-        "accelerator": ACCELERATORS[account.accelerator][1] if metadata["enable_gpu"] else "none",
+        "accelerator": ACCELERATORS[account.accelerator][1] if "machine_shape" in metadata else "none",
         "internet": metadata["enable_internet"],
         "weights": weights_source(kernel.stage, effective, account.weights_dataset),
     }

@@ -120,10 +120,10 @@ def batch_norm(setting: str, start_stage, weights: str) -> bool:
     return models.batch_norm_frozen(setting, weights, upstream=upstream)
 
 
-def start_model(start_stage, spec: models.ModelSpec, images, is_held_out, *, strategy):
-    """The model a fold starts from, built in ``strategy``'s scope: a finished stage's weights (START_FROM, which must
-    have ``spec``'s backbone and channels), else ``spec``'s new model, its input statistics from ``images`` outside
-    ``is_held_out`` (the fold's training rows)."""
+def start_model(start_stage, spec: models.ModelSpec, images, is_held_out, *, scope):
+    """The model a fold starts from, built in ``scope()`` (``run.scope``): a finished stage's weights (START_FROM,
+    which must have ``spec``'s backbone and channels), else ``spec``'s new model, its input statistics from
+    ``images`` outside ``is_held_out`` (the fold's training rows)."""
     if start_stage is not None:
         info = stage_files.read_metrics(start_stage)
         if (info["backbone"], info["channels"]) != (spec.backbone, spec.channels):
@@ -131,9 +131,9 @@ def start_model(start_stage, spec: models.ModelSpec, images, is_held_out, *, str
                 f"START_FROM {Path(start_stage).name} was trained as {info['backbone']}/{info['channels']}, "
                 f"but BACKBONE/CHANNELS are {spec.backbone}/{spec.channels}: make them agree"
             )
-        with strategy.scope():
+        with scope():
             return stage_model.model_from_stage(start_stage, spec.image_size, freeze_batch_norm=spec.freeze_batch_norm)
-    with strategy.scope():
+    with scope():
         model = spec.build()
     models.set_input_statistics(model, images, np.flatnonzero(~np.asarray(is_held_out, bool)))
     return model

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import keras
@@ -43,7 +42,7 @@ class ViewAverage:
         if not argument_values.is_integer(views) or not 1 <= views <= DIHEDRAL_VIEWS:
             raise ValueError(f"views must be an integer in 1..{DIHEDRAL_VIEWS}, got {views!r}")
         self.views, self.devices = int(views), hardware.devices_of(model)
-        with model.distribute_strategy.scope() if hasattr(model, "distribute_strategy") else contextlib.nullcontext():
+        with hardware.scope_of(model):
             images = keras.Input(model.input_shape[1:], name="images")
             stacked = keras.ops.concatenate([dihedral(images, index) for index in range(self.views)], axis=0)
             outputs = keras.ops.cast(model(keras.ops.cast(stacked, model.inputs[0].dtype)), "float32")

@@ -32,10 +32,10 @@ class StageRun:
     def upstream_dir(self) -> str:
         return self.parameters.get("UPSTREAM_DIR", "")
 
-    @property
-    def strategy(self):
-        """The tf.distribute strategy: build and compile models inside ``run.strategy.scope()``."""
-        return self.machine.strategy
+    def scope(self):
+        """The context to build models in (``with run.scope():``): the tf.distribute strategy's scope under
+        TensorFlow; none needed under JAX, whose batches Keras' distribution spreads over the devices."""
+        return self.machine.scope()
 
     @property
     def replicas(self) -> int:
@@ -138,8 +138,9 @@ class StageRun:
 def start(stage: str, namespace: dict) -> StageRun:
     """Set up ``stage`` from a notebook's ``namespace`` (``globals()``: its parameters are its upper-case literals):
     the data folder (DATA_DIR; "": Kaggle's on Kaggle, else the embedded dataset, generated on first use), the stage
-    folder under OUTPUT_DIR and, for a stage that trains, the seed (SEED), the time budget (TIME_LIMIT_HOURS), the
-    strategy and precision policy (MIXED_PRECISION, BATCH_SIZE checked against the replicas). Prints one line."""
+    folder under OUTPUT_DIR and, for a stage that trains, Keras' backend (KERAS_BACKEND, before Keras is imported),
+    the seed (SEED), the time budget (TIME_LIMIT_HOURS), the devices and precision policy (MIXED_PRECISION,
+    BATCH_SIZE checked against the devices). Prints one line."""
     started = time.time()
     parameters = {name: value for name, value in namespace.items() if name.isupper() and isinstance(value, LITERALS)}
     get = parameters.get
@@ -161,6 +162,7 @@ def start(stage: str, namespace: dict) -> StageRun:
     ):
         print(f"warning: {warning}")
     if stages.record(stage).trains:
+        environment.choose_backend(get("KERAS_BACKEND", ""))  # before Keras is first imported
         from hpa_utils import budget, hardware, training  # TensorFlow: only where a stage trains (start-up time)
 
         run.clock = budget.Budget(budget.limit_hours(get("TIME_LIMIT_HOURS", budget.AUTO)), started=started)

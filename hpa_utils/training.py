@@ -51,7 +51,7 @@ def compile_model(
         raise ValueError(f"loss={loss!r} is not supported; choose one of {LOSSES}")
     if not learning_rate > 0:
         raise ValueError(f"learning_rate={learning_rate!r} must be positive")
-    with model.distribute_strategy.scope():  # the strategy the model was built in: its optimizer's too
+    with hardware.scope_of(model):  # the strategy the model was built in (TensorFlow): its optimizer's too
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
             loss=loss_function,
@@ -199,7 +199,7 @@ def _out_of_memory(model, train_data, targets, batch_size, callbacks) -> hardwar
         "training",
         image_size=int(model.input_shape[1]),
         batch_size=int(batch_size or 32),
-        replicas=int(model.distribute_strategy.num_replicas_in_sync),
+        replicas=hardware.devices_of(model),
         kept=kept,
     )
 

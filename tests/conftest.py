@@ -15,6 +15,7 @@ LONGEST_FIRST = (
     "test_kaggle_simulation.py",
     "test_pipeline_limits.py",
     "test_faults.py",
+    "test_jax.py",
     "test_external.py",
     "test_ablation.py",
     "test_models.py",

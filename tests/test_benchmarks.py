@@ -110,6 +110,8 @@ def test_run_quick_prints_every_row_and_target(tmp_path):
     assert list(verdicts) == list(run.TARGET_NAMES)  # every goal's line, the GPU check's too
     assert [verdicts[name] for name, _, _ in gpu.goals(gpu.Settings())] == ["not measured"] * 3  # never a guess
     assert not list(tmp_path.glob("work-*")), "the temporary caches were left behind"
+    step = re.search(r"^small 32 px +(\d+) ms +(\d+) ms +([\d.]+)$", output, flags=re.MULTILINE)  # section 5
+    assert step and float(step.group(3)) == pytest.approx(int(step.group(2)) / int(step.group(1)), rel=0.1)
 
 
 @pytest.mark.slow  # runs `python -m benchmarks.gpu --quick`: the small backbone's model trained at two sizes
@@ -181,8 +183,24 @@ def test_the_budget_scales_published_figures_by_pixels_precision_and_gpus(capsys
     )
     assert budget.main([]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("# projected hours on GPU T4 x2 (not measured")
+    assert lines[0].startswith("# projected hours (not measured")
     assert [line.split()[0] for line in lines[2:]] == ["01_baseline", "02_warmup_finetune", "03_upscale", "04_kfold"]
-    hours = {line.split()[0]: (float(line.split()[1]), float(line.split()[2])) for line in lines[2:]}
-    assert all(float32 > 2.5 * mixed for mixed, float32 in hours.values())  # tensor cores
+    hours = {line.split()[0]: [float(value) for value in line.split()[1:4]] for line in lines[2:]}
+    assert all(float32 > 2.5 * mixed for mixed, float32, _ in hours.values())  # tensor cores
     assert hours["04_kfold"][0] > hours["03_upscale"][0] > hours["02_warmup_finetune"][0]
+    assert all(tpu == pytest.approx(mixed / budget.TPU_V5E8_OVER_T4X2, abs=0.01) for mixed, _, tpu in hours.values())
+    assert budget.main(["--external"]) == 0
+    external = {line.split()[0]: float(line.split()[1]) for line in capsys.readouterr().out.splitlines()[2:]}
+    assert all(external[stage] > 2 * hours[stage][0] for stage in ("02_warmup_finetune", "03_upscale", "04_kfold"))
+
+
+def test_accel_check_says_there_is_no_accelerator_in_seconds_on_a_cpu():
+    from benchmarks import accel_check
+
+    if accel_check.accelerator():
+        pytest.skip("this machine has an accelerator: make accel-check measures it")
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.accel_check"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0 and "no accelerator" in result.stdout
+    assert "tensorflow" not in result.stderr.lower()  # it imports no framework to find out

@@ -23,7 +23,7 @@ import numpy as np
 from hpa_utils import hardware, inputs, models, predict, training
 weights, data, out = sys.argv[1:4]
 machine = hardware.prepare("off", batch_size=8)
-with machine.strategy.scope():
+with machine.scope():
     model = models.build_model("small", 32, "rgby", "none", dropout=0.1)
 models.transfer_weights(model, weights)
 training.compile_model(model, 1e-3)
@@ -73,6 +73,7 @@ def test_cpu_replicas_come_from_the_environment(monkeypatch):
 )
 def test_the_precision_policy_follows_the_setting_and_the_gpus(setting, capabilities, expected):
     assert hardware.choose_precision(setting, capabilities) == expected
+    assert hardware.choose_precision(setting, [], tpu=True) == "float32" if setting == "off" else "mixed_bfloat16"
 
 
 def test_an_unknown_precision_setting_is_refused():
@@ -85,7 +86,14 @@ def test_this_machine_gets_one_replica_and_float32_by_default(policy, monkeypatc
     machine = hardware.prepare("auto", batch_size=7)
     assert isinstance(machine.strategy, tf.distribute.Strategy)
     if not tf.config.list_logical_devices("GPU"):
-        assert machine.record() == {"replicas": 1, "strategy": "default", "precision_policy": "float32"}
+        assert machine.record() == {
+            "backend": "tensorflow",
+            "device_kind": "CPU",
+            "devices": 1,
+            "replicas": 1,
+            "strategy": "default",
+            "precision_policy": "float32",
+        }
         assert str(machine) == "default strategy, CPU; precision policy float32"
     assert keras.mixed_precision.global_policy().name == machine.precision_policy
 
@@ -135,7 +143,7 @@ def test_a_batch_the_replicas_do_not_divide_is_refused(tmp_path):
         timeout=300,
     )
     assert result.returncode == 1
-    assert "BATCH_SIZE=7 is the batch of all 2 replicas together; make it a multiple of 2" in result.stderr
+    assert "BATCH_SIZE=7 is the batch of all 2 devices together; make it a multiple of 2" in result.stderr
 
 
 @pytest.mark.slow  # two processes import TensorFlow and train a small model for an epoch

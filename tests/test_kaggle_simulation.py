@@ -45,8 +45,11 @@ def snapshot(folder: Path) -> dict:
     return {str(path.relative_to(folder)): path.stat().st_mtime_ns for path in folder.rglob("*")}
 
 
-def run_kernels(exported: Path, competition: Path, root: Path, layout: str, blocked: Path | None = None) -> dict:
-    """Run every exported kernel in order on a simulated Kaggle; {its folder: (working folder, executed notebook)}."""
+def run_kernels(
+    exported: Path, competition: Path, root: Path, layout: str, blocked: Path | None = None, machine: dict | None = None
+) -> dict:
+    """Run every exported kernel in order on a simulated Kaggle; {its folder: (working folder, executed notebook)}.
+    ``machine``: more of the kernels' environment (JAX's simulated devices for a TPU's)."""
     sources = {
         "dataset": {f"{USER}/{kaggle.DATASET_SLUG}": exported / kaggle.DATASET_SLUG},
         "competition": {environment.COMPETITION: competition},
@@ -78,6 +81,7 @@ def run_kernels(exported: Path, competition: Path, root: Path, layout: str, bloc
                 environment.INPUT_ROOT_VARIABLE: str(input_root),
                 "PYTHONPATH": str(blocked) if blocked else None,
                 "TMPDIR": str(kernel_root / "tmp"),
+                **(machine or {}),
             },
             label=f"{layout}: {stage}",
         )
@@ -216,3 +220,30 @@ def test_fold_kernels_and_the_merge_kernel_write_a_valid_submission(tmp_path, co
         )
     assert not list((working / "04_kfold").rglob("*.h5"))  # the merge copies predictions, not models
     assert len(submission) == 16
+
+
+# slow: the five kernels of a TPU export on Keras' JAX backend (about 2.5 minutes)
+def test_a_tpu_export_runs_its_kernels_on_jax_in_an_image_like_kaggles_tpu_image(
+    tmp_path, competition, without_wheel_packages
+):
+    exported = kaggle.export(USER, tmp_path / "kaggle_export", preset="smoke", accelerator="tpu")
+    for stage in ("01_baseline", "04_kfold"):
+        metadata = json.loads((exported / stage / kaggle.METADATA_FILE).read_text())
+        assert metadata["machine_shape"] == "TpuV5E8" and metadata["enable_tpu"] and not metadata["enable_gpu"]
+        assert "docker_image" not in metadata  # a pinned image would run a TPU push on the CPU image
+    eda = json.loads((exported / "00_eda" / kaggle.METADATA_FILE).read_text())
+    assert "machine_shape" not in eda and not eda["enable_tpu"]
+    # Kaggle's TPU image: TensorFlow's CPU build, JAX and Keras; no imgaug, iterstrat or pywuffs. Eight chips there,
+    # four simulated devices here.
+    (without_wheel_packages / "pywuffs").mkdir()
+    (without_wheel_packages / "pywuffs" / "__init__.py").write_text(
+        "raise ModuleNotFoundError('no pywuffs', name='pywuffs')"
+    )
+    results = run_kernels(
+        exported, competition, tmp_path / "kaggle", "today", without_wheel_packages, {"JAX_NUM_CPU_DEVICES": "4"}
+    )
+    check_submission(results, competition)
+    for stage in ("01_baseline", "02_warmup_finetune", "03_upscale", "04_kfold"):
+        working, _ = results[stage]
+        metrics = json.loads((working / stage / "metrics.json").read_text())
+        assert (metrics["backend"], metrics["device_kind"], metrics["devices"]) == ("jax", "CPU", 4), stage

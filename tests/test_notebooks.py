@@ -93,8 +93,8 @@ def test_notebook_defaults_are_the_demo_preset():
 NOTEBOOKS_BY_STAGE = {path.stem: path for path in NOTEBOOKS}
 # the machine's parameters: where to read and write, cache, precision, time limit, the embedded dataset
 MACHINE_PARAMETERS = {"DATA_DIR", "OUTPUT_DIR", "UPSTREAM_DIR", "EXTERNAL_DIR", "FOLD_KERNELS", "CACHE"}
-MACHINE_PARAMETERS |= {"MIXED_PRECISION", "TIME_LIMIT_HOURS", "SYNTHETIC_TRAIN", "SYNTHETIC_TEST", "SYNTHETIC_SIZE"}
-MACHINE_PARAMETERS |= {"SYNTHETIC_SEED"}
+MACHINE_PARAMETERS |= {"MIXED_PRECISION", "TIME_LIMIT_HOURS", "KERAS_BACKEND", "SYNTHETIC_TRAIN", "SYNTHETIC_TEST"}
+MACHINE_PARAMETERS |= {"SYNTHETIC_SIZE", "SYNTHETIC_SEED"}
 
 
 def code_lines(path) -> set[str]:

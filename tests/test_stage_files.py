@@ -86,7 +86,7 @@ def test_model_from_stage_and_start_model_keep_dropout_load_by_name_and_set_inpu
             models.ModelSpec("small", 48, "rgby", "none", freeze_batch_norm=False),
             images,
             is_held_out,
-            strategy=tf.distribute.get_strategy(),
+            scope=tf.distribute.get_strategy().scope,
         )
         .get_layer("head_dropout_2")
         .rate
@@ -98,14 +98,14 @@ def test_model_from_stage_and_start_model_keep_dropout_load_by_name_and_set_inpu
             models.ModelSpec("resnet50", 48, "rgby", "none", freeze_batch_norm=False),
             images,
             is_held_out,
-            strategy=tf.distribute.get_strategy(),
+            scope=tf.distribute.get_strategy().scope,
         )
     fresh = kfold.start_model(
         None,
         models.ModelSpec("small", 48, "rgby", "none", freeze_batch_norm=False),
         images,
         is_held_out,
-        strategy=tf.distribute.get_strategy(),
+        scope=tf.distribute.get_strategy().scope,
     )
     np.testing.assert_allclose(fresh.get_layer("input_bn").moving_mean.numpy(), 20 / 255, rtol=1e-6)
     np.testing.assert_allclose(fresh.get_layer("input_bn").moving_variance.numpy(), 0.0, atol=1e-9)

@@ -1,0 +1,98 @@
+"""Keras' JAX backend, as Kaggle's TPU v5e-8 runs it, on devices JAX simulates on the CPU: the smoke pipeline end to
+end, the same weights giving the same predictions on both backends, weights crossing backends by name, and every
+held-out image counted once when the devices do not divide the images."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hpa_utils import environment, stages
+
+# slow: TensorFlow and JAX in fresh processes (one backend per process), and the smoke pipeline on JAX
+pytestmark = pytest.mark.slow
+REPO = environment.REPO_ROOT
+FOUR_DEVICES = {"KERAS_BACKEND": "jax", "JAX_NUM_CPU_DEVICES": "4"}
+ONE_DEVICE = {"KERAS_BACKEND": "tensorflow"}
+
+# One backend per process. "save" trains the small model one epoch (on 8 images) and saves it by name; "load"
+# loads such a file by name. Both then predict 9 images (4 views, batches of 4: on 4 devices the last batch of 1 is
+# padded) and, on several devices, list which held-out rows the validation batches carry with weight 1.
+SCRIPT = """
+import json, sys
+import numpy as np
+from hpa_utils import hardware, inputs, models, predict, training
+mode, weights, out = sys.argv[1:4]
+machine = hardware.prepare("off", batch_size=4)
+rng = np.random.default_rng(0)
+images = rng.integers(0, 256, (9, 32, 32, 4), dtype=np.uint8)
+targets = (rng.random((9, 28)) < 0.2).astype("float32")
+with machine.scope():
+    model = models.build_model("small", 32, "rgby", "none", dropout=0.1)
+if mode == "save":
+    models.set_input_statistics(model, images)
+    training.compile_model(model, 1e-2)
+    model.fit(inputs.make_dataset(images, targets, 4, shuffle=True, replicas=machine.replicas), epochs=1, verbose=0)
+    models.save_weights(model, weights)
+else:
+    models.transfer_weights(model, weights, allowed_new=())
+np.save(out + ".npy", predict.predict_tta(model, images, views=4, batch_size=4, progress=False))
+held_out = inputs.make_dataset(images, targets, 4, indices=np.arange(9), replicas=machine.replicas)
+batches = [[np.asarray(part) for part in batch] for batch in held_out]
+counted = [float(weight) for batch in batches if len(batch) == 3 for weight in batch[2]]
+json.dump({**machine.record(), "batch_sizes": [len(batch[0]) for batch in batches], "weights": counted},
+          open(out + ".json", "w"))
+"""
+
+
+def run_script(mode: str, weights, out, variables: dict) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, mode, str(weights), str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **variables},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(open(f"{out}.json").read()) | {"probabilities": np.load(f"{out}.npy")}
+
+
+@pytest.mark.parametrize(
+    "trained_on, loaded_on", [(ONE_DEVICE, FOUR_DEVICES), (FOUR_DEVICES, ONE_DEVICE)], ids=["tf to jax", "jax to tf"]
+)
+def test_the_same_weights_predict_the_same_on_both_backends_and_load_by_name_across(trained_on, loaded_on, tmp_path):
+    weights = tmp_path / "trained.h5"
+    trained = run_script("save", weights, tmp_path / "trained", trained_on)
+    loaded = run_script("load", weights, tmp_path / "loaded", loaded_on)
+    assert {trained["backend"], loaded["backend"]} == {"tensorflow", "jax"}
+    assert trained["probabilities"].shape == loaded["probabilities"].shape == (9, 28)  # every image, once
+    np.testing.assert_allclose(loaded["probabilities"], trained["probabilities"], atol=1e-4)
+
+
+def test_on_four_devices_the_held_out_batches_pad_to_whole_shares_and_count_each_image_once(tmp_path):
+    first = run_script("save", tmp_path / "model.h5", tmp_path / "run", FOUR_DEVICES)
+    assert (first["backend"], first["devices"], first["strategy"]) == ("jax", 4, "DataParallel")
+    assert first["batch_sizes"] == [4, 4, 4]  # 9 images: 4 + 4 + 1, the last padded to the 4 devices
+    assert first["weights"] == [1.0] * 9 + [0.0] * 3  # the padding counts for nothing
+
+
+def test_the_smoke_pipeline_runs_on_jax_over_four_simulated_devices(tmp_path):
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "hpa_utils", "run", "--preset", "smoke", "--out", str(run_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ, **FOUR_DEVICES},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for stage in stages.TRAINING_STAGES:
+        metrics = json.loads((run_dir / stage / "metrics.json").read_text())
+        assert (metrics["backend"], metrics["device_kind"], metrics["devices"]) == ("jax", "CPU", 4), stage
+    submission = (run_dir / "04_kfold" / "submission.csv").read_text().splitlines()
+    assert submission[0] == "Id,Predicted" and len(submission) == 17  # the 16 test images, each once
