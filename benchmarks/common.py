@@ -251,7 +251,6 @@ def timed_cache_build(data_dir: Path, ids: list[str], image_size: int, work_dir:
             "rgby",
             cache_dir=fresh,
             workers=workers,
-            progress=False,
         )
 
 

@@ -109,7 +109,7 @@ def measure_size(
 
     batch = settings.batch_size
     bench.log(f"gpu: caching {len(ids)} samples at {image_size} px")
-    images = cache.build_cache(data_dir, "train", ids, image_size, "rgby", cache_dir=work_dir, progress=False)
+    images = cache.build_cache(data_dir, "train", ids, image_size, "rgby", cache_dir=work_dir)
     policy = keras.mixed_precision.global_policy().name
     bench.log(f"gpu: building {bench.backbone_label(settings.backbone)} {image_size} px rgby, policy {policy}")
     keras.backend.clear_session()

@@ -102,9 +102,7 @@ def measure_loading(settings: Settings, data_dir: Path, ids: list[str], work_dir
     )
     files = [data_dir / "train" / f"{image_id}_{color}.png" for image_id in ids for color in COLORS]
     context.streams = [png.idat(path.read_bytes()) for path in files]  # also puts every file in the page cache
-    cached = cache.build_cache(
-        data_dir, "train", ids, context.size, "rgby", cache_dir=work_dir / "loading", progress=False
-    )
+    cached = cache.build_cache(data_dir, "train", ids, context.size, "rgby", cache_dir=work_dir / "loading")
     context.batches = inputs.make_dataset(cached, batch_size=settings.batch_size)
     for _ in context.batches:  # the first iteration builds the pipeline's threads
         pass
@@ -410,7 +408,7 @@ def measure_streaming(settings: Settings, data_dir: Path, ids: list[str], work_d
     context = Context(settings, data_dir, ids, work_dir)
     log(f"streaming: {context.count} samples at {settings.source_size} px, cached vs decoded on the fly")
     context.batches = cache.build_cache(
-        data_dir, "train", ids, settings.source_size, "rgby", cache_dir=work_dir / "streaming", progress=False
+        data_dir, "train", ids, settings.source_size, "rgby", cache_dir=work_dir / "streaming"
     )
     variants = _available(STREAMING)
     best = timed_in_turns(variants, context, settings.repeats)

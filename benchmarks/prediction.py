@@ -76,9 +76,7 @@ def measure_prediction(
     Returns the rows and the batched rate as a multiple of the kernel's.
     """
     images = np.array(
-        cache.build_cache(
-            data_dir, "train", ids, settings.train_size, "rgby", cache_dir=work_dir / "training", progress=False
-        )
+        cache.build_cache(data_dir, "train", ids, settings.train_size, "rgby", cache_dir=work_dir / "training")
     )
     count = min(len(images), settings.predict_images)
     context = Context(

@@ -221,9 +221,7 @@ def measure_training(
     pipelines' own cost without a model. Returns the rows and the overhead (%) with dihedral augmentation.
     """
     count = min(len(ids), settings.batch_size * settings.train_batches)
-    images = cache.build_cache(
-        data_dir, "train", ids, settings.train_size, "rgby", cache_dir=work_dir / "training", progress=False
-    )
+    images = cache.build_cache(data_dir, "train", ids, settings.train_size, "rgby", cache_dir=work_dir / "training")
     targets = labels.to_multi_hot(dataset.read_train_labels(data_dir)["labels"].tolist(), dtype=np.float32)
     log(
         f"training: {backbone_label(settings.backbone)} {settings.train_size} px rgby, {count} samples in batches of "

@@ -93,12 +93,12 @@ def build_cache(
     image_size: int,
     channels: str = "rgby",
     cache_dir=None,
-    progress: bool = True,
+    workers: int | None = None,
     mode: str = "memmap",
 ):
     """The samples ``ids`` of ``split`` as a read-only (N, image_size, image_size, C) uint8 memmap, in ids order.
 
-    Decoded once with ``dataset.load_sample`` on a thread per CPU into a file
+    Decoded once with ``dataset.load_sample`` on ``workers`` threads (default: all CPUs) into a file
     under ``cache_dir`` (default ``default_cache_dir()``), keyed by the dataset, split, ids, size and
     channel mode; later calls with the same arguments only map that file. The file is written under a
     temporary name and renamed when complete, so an interrupted build is never reused. A sample that
@@ -134,13 +134,13 @@ def build_cache(
                 f"{path.parent}; decoding them on the fly instead (the same pixels, each time they are read)"
             )
     if mode == "stream":
-        return StreamedImages(data_dir, split, ids, image_size, channels)
+        return StreamedImages(data_dir, split, ids, image_size, channels, workers)
     description = {"count": len(ids), "split": split, "image_size": image_size, "channels": channels}
     description |= {"data_dir": str(data_dir), "first_id": ids[0], "last_id": ids[-1]}
     return _array_once(
         path,
         shape,
-        lambda array: _decode_into(array, data_dir, split, ids, image_size, channels, progress),
+        lambda array: _decode_into(array, data_dir, split, ids, image_size, channels, workers),
         description,
     )
 
@@ -172,7 +172,7 @@ def _load(data_dir, split: str, ids: list, index: int, image_size: int, channels
         raise
 
 
-def _decode_into(array, data_dir, split, ids, image_size, channels, progress) -> None:
+def _decode_into(array, data_dir, split, ids, image_size, channels, workers) -> None:
     """Fill ``array[i]`` with sample ``ids[i]`` on a thread pool (cv2 decodes without the GIL)."""
 
     def load(index: int) -> None:
@@ -184,9 +184,9 @@ def _decode_into(array, data_dir, split, ids, image_size, channels, progress) ->
             )
         array[index] = sample
 
-    workers = os.cpu_count() or 1
+    workers = workers or os.cpu_count() or 1
     description = f"caching {split} {image_size}px {channels}"
-    with tqdm(total=len(ids), desc=description, unit="img", disable=not progress) as bar:
+    with tqdm(total=len(ids), desc=description, unit="img") as bar:
         executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hpa-cache")
         try:
             futures = [executor.submit(load, index) for index in range(len(ids))]

@@ -13,6 +13,7 @@ from hpa_utils.kaggle_kernels import (
     ACCELERATORS,
     DATASET_SLUG,
     DEFAULT_ACCELERATOR,
+    METADATA_FILE,
     Account,
     Notebook,
     kernels,
@@ -22,7 +23,7 @@ from hpa_utils.kaggle_kernels import (
 MARKER = ".hpa-kaggle-export"  # marks a folder this module wrote, so a re-export may replace it
 UPLOAD_TEMPLATE = Path(__file__).with_name("data") / "upload.md"
 
-__all__ = ["ACCELERATORS", "DATASET_SLUG", "DEFAULT_ACCELERATOR", "MARKER", "describe", "export"]
+__all__ = ["ACCELERATORS", "DATASET_SLUG", "DEFAULT_ACCELERATOR", "MARKER", "METADATA_FILE", "describe", "export"]
 
 
 def describe(out) -> str:

@@ -40,7 +40,7 @@ def folder(tmp_path):
 def test_cache_holds_exactly_the_decoded_pixels(folder, channels):
     data_dir, ids, cache_dir = folder
     ids = ids[::-1]  # the cache follows the order of ids, not the folder's
-    images = cache.build_cache(data_dir, "train", ids, 32, channels, cache_dir=cache_dir, progress=False)
+    images = cache.build_cache(data_dir, "train", ids, 32, channels, cache_dir=cache_dir)
     assert isinstance(images, np.memmap)
     assert images.shape == (len(ids), 32, 32, len(channels)) and images.dtype == np.uint8
     for index, image_id in enumerate(ids):
@@ -56,10 +56,10 @@ def test_cache_holds_exactly_the_decoded_pixels(folder, channels):
 
 def test_second_call_reuses_the_cache_without_decoding(folder):
     data_dir, ids, cache_dir = folder
-    first = np.array(cache.build_cache(data_dir, "train", ids, 24, cache_dir=cache_dir, progress=False))
+    first = np.array(cache.build_cache(data_dir, "train", ids, 24, cache_dir=cache_dir))
     for png in (data_dir / "train").glob("*.png"):
         png.unlink()  # any decoding would now fail
-    second = cache.build_cache(data_dir, "train", ids, 24, cache_dir=cache_dir, progress=False)
+    second = cache.build_cache(data_dir, "train", ids, 24, cache_dir=cache_dir)
     np.testing.assert_array_equal(second, first)
     assert len(list(cache_dir.glob("*.u8"))) == 1
 
@@ -75,7 +75,7 @@ def test_size_channels_ids_and_dataset_change_the_file(folder):
     }
     assert len(paths) == 5
     for image_size, channels, subset in ((24, "rgby", ids), (32, "rgby", ids), (24, "rgb", ids), (24, "rgby", ids[:3])):
-        cache.build_cache(data_dir, "train", subset, image_size, channels, cache_dir=cache_dir, progress=False)
+        cache.build_cache(data_dir, "train", subset, image_size, channels, cache_dir=cache_dir)
     assert len(list(cache_dir.glob("*.u8"))) == 4
     before = cache.cache_path(data_dir, "train", ids, 24, "rgby", cache_dir)
     with open(data_dir / "train.csv", "a") as file:  # a replaced dataset: the label file changed
@@ -88,13 +88,13 @@ def test_failed_build_leaves_no_cache_and_names_the_id(folder):
     broken = ids[len(ids) // 2]
     (data_dir / "train" / f"{broken}_green.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     with pytest.raises(ValueError) as raised:
-        cache.build_cache(data_dir, "train", ids, 24, cache_dir=cache_dir, progress=False)
+        cache.build_cache(data_dir, "train", ids, 24, cache_dir=cache_dir)
     message = str(raised.value) + " ".join(getattr(raised.value, "__notes__", []))
     assert f"{broken}_green.png" in message and f"sample {broken}" in message
     assert list(cache_dir.iterdir()) == []  # no final file, no sidecar, no temporary file
     (data_dir / "train" / f"{broken}_green.png").unlink()
     cv2.imwrite(str(data_dir / "train" / f"{broken}_green.png"), np.zeros((NATIVE_SIZE, NATIVE_SIZE), np.uint8))
-    images = cache.build_cache(data_dir, "train", ids, 24, cache_dir=cache_dir, progress=False)
+    images = cache.build_cache(data_dir, "train", ids, 24, cache_dir=cache_dir)
     assert images.shape[0] == len(ids)
 
 
@@ -154,7 +154,7 @@ def test_cache_without_sidecar_is_rebuilt(folder):
     path = cache.cache_path(data_dir, "train", ids, 24, "rgby", cache_dir)
     cache_dir.mkdir()
     path.write_bytes(b"\0" * (len(ids) * 24 * 24 * 4))  # the size is right, but no sidecar: not trusted
-    images = cache.build_cache(data_dir, "train", ids, 24, cache_dir=cache_dir, progress=False)
+    images = cache.build_cache(data_dir, "train", ids, 24, cache_dir=cache_dir)
     expected = dataset.load_sample(data_dir, "train", ids[0], image_size=24)
     np.testing.assert_array_equal(images[0], expected)
 
@@ -178,7 +178,7 @@ def test_default_cache_dir_is_in_the_repo_locally_and_in_tmp_on_kaggle(monkeypat
 
 def test_streamed_images_are_the_cached_pixels_read_any_way(folder):
     data_dir, ids, cache_dir = folder
-    cached = cache.build_cache(data_dir, "train", ids, 32, "rgby", cache_dir=cache_dir, progress=False)
+    cached = cache.build_cache(data_dir, "train", ids, 32, "rgby", cache_dir=cache_dir)
     streamed = cache.build_cache(data_dir, "train", ids, 32, "rgby", cache_dir=cache_dir / "unused", mode="stream")
     assert isinstance(streamed, cache.StreamedImages) and not (cache_dir / "unused").exists()  # nothing on disk
     assert (streamed.shape, streamed.dtype, streamed.ndim, len(streamed)) == (cached.shape, np.uint8, 4, len(ids))
@@ -192,7 +192,7 @@ def test_a_stream_decodes_batches_for_the_input_pipeline_in_the_caches_order(fol
     from hpa_utils import inputs
 
     data_dir, ids, cache_dir = folder
-    cached = cache.build_cache(data_dir, "train", ids, 32, "rgb", cache_dir=cache_dir, progress=False)
+    cached = cache.build_cache(data_dir, "train", ids, 32, "rgb", cache_dir=cache_dir)
     streamed = cache.StreamedImages(data_dir, "train", ids, 32, "rgb", workers=2)
     targets = np.eye(28, dtype="float32")[: len(ids)]
     batches = [
@@ -206,7 +206,7 @@ def test_a_stream_decodes_batches_for_the_input_pipeline_in_the_caches_order(fol
 
 def test_auto_streams_where_the_cache_would_not_leave_the_disk_room_and_says_so(folder, monkeypatch, capsys):
     data_dir, ids, cache_dir = folder
-    built = cache.build_cache(data_dir, "train", ids, 32, "rgb", cache_dir=cache_dir, mode="auto", progress=False)
+    built = cache.build_cache(data_dir, "train", ids, 32, "rgb", cache_dir=cache_dir, mode="auto")
     assert isinstance(built, np.memmap)  # room enough here
     monkeypatch.setattr(cache, "FREE_SPACE_KEPT", disk.free_bytes(cache_dir))  # as if the disk were full
     assert isinstance(cache.build_cache(data_dir, "train", ids, 32, "rgb", cache_dir=cache_dir, mode="auto"), np.memmap)

@@ -160,7 +160,7 @@ def embedded(tmp_path_factory):
     )
     table = dataset.read_train_labels(folder)
     cache_dir = tmp_path_factory.mktemp("cache")
-    images = cache.build_cache(folder, "train", table["Id"], 64, "rgby", cache_dir=cache_dir, progress=False)
+    images = cache.build_cache(folder, "train", table["Id"], 64, "rgby", cache_dir=cache_dir)
     return folder, table, np.asarray(images)
 
 

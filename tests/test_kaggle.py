@@ -528,7 +528,7 @@ def test_the_accelerator_is_chosen_by_flag_and_shown_in_the_table_and_guide(
 def test_an_unknown_accelerator_is_refused_before_anything_is_written(tmp_path, export_preset):
     from hpa_utils import cli
 
-    with pytest.raises(ValueError, match="accelerator 't4' is not supported; choose one of t4x2, p100, none"):
+    with pytest.raises(ValueError, match="accelerator 't4' is not supported; choose one of t4x2, p100, tpu, none"):
         kaggle.export(USER, tmp_path / "out", preset=export_preset, accelerator="t4")
     assert cli.main(["kaggle-export", "--user", USER, "--out", str(tmp_path / "out"), "--accelerator", "a100"]) == 2
     assert not (tmp_path / "out").exists()
