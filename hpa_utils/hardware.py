@@ -80,15 +80,20 @@ def gpu_compute_capabilities() -> list[tuple[int, int]]:
             found.append(tuple(capability) if capability else (0, 0))
         return found
     try:
-        lines = subprocess.run(
-            ["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.split()
-        return [tuple(int(part) for part in line.split(".")) for line in lines]
-    except (OSError, ValueError, subprocess.SubprocessError):
+        return [tuple(int(part) for part in line.split(".")) for line in _nvidia_smi("compute_cap")]
+    except ValueError:
         return []
+
+
+def _nvidia_smi(query: str) -> list[str]:
+    """nvidia-smi's answer to ``--query-gpu=<query>``, a line per GPU; [] where it is missing or fails."""
+    try:
+        found = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in found.stdout.splitlines() if line.strip()] if found.returncode == 0 else []
 
 
 def choose_precision(setting: str, capabilities: list[tuple[int, int]], tpu: bool = False) -> str:
@@ -170,20 +175,16 @@ def is_out_of_memory(error: BaseException) -> bool:
 def device_memory() -> str:
     """The devices and their memory in words: "2 x Tesla T4 (15360 MiB each)" (nvidia-smi), else the GPUs'
     names, else "the CPU (24 GB of RAM)"."""
+    if keras.backend.backend() == "jax" and keras.distribution.list_devices()[0].startswith("tpu"):
+        return f"{len(keras.distribution.list_devices())} TPU chips (16 GB each on a v5e)"
     gpus = tf.config.list_physical_devices("GPU")
+    answers = _nvidia_smi("name,memory.total")
+    if answers and "," in answers[0]:
+        name, total = (part.strip() for part in answers[0].split(",", 1))
+        return f"{len(answers)} x {name} ({total} each)"
     if gpus:
-        try:
-            found = subprocess.run(
-                ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-            ).stdout.split("\n")[0]
-            name, total = (part.strip() for part in found.split(","))
-            return f"{len(gpus)} x {name} ({total} each)"
-        except (OSError, ValueError, subprocess.SubprocessError):
-            details = tf.config.experimental.get_device_details(gpus[0])
-            return f"{len(gpus)} x {details.get('device_name', 'GPU')}"
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"{len(gpus)} x {details.get('device_name', 'GPU')}"
     total = memory.total_bytes()
     return f"the CPU ({total / 1e9:.0f} GB of RAM)" if total else "the CPU"
 
