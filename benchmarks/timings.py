@@ -24,6 +24,7 @@ from pathlib import Path
 from hpa_utils.environment import REPO_ROOT
 
 TARGETS = ("demo", "smoke", "lint", "test-fast", "test")
+INLINE = ("demo-time", "demo-provenance")  # written within a sentence; the other blocks on lines of their own
 MARKERS = {  # file -> the blocks this command writes (between <!-- name --> and <!-- /name -->)
     "README.md": ("demo-time", "demo-table", "demo-provenance"),
     "docs/package.md": ("timings",),
@@ -130,8 +131,7 @@ def write(texts: dict, root: Path = REPO_ROOT) -> list[Path]:
             pattern = re.compile(rf"(<!-- {marker} -->)(.*?)(<!-- /{marker} -->)", re.DOTALL)
             if not pattern.search(content):
                 raise ValueError(f"{path}: no <!-- {marker} --> ... <!-- /{marker} --> block to write")
-            inline = "\n" not in texts[marker]
-            body = texts[marker] if inline else f"\n{texts[marker]}\n"
+            body = texts[marker] if marker in INLINE else f"\n{texts[marker]}\n"
             content = pattern.sub(lambda match, body=body: match.group(1) + body + match.group(3), content)
         path.write_text(content)
         written.append(path)

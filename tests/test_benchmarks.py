@@ -204,3 +204,28 @@ def test_accel_check_says_there_is_no_accelerator_in_seconds_on_a_cpu():
     )
     assert result.returncode == 0 and "no accelerator" in result.stdout
     assert "tensorflow" not in result.stderr.lower()  # it imports no framework to find out
+
+
+def test_timings_write_every_marked_block_and_nothing_else(tmp_path):
+    import datetime as dt
+
+    from benchmarks import timings
+
+    for name, markers in timings.MARKERS.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        text = "".join(f"before <!-- {marker} -->old<!-- /{marker} --> after\n" for marker in markers)
+        (tmp_path / name).write_text(text)
+    started = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.timezone.utc)
+    result = {"commit": "abc1234", "cpu": "AMD EPYC, 2 cores, AVX-512", "started": started, "finished": started}
+    result |= {"demo": {"seconds": 800.0, "stages": {"00_eda": 30.0, "01_baseline": 140.0}}, "demo-table": "| t |"}
+    result |= {target: {"seconds": 61.0, "tests": "5 passed"} for target in ("smoke", "lint", "test-fast", "test")}
+    texts = timings.blocks(result)
+    assert texts["demo-time"] == "13 min 20 s" and texts["demo-table"] == "| t |"
+    assert (
+        "commit abc1234" in texts["demo-provenance"]
+        and "| `make test` (5 passed; 2 workers) | 1 min 1 s |" in texts["timings"]
+    )
+    timings.write(texts, tmp_path)
+    readme = (tmp_path / "README.md").read_text()
+    assert "<!-- demo-time -->13 min 20 s<!-- /demo-time -->" in readme and "old" not in readme
+    assert "before <!-- demo-table -->\n| t |\n<!-- /demo-table --> after" in readme
