@@ -189,14 +189,14 @@ def device_memory() -> str:
     return f"the CPU ({total / 1e9:.0f} GB of RAM)" if total else "the CPU"
 
 
-def out_of_memory(doing: str, *, image_size: int, batch_size: int, replicas: int, kept: str = ""):
-    """The AcceleratorMemoryError for ``doing`` ("training", "predicting"): the device and its memory, the image
-    size, the batch per replica, and the largest batch to try (half, still a multiple of the replicas)."""
+def out_of_memory(doing: str, *, image_size: int, batch_size: int, replicas: int, more: str = ""):
+    """The AcceleratorMemoryError for ``doing`` ("training", "predicting ..."): the device and its memory, the image
+    size, the batch per replica, and the largest batch to try (half, still a multiple of the replicas); ``more``: what
+    else the caller has to say (training: the learning rates, where its best epoch is kept)."""
     per_replica = math.ceil(batch_size / replicas)
     half = max(replicas, batch_size // 2 // replicas * replicas)
     over = f" over {replicas} replicas" if replicas > 1 else ""
     return AcceleratorMemoryError(
         f"out of memory on {device_memory()} {doing} at {image_size} px with {per_replica} images per replica "
-        f"(a batch of {batch_size}{over}): try BATCH_SIZE={half} or less, with the learning rates scaled "
-        f"down alike{kept}"
+        f"(a batch of {batch_size}{over}): try BATCH_SIZE={half} or less{more}"
     )

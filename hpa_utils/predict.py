@@ -76,7 +76,9 @@ class ViewAverage:
             if not hardware.is_out_of_memory(error):
                 raise
             doing = f"predicting ({self.views} views of each image in one call)"
-            raise hardware.out_of_memory(doing, image_size=image_size, batch_size=len(padded), replicas=1) from error
+            raise hardware.out_of_memory(
+                doing, image_size=image_size, batch_size=len(padded), replicas=self.devices
+            ) from error
 
 
 def predict_tta(model, images, views: int = DIHEDRAL_VIEWS, batch_size: int = 32, progress: bool = True) -> np.ndarray:

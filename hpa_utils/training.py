@@ -200,7 +200,7 @@ def _out_of_memory(model, train_data, targets, batch_size, callbacks) -> hardwar
         image_size=int(model.input_shape[1]),
         batch_size=int(batch_size or 32),
         replicas=hardware.devices_of(model),
-        kept=kept,
+        more=", with the learning rates scaled down alike" + kept,
     )
 
 

@@ -24,6 +24,9 @@ from hpa_utils import environment, memory, stages
 pytestmark = pytest.mark.slow
 REPO = environment.REPO_ROOT
 RESUME = "python -m hpa_utils run --resume"
+# TensorFlow's own allocator limit (its BFC allocator on the CPU, oneDNN's kernels off: they do not report a failed
+# allocation), for a device out of memory on a CPU
+ALLOCATOR_LIMIT = {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_CPU_BFC_MEM_LIMIT_IN_MB": "68"}
 
 
 def runner(*arguments, environment_variables=None, preexec_fn=None, timeout=900):
@@ -154,11 +157,9 @@ def test_a_dead_kernel_names_the_stage_its_last_cell_its_memory_and_the_resume(t
 
 
 def test_a_device_out_of_memory_names_the_batch_to_try_and_keeps_the_finished_epochs(tmp_path, smoke_upstream):
-    # TensorFlow's own allocator limit (its BFC allocator on the CPU, oneDNN's kernels off: they do not report a
-    # failed allocation): 02's warm-up (the head alone) fits in it, its fine-tuning (every layer) does not
+    # under ALLOCATOR_LIMIT 02's warm-up (the head alone) fits, its fine-tuning (every layer) does not
     run_dir = smoke_upstream(tmp_path / "run")
-    limit = {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_CPU_BFC_MEM_LIMIT_IN_MB": "68"}
-    result = runner("--resume", str(run_dir), "--only", "02", environment_variables=limit)
+    result = runner("--resume", str(run_dir), "--only", "02", environment_variables=ALLOCATOR_LIMIT)
     line = one_line_error(result)
     assert line.startswith("error: 02_warmup_finetune stopped: out of memory on the CPU")
     assert "training at 32 px with 16 images per replica" in line and "try BATCH_SIZE=8 or less" in line
@@ -171,6 +172,38 @@ def test_a_device_out_of_memory_names_the_batch_to_try_and_keeps_the_finished_ep
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert {stage: fingerprint(run_dir / stage) for stage in finished} == finished
     assert stages.is_finished(run_dir / "04_kfold")
+
+
+# Prediction out of memory, on 2 CPU replicas under the same allocator limit: 8 views of 64 images at 128 px in one
+# call do not fit, and the line counts the images each replica got and halves the batch the replicas share.
+PREDICTION_SCRIPT = """
+import numpy as np
+from hpa_utils import hardware, models, predict
+machine = hardware.prepare("off", batch_size=64)
+with machine.scope():
+    model = models.build_model("small", 128, "rgby", "none", dropout=0.1)
+try:
+    predict.predict_tta(model, np.zeros((64, 128, 128, 4), np.uint8), views=8, batch_size=64, progress=False)
+except hardware.AcceleratorMemoryError as error:
+    print(error)
+"""
+
+
+def test_prediction_out_of_memory_counts_each_replicas_images():
+    result = subprocess.run(
+        [sys.executable, "-c", PREDICTION_SCRIPT],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **ALLOCATOR_LIMIT, environment.CPU_REPLICAS_VARIABLE: "2"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == (
+        "out of memory on the CPU ("
+        + f"{memory.total_bytes() / 1e9:.0f} GB of RAM) predicting (8 views of each image in one call) at 128 px "
+        "with 32 images per replica (a batch of 64 over 2 replicas): try BATCH_SIZE=32 or less"
+    )
 
 
 @pytest.fixture(scope="module")
