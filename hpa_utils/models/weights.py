@@ -98,8 +98,11 @@ def loaded_by_name(model: keras.Model, path, allowed_new=(ADAPTER_NAME,)) -> tup
 
     Raises WeightsError naming the layers and the file's when a layer outside ``allowed_new`` got nothing.
     """
-    path = Path(path)
-    stored = _read_legacy_weights(path)
+    return _compare_with_file(model, Path(path), _read_legacy_weights(Path(path)), allowed_new)
+
+
+def _compare_with_file(model: keras.Model, path: Path, stored: dict, allowed_new) -> tuple[list[str], list[str]]:
+    """``loaded_by_name`` on the file's arrays ``stored`` (read once)."""
     loaded, new = [], []
     with canonical_weight_order(model):
         for layer in model.layers:
@@ -125,11 +128,12 @@ def transfer_weights(model: keras.Model, path, allowed_new=(ADAPTER_NAME,)) -> l
     its own weights. Raises WeightsError when the file is missing or unusable, or a layer outside ``allowed_new``
     got nothing (``loaded_by_name``).
     """
-    _read_legacy_weights(Path(path))  # a clear error for a missing or foreign file, before Keras reads it
+    path = Path(path)
+    stored = _read_legacy_weights(path)  # a clear error for a missing or foreign file, before Keras reads it
     with canonical_weight_order(model), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Skipping loading")
         model.load_weights(str(path), by_name=True, skip_mismatch=True)
-    return loaded_by_name(model, path, allowed_new)[0]
+    return _compare_with_file(model, path, stored, allowed_new)[0]
 
 
 def load_weights(model: keras.Model, path) -> list[str]:
