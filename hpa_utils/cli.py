@@ -196,6 +196,5 @@ def main(argv=None) -> int:
             raise
         folder = disk.path_in(error)
         where = folder.parent if folder else Path.cwd()
-        free = disk.describe(disk.free_bytes(where))
-        print(f"error: the disk holding {where} ran out of space ({free} free now): {error}", file=sys.stderr)
+        print(f"error: {disk.ran_out(where)}: {error}", file=sys.stderr)
         return 1

@@ -13,6 +13,8 @@ import re
 import shutil
 from pathlib import Path
 
+from hpa_utils import labels
+
 FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 FULL_DISK_TEXTS = ("No space left on device", "Disk quota exceeded", "File too large")
 KAGGLE_WORKING_BYTES = 20e9  # what Kaggle keeps of /kaggle/working: a kernel's output
@@ -23,7 +25,7 @@ BACKBONE_SIZES = {
     "densenet121": (7_037_504, 1024, 32),
     "small": (1_175_136, 256, 16),
 }
-HEAD_FILTERS, DENSE_UNITS, CLASSES = 32, 1024, 28
+HEAD_FILTERS, DENSE_UNITS, CLASSES = 32, 1024, labels.NUM_CLASSES  # the head (models imports Keras: not here)
 NOTEBOOK_BYTES = {"00_eda": 6_000_000}  # the executed notebook and its HTML copy (00's plots are the most)
 DEFAULT_NOTEBOOK_BYTES = 1_000_000
 
@@ -91,12 +93,15 @@ def cache_bytes(values: dict, *, train_images: int, test_images: int) -> int:
     return (train_images + test_images) * side * side * channels
 
 
+def ran_out(folder, detail: str = "") -> str:
+    """What every full-disk line says: "the disk holding FOLDER ran out of space (740 KB free now``detail``)"."""
+    return f"the disk holding {folder} ran out of space ({describe(free_bytes(folder))} free now{detail})"
+
+
 def full_disk_line(stage: str, folder, needs: int | None = None) -> str:
     """The one line a full disk gets: which folder, its free space, about what the stage needs, what to do."""
     need = f"; {stage} writes about {describe(needs)} there" if needs else ""
-    return (
-        f"{stage} stopped: the disk holding {folder} ran out of space ({describe(free_bytes(folder))} free now{need})"
-    )
+    return f"{stage} stopped: {ran_out(folder, need)}"
 
 
 def space_warnings(stage: str, values: dict, *, run_dir, cache_dir, counts: tuple[int, int], kaggle_working=None):

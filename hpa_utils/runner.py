@@ -184,9 +184,12 @@ def execute_stage(stage: str, run_dir: Path, injected: dict) -> float:
             label=stage,
         )
     except stages.StageStopped as stopped:
-        raise stages.StageStopped(
-            f"{stopped}. Then continue with: python -m hpa_utils run --resume {run_dir}"
-        ) from None
+        raise _resumable(str(stopped), run_dir) from None
+
+
+def _resumable(line: str, run_dir: Path) -> stages.StageStopped:
+    """A stage's stop line with the command that goes on from it."""
+    return stages.StageStopped(f"{line}. Then continue with: python -m hpa_utils run --resume {run_dir}")
 
 
 def _write_html_if_room(output: Path) -> None:
@@ -308,8 +311,7 @@ def run_stage(stage: str, run_dir: Path, record: dict) -> float:
     except OSError as error:  # run.json, after the stage (the notebook's own writes are execute_stage's)
         if not disk.is_full_disk(error):
             raise
-        line = disk.full_disk_line(stage, run_dir)
-        raise stages.StageStopped(f"{line}. Then continue with: python -m hpa_utils run --resume {run_dir}") from None
+        raise _resumable(disk.full_disk_line(stage, run_dir), run_dir) from None
     finished = stages.is_finished(run_dir / stage)  # not when a run trains only some of 04's folds
     scores = (
         comparison.headline(stage_files.read_metrics(run_dir / stage), stage)

@@ -120,6 +120,26 @@ def test_a_file_size_limit_is_a_full_disk_too(tmp_path):
     no_half_written_files(tmp_path / "run")
 
 
+def test_a_command_beside_the_runner_that_fills_the_disk_gets_one_line_too(tmp_path):
+    def limit_files():  # the embedded dataset's first image file is larger than 2 kB
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+
+    command = [sys.executable, "-m", "hpa_utils", "synth", "--out", str(tmp_path / "data"), "--size", "64"]
+    result = subprocess.run(
+        [*command, "--train", "4", "--test", "2", "--workers", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limit_files,
+    )
+    line = one_line_error(result)  # no file named: the folder it ran in
+    assert line.startswith(f"error: the disk holding {REPO} ran out of space (")
+    assert line.endswith(" free now): [Errno 27] File too large")
+    assert list(tmp_path.iterdir()) == []  # the dataset is written beside its folder, renamed in at the end
+
+
 def kernel_of(pid: int) -> int | None:
     for child in memory.descendants(pid):
         try:
