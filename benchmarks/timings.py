@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import re
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from hpa_utils import environment
 from hpa_utils.environment import REPO_ROOT
 
 TARGETS = ("demo", "smoke", "lint", "test-fast", "test")
@@ -30,17 +30,6 @@ MARKERS = {  # file -> the blocks this command writes (between <!-- name --> and
     "docs/package.md": ("timings",),
     "docs/method.md": ("demo-table", "demo-provenance"),
 }
-
-
-def _cpu() -> str:
-    """The CPU's model name, core count and whether it has AVX-512 (the demo's figures depend on it)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return f"{os.cpu_count()} cores"
-    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
-    avx512 = "AVX-512" if " avx512f" in text else "no AVX-512"
-    return f"{name}, {os.cpu_count()} cores, {avx512}"
 
 
 def _minutes(seconds: float) -> str:
@@ -59,9 +48,12 @@ def _time(command: list[str], cwd: Path) -> tuple[float, str]:
 
 def measure(clone: Path) -> dict:
     """Clone HEAD into ``clone`` and time every target there; the results as a dict."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
     subprocess.run(["git", "clone", "--quiet", str(REPO_ROOT), str(clone)], check=True)
-    result = {"commit": commit.stdout.strip(), "cpu": _cpu(), "started": dt.datetime.now(dt.timezone.utc)}
+    result = {
+        "commit": environment.commit(),
+        "cpu": environment.cpu_description(),
+        "started": dt.datetime.now(dt.timezone.utc),
+    }
     for target in TARGETS:
         print(f"make {target} ...", flush=True)
         seconds, output = _time(["make", target], clone)

@@ -1,4 +1,5 @@
-"""Where the bundle runs: Kaggle or not, the repository, Kaggle's input and working folders, and what is mounted.
+"""Where the bundle runs: Kaggle or not, the repository and its commit, the CPU, Kaggle's input and working folders,
+and what is mounted.
 
 Kaggle has moved its mounts over the years: today /kaggle/input/competitions/<slug>/,
 /kaggle/input/datasets/<owner>/<slug>/ and /kaggle/input/notebooks/<owner>/<kernel>/, earlier
@@ -11,6 +12,8 @@ same variable to find this package.
 from __future__ import annotations
 
 import os
+import platform
+import subprocess
 import sys
 from pathlib import Path
 
@@ -209,3 +212,25 @@ def choose_backend(backend: str) -> str:
         )
     os.environ["KERAS_BACKEND"] = chosen
     return chosen
+
+
+def cpu_description() -> str:
+    """The CPU's model name, its cores and, where Linux tells, whether it has AVX-512 (TensorFlow's CPU kernels, and so
+    a CPU run's figures, depend on it): "AMD EPYC 9B14, 2 cores, AVX-512"; the platform's name elsewhere."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    lines = text.splitlines()
+    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+    avx512 = "AVX-512" if " avx512f" in text else "no AVX-512"
+    return f"{name or platform.processor() or platform.machine()}, {os.cpu_count()} cores, {avx512}"
+
+
+def commit() -> str:
+    """The repository's commit (short), or "" where there is none (the hpa-utils dataset on Kaggle, no git)."""
+    try:
+        found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
+    except OSError:
+        return ""
+    return found.stdout.strip() if found.returncode == 0 else ""

@@ -244,3 +244,16 @@ def test_resolve_data_dir_builds_the_synthetic_dataset_and_it_validates(monkeypa
     finally:
         if path not in before:
             shutil.rmtree(path, ignore_errors=True)  # only what this test created
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="Linux names its CPU in /proc/cpuinfo")
+def test_the_cpu_is_named_by_its_model_not_only_its_architecture():
+    text = Path("/proc/cpuinfo").read_text()
+    model = next(line for line in text.splitlines() if line.startswith("model name")).split(":", 1)[1].strip()
+    avx512 = "AVX-512" if " avx512f" in text else "no AVX-512"
+    assert environment.cpu_description() == f"{model}, {os.cpu_count()} cores, {avx512}"
+
+
+def test_the_commit_is_the_repositorys_head():
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=environment.REPO_ROOT, capture_output=True, text=True)
+    assert len(environment.commit()) >= 7 and head.stdout.startswith(environment.commit())

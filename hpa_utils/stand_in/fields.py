@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 from hpa_utils.synthetic import render_sample_and_field, sample_label_sets
@@ -24,16 +23,13 @@ TARGETS = (
     "log blue brightness",
     "log yellow brightness",
 )
-RENDER_SIZE = 256  # rendered as the demo's dataset is, then shrunk as its cache is
 
 
 def fields_sample(rng, side: int) -> tuple[np.ndarray, np.ndarray]:
     """One field (side, side, 3) uint8 (red, green, blue, as the ``rgb`` cache) and its six ``TARGETS``."""
     label_set = sample_label_sets(1, rng, min_per_class=0)[0]  # real label statistics; never a target
-    channels, field = render_sample_and_field(label_set, RENDER_SIZE, rng)
+    channels, field = render_sample_and_field(label_set, side, rng)
     image = np.stack([channels[color] for color in ("red", "green", "blue")], axis=-1)
-    if side != RENDER_SIZE:
-        image = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
     brightness = [math.log(field.gains[color] * field.exposure) for color in ("red", "blue", "yellow")]
     targets = [math.log(field.cell_count), field.coverage, math.log(field.nucleus_scale), *brightness]
     return image, np.asarray(targets, dtype=np.float32)

@@ -11,8 +11,6 @@ import dataclasses
 import datetime as dt
 import multiprocessing
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Callable
@@ -109,25 +107,6 @@ def scores(task: SourceTask, targets: np.ndarray, predictions: np.ndarray) -> np
     return 1.0 - residual / np.maximum(targets.var(axis=0), 1e-12)
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=environment.REPO_ROOT, capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        return ""
-
-
-def _machine() -> str:
-    """The CPU's model name (Linux's /proc/cpuinfo; the platform's name elsewhere) and its core count."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
-    except OSError:
-        name = ""
-    return f"{name or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-
-
 def _fit(task: SourceTask, pixels, targets, validation, *, size: int, epochs: int, seed: int, verbose: int):
     """Train the source model; return its backbone and the per-target validation scores."""
     if not task.classification:  # regression targets on one scale
@@ -180,9 +159,9 @@ def pretrain(
         "command": f"python -m hpa_utils pretrain --task {task} --out {out} --images {images} --size {size} "
         f"--epochs {epochs} --seed {seed}",
         "task": task,
-        "commit": _commit(),
+        "commit": environment.commit(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": environment.cpu_description(),
         "images": images,
         "validation_images": int(validation.sum()),
         "image_size": size,
