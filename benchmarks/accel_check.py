@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks import backends, budget
+from benchmarks import backends, budget, common
 from hpa_utils import parameters
 from hpa_utils.environment import REPO_ROOT
 
@@ -109,9 +108,7 @@ def main(argv=None) -> int:
         "\n\nPipeline-fed against memory-fed (`python -m benchmarks.gpu`):\n\n```\n" + pipeline.stdout.strip() + "\n```"
     )
     print(text)
-    content = README.read_text()
-    block = re.compile(r"(<!-- accel-check -->)(.*?)(<!-- /accel-check -->)", re.DOTALL)
-    README.write_text(block.sub(lambda match: f"{match.group(1)}\n{text}\n{match.group(3)}", content))
+    README.write_text(common.replace_block(README.read_text(), "accel-check", f"\n{text}\n", README))
     print(f"wrote {README}")
     return 0
 

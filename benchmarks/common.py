@@ -8,6 +8,7 @@ import importlib.metadata
 import math
 import os
 import platform
+import re
 import sys
 import time
 import zlib
@@ -261,3 +262,12 @@ def print_section(title: str, rows: list[Row]) -> None:
     for row in rows:
         print(format_row(row))
     sys.stdout.flush()
+
+
+def replace_block(content: str, marker: str, body: str, where) -> str:
+    """``content`` with ``body`` between its ``<!-- marker -->`` and ``<!-- /marker -->`` (what a command writes into a
+    README); ValueError naming ``where`` when the block is missing."""
+    pattern = re.compile(rf"(<!-- {marker} -->)(.*?)(<!-- /{marker} -->)", re.DOTALL)
+    if not pattern.search(content):
+        raise ValueError(f"{where}: no <!-- {marker} --> ... <!-- /{marker} --> block to write")
+    return pattern.sub(lambda match: match.group(1) + body + match.group(3), content)

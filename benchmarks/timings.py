@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import common
 from hpa_utils import environment
 from hpa_utils.environment import REPO_ROOT
 
@@ -120,11 +121,8 @@ def write(texts: dict, root: Path = REPO_ROOT) -> list[Path]:
         path = root / name
         content = path.read_text()
         for marker in markers:
-            pattern = re.compile(rf"(<!-- {marker} -->)(.*?)(<!-- /{marker} -->)", re.DOTALL)
-            if not pattern.search(content):
-                raise ValueError(f"{path}: no <!-- {marker} --> ... <!-- /{marker} --> block to write")
             body = texts[marker] if marker in INLINE else f"\n{texts[marker]}\n"
-            content = pattern.sub(lambda match, body=body: match.group(1) + body + match.group(3), content)
+            content = common.replace_block(content, marker, body, path)
         path.write_text(content)
         written.append(path)
     return written

@@ -206,6 +206,17 @@ def test_accel_check_says_there_is_no_accelerator_in_seconds_on_a_cpu():
     assert "tensorflow" not in result.stderr.lower()  # it imports no framework to find out
 
 
+def test_accel_check_has_its_block_to_write_in_the_benchmarks_readme():
+    from benchmarks import accel_check, common
+
+    content = accel_check.README.read_text()
+    written = common.replace_block(content, "accel-check", "\nmeasured\n", accel_check.README)
+    assert "<!-- accel-check -->\nmeasured\n<!-- /accel-check -->" in written
+    assert written.replace("\nmeasured\n", "") == common.replace_block(content, "accel-check", "", "README")
+    with pytest.raises(ValueError, match="README.md: no <!-- accel-check --> ... <!-- /accel-check --> block"):
+        common.replace_block("no block here", "accel-check", "x", "README.md")
+
+
 def test_timings_write_every_marked_block_and_nothing_else(tmp_path):
     import datetime as dt
 
