@@ -62,6 +62,7 @@ class StageRun:
         from hpa_utils import training_data  # TensorFlow's tf.data: imported by the stages that train, not 00_eda
 
         split_stage = self.upstream(split_from, required=False) if split_from else None
+        cache_mode = self.parameters.get("CACHE", "auto")
         data = training_data.load_training_data(
             self.data_dir,
             image_size,
@@ -70,9 +71,9 @@ class StageRun:
             validation_fraction=validation_fraction,
             seed=self.parameters.get("SEED", 0),
             split_from=split_stage,
-            cache_mode=self.parameters.get("CACHE", "auto"),
+            cache_mode=cache_mode,
         )
-        external_dir, cache_mode = self.parameters.get("EXTERNAL_DIR", ""), self.parameters.get("CACHE", "auto")
+        external_dir = self.parameters.get("EXTERNAL_DIR", "")
         data = training_data.add_external(
             data, external_dir, image_size=image_size, channels=channels, cache_mode=cache_mode
         )
