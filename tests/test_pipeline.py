@@ -116,7 +116,8 @@ def test_submission_keeps_sample_submission_ids_and_order(smoke_run):
     assert len(thresholds["per_class"]) == 28
     scores = stage_files.read_metrics(run_dir / "04_kfold")
     assert {"f1_at_0.5", "f1_at_best_global", "f1_at_per_class", "test_f1"} <= set(scores)
-    assert not [key for key in scores if key.startswith(("val_", "oof_"))], "04's headline is stored once"
+    assert not [key for key in scores if key.startswith(("val_", "oof_f1"))], "04's headline is stored once"
+    assert scores["oof_images_seen_in_training"] == 0, "every fold starts from the pretrained backbone, not from 03"
     report = (run_dir / "report.html").read_text()
     assert "04_kfold" in report and 'href="02_warmup_finetune.html"' in report
 
@@ -138,6 +139,24 @@ def test_folds_trained_in_separate_runs_merge_like_one_run(smoke_run, tmp_path):
     assert (split_run / "04_kfold" / "submission.csv").is_file()
     test_predictions = [np.load(split_run / "04_kfold" / f"fold_{fold}" / "test_pred.npy") for fold in (0, 1)]
     np.testing.assert_allclose(np.load(split_run / "04_kfold" / "test_pred.npy"), np.mean(test_predictions, axis=0))
+
+
+# slow: runs 04_kfold once more, from 03's model
+def test_04_started_from_03_scores_and_tunes_only_on_images_03_never_trained_on(smoke_run, tmp_path):
+    run_dir, _ = smoke_run
+    leaky = tmp_path / "leaky"
+    shutil.copytree(run_dir, leaky, ignore=shutil.ignore_patterns("04_kfold*"))
+    result = run_cli("--resume", str(leaky), "--only", "04", "-p", "START_FROM=03_upscale")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    split = pd.read_csv(leaky / "03_upscale" / stages.SPLIT_FILE)
+    unseen = split.loc[split["is_validation"].astype(bool), "Id"].tolist()
+    scores, saved = stage_files.read_metrics(leaky / "04_kfold"), stage_files.read_predictions(leaky / "04_kfold")
+    assert scores["oof_images_seen_in_training"] == len(split) - len(unseen) > 0  # the leak is counted ...
+    assert sorted(saved["ids"]) == sorted(unseen) and scores["images_scored"] == len(unseen)  # ... and kept out
+    threshold, _ = metrics.best_global_threshold(saved["targets"], saved["probabilities"])
+    assert scores["best_global_threshold"] == threshold, "the threshold is tuned on the unseen images alone"
+    notebook = (leaky / "04_kfold.ipynb").read_text()
+    assert f"START_FROM 03_upscale trained on {len(split) - len(unseen)} of the {len(split)} images" in notebook
 
 
 # slow: runs 03_upscale until it is killed, then 03 and 04 again

@@ -8,6 +8,8 @@ from pathlib import Path
 import keras
 
 from hpa_utils import argument_values, environment
+from hpa_utils.models import torch_file
+from hpa_utils.models.efficientnet_lite import efficientnet_lite0
 
 SMALL_FILTERS = (32, 64, 128, 256)  # small_cnn, the CPU demo's backbone
 
@@ -67,6 +69,7 @@ BACKBONES = {
     "resnet50": (keras.applications.ResNet50, 32, "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     "inceptionv3": (keras.applications.InceptionV3, 75, "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     "densenet121": (keras.applications.DenseNet121, 32, "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "efficientnet_lite0": (efficientnet_lite0, 32, "efficientnet-lite0-57934424.pth (its pip package)"),
     "small": (small_cnn, 16, "a file saved by save_weights from a 'small' backbone"),
 }
 
@@ -82,6 +85,8 @@ def backbone_network(backbone: str, image_size: int, weights) -> keras.Model:
             return constructor(include_top=False, weights="imagenet", input_shape=shape)
         except WeightsError:  # a backbone that has no ImageNet weights says so itself
             raise
+        except (FileNotFoundError, torch_file.TorchFileError) as error:  # EfficientNet-Lite0's package or its file
+            raise WeightsError(str(error)) from error
         except Exception as error:  # Keras raises a bare Exception when the download fails
             raise WeightsError(
                 f"could not get the ImageNet weights of {backbone} ({error}). Without internet, pass "
