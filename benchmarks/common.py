@@ -27,6 +27,7 @@ BACKBONE_LABELS = {
     "resnet50": "ResNet50",
     "inceptionv3": "InceptionV3",
     "densenet121": "DenseNet121",
+    "efficientnet_lite0": "EfficientNet-Lite0",
     "small": "small CNN",
 }
 

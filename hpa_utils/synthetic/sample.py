@@ -12,7 +12,7 @@ from hpa_utils import labels as labels_module
 from hpa_utils.dataset import COLORS
 from hpa_utils.synthetic.cells import build_geometry
 from hpa_utils.synthetic.drawing import smooth_noise
-from hpa_utils.synthetic.field import OUT_OF_FOCUS_SHARE, Field, draw_field
+from hpa_utils.synthetic.field import OUT_OF_FOCUS_SHARE, draw_field
 from hpa_utils.synthetic.green_patterns import GREEN_PATTERNS
 from hpa_utils.synthetic.stains import draw_blue, draw_red, draw_yellow
 
@@ -33,12 +33,6 @@ def render_sample(labels, image_size: int, rng: np.random.Generator) -> dict[str
     green_patterns.py). Labels 16 and 17 also make sure the field holds a dividing cell, which other
     fields get by chance. Raises ValueError for a label outside 0..27 or image_size < 32.
     """
-    return render_sample_and_field(labels, image_size, rng)[0]
-
-
-def render_sample_and_field(labels, image_size: int, rng: np.random.Generator) -> tuple[dict, Field]:
-    """``render_sample``'s channels and the field's per-image draws (``field.Field``: cell count, coverage, stain
-    gains, exposure, nucleus size), which come from a stream of ``rng`` that never sees the labels."""
     image_size = argument_values.integer("image_size", image_size, minimum=MIN_IMAGE_SIZE)
     label_list = sorted({int(label) for label in labels})
     if not label_list or not all(0 <= label < labels_module.NUM_CLASSES for label in label_list):
@@ -63,7 +57,7 @@ def render_sample_and_field(labels, image_size: int, rng: np.random.Generator) -
     channels = {"red": red, "green": green, "blue": blue, "yellow": yellow}
     for color, channel in channels.items():
         channel *= np.float32(field_of_view.gains[color] * field_of_view.exposure)
-    return _finish(channels, geometry, finish_rng), field_of_view
+    return _finish(channels, geometry, finish_rng)
 
 
 def _finish(channels, geometry, rng):
