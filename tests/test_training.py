@@ -37,6 +37,39 @@ def test_compile_with_focal_loss_and_macro_f1():
     assert result["f1"] == pytest.approx(expected_f1, abs=1e-4)
 
 
+class CountingModel(keras.Model):
+    """A functional model that counts how often Keras traces its training step."""
+
+    traces = 0
+
+    def train_step(self, data):
+        CountingModel.traces += 1
+        return super().train_step(data)
+
+
+def test_compile_model_builds_the_training_state_so_the_step_is_traced_once_and_trains_the_same():
+    images, targets = tiny_data(count=16)
+    trained = []
+    for prebuilt in (True, False):
+        keras.utils.set_random_seed(0)
+        plain = models.build_model(backbone="small", image_size=32, dropout=0.1)
+        model = CountingModel(plain.inputs, plain.outputs)
+        CountingModel.traces = 0
+        if prebuilt:
+            training.compile_model(model, learning_rate=1e-3)
+        else:  # what compile_model does, without building the optimizer's and the metrics' variables first
+            model.compile(
+                optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+                loss=keras.losses.BinaryCrossentropy(),
+                metrics=[keras.metrics.F1Score(average="macro", threshold=0.5), keras.metrics.BinaryAccuracy()],
+            )
+        model.fit(images, targets, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        trained.append((CountingModel.traces, model.get_weights()))
+    (once, built_first), (twice, built_in_the_step) = trained
+    assert (once, twice) == (1, 2), "variables created inside the first step make TensorFlow trace it again"
+    assert all(np.array_equal(a, b) for a, b in zip(built_first, built_in_the_step, strict=True))
+
+
 def test_compile_rejects_unknown_loss_and_bad_learning_rate():
     model = tiny_dense_model()
     with pytest.raises(ValueError, match="loss='mse' is not supported"):
