@@ -48,7 +48,7 @@ def evaluate_validation(probabilities, data, *, stage_dir) -> dict:
 def evaluate_out_of_fold(report: dict, *, stage_dir, ids, targets, oof, test_scores: dict) -> dict:
     """04's scores from its threshold ``report`` (``metrics.threshold_report``): the out-of-fold macro F1 at 0.5 and
     at the best global threshold with its interval, at the per-class thresholds with its interval, per-class F1
-    there, the test scores (``test_scores``); and the out-of-fold predictions (predictions.npz)."""
+    there, the test scores (``score_test_images``); and the out-of-fold predictions (predictions.npz)."""
     chosen = metrics.apply_thresholds(oof, report["per_class_thresholds"], at_least_one=True)
     stage_files.write_predictions(
         stage_dir, ids=ids, targets=targets, probabilities=oof, threshold=report["best_global_threshold"]
@@ -61,7 +61,7 @@ def evaluate_out_of_fold(report: dict, *, stage_dir, ids, targets, oof, test_sco
     }
 
 
-def test_scores(data_dir, submission: pd.DataFrame, test_prediction, report: dict) -> dict:
+def score_test_images(data_dir, submission: pd.DataFrame, test_prediction, report: dict) -> dict:
     """The test images scored against test_labels.csv at the out-of-fold thresholds: "test_f1", the submission (per
     class, at least one label per image) as the leaderboard scores it, and "test_f1_at_best_global" (one threshold,
     as the out-of-fold "f1_at_best_global"); "test_images". None for each without labels (Kaggle's test set)."""

@@ -133,6 +133,11 @@ def seen_in_training(start_stage, ids) -> np.ndarray:
         seen = ~folds.read_split(split, expected_ids=ids)["is_validation"].to_numpy(bool)
     else:  # no split kept: assume it trained on every image
         seen[:] = True
+    if seen.all():
+        raise ValueError(
+            f"START_FROM {Path(start_stage).name} trained on every image the folds hold out: no out-of-fold image "
+            'would be left to score or to tune the thresholds on. Use START_FROM = "" (each fold from WEIGHTS).'
+        )
     print(
         f"WARNING: START_FROM {Path(start_stage).name} trained on {seen.sum()} of the {len(ids)} images the folds hold "
         f"out: their out-of-fold predictions would be scored by a model that saw them. The thresholds and the scores "

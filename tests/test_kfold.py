@@ -47,3 +47,23 @@ def test_merge_refuses_predictions_that_do_not_fit_the_folds(tmp_path):
     write_fold(tmp_path, 0, 3, 3, 0.5)
     with pytest.raises(ValueError, match="fold_0: predictions of shape .* do not fit fold 0 \\(2 images\\)"):
         kfold.merge_folds(tmp_path, np.array([0, 1, 0]), 3)
+
+
+def test_images_a_start_trained_on_are_counted_and_never_scored(tmp_path, capsys):
+    from hpa_utils import folds, stages
+
+    ids = [f"id{i}" for i in range(6)]
+    assert not kfold.seen_in_training(None, ids).any() and capsys.readouterr().out == ""  # from WEIGHTS: honest
+    start = tmp_path / "03_upscale"
+    folds.write_split(start / stages.SPLIT_FILE, ids, np.array([0, 1, 0, 0, 1, 0], bool))
+    seen = kfold.seen_in_training(start, ids)
+    assert seen.tolist() == [True, False, True, True, False, True]  # outside its validation split: trained on
+    assert "START_FROM 03_upscale trained on 4 of the 6 images" in capsys.readouterr().out
+    oof = np.full((6, 28), 0.5, np.float32)
+    oof[5] = np.nan  # a fold not finished (a time limit stopped the stage)
+    assert kfold.rows_to_score(oof, [2], stopped_early="time").tolist() == [0, 1, 2, 3, 4]
+    assert kfold.rows_to_score(oof, [2], stopped_early="time", seen=seen).tolist() == [1, 4]
+    assert kfold.images_seen_in_training(oof, seen) == 3
+    (start / stages.SPLIT_FILE).unlink()  # a start that kept no split: it may have seen everything
+    with pytest.raises(ValueError, match="trained on every image the folds hold out"):
+        kfold.seen_in_training(start, ids)
