@@ -50,5 +50,5 @@ def model_from_stage(stage_path, image_size: int | None = None, *, freeze_batch_
         freeze_batch_norm=upstream_batch_norm(info) if freeze_batch_norm is None else freeze_batch_norm,
     )
     matched = models.transfer_weights(model, stage_path / info.get("weights", stages.WEIGHTS_FILE))
-    print(f"loaded {len(matched)} layers by name from {stage_path.name}: {', '.join(matched)}")
+    print(f"loaded {len(matched)} layers by name from {stage_path.name}")
     return model

@@ -220,8 +220,8 @@ def test_lite0_in_the_classifier_rgby_rule_grid_and_adapter():
     rgb = models.build_model("efficientnet_lite0", 64, "rgb", "imagenet", dropout=0.1)
     rgby = models.rgby_from_rgb(rgb)  # what build_model(..., "rgby", ...) returns, with rgb's head
     stem = efficientnet_lite.imagenet_weights()["stem_conv"][0]
-    np.testing.assert_array_equal(rgb.get_layer("backbone").get_layer("stem_conv").kernel.numpy(), stem)
-    widened = rgby.get_layer("backbone").get_layer("stem_conv").kernel.numpy()
+    np.testing.assert_array_equal(rgb.get_layer("stem_conv").kernel.numpy(), stem)
+    widened = rgby.get_layer("stem_conv").kernel.numpy()
     np.testing.assert_array_equal(widened[:, :, 3], stem[:, :, 0])  # yellow copies red
     images = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
     with_zero_yellow = np.concatenate([images, np.zeros_like(images[..., :1])], axis=-1)

@@ -152,8 +152,8 @@ def test_todays_layout_runs_the_five_kernels_to_a_valid_submission(exported, com
     _, upscale = results["03_upscale"]
     assert (
         f"loaded by name from {tmp_path}/hpa-03-upscale/input/notebooks/{USER}/hpa-02-warmup-finetune/"
-        "02_warmup_finetune/model.h5: input_bn, backbone, head_conv, head_dense, predictions"
-    ) in outputs_text(upscale)
+        "02_warmup_finetune/model.h5: 20 layers; new (not in the file): upscale_adapter"
+    ) in outputs_text(upscale)  # input_bn, the small backbone's 8 convolutions and 8 BatchNormalizations, the head's 3
     _, kfold = results["04_kfold"]
     assert "each fold starts from small with none weights; BatchNorm training" in outputs_text(kfold)  # not 03's
     shown = [

@@ -10,7 +10,6 @@ LAYER_NAMES = [
     "image",
     "input_scale",
     "input_bn",
-    "backbone",
     "head_conv",
     "head_flatten",
     "head_dropout_1",
@@ -20,6 +19,24 @@ LAYER_NAMES = [
 ]
 
 
+def own_layer_names(model):
+    """build_model's own layers in order (the backbone's layers, each a layer of the model, between input_bn and
+    head_conv)."""
+    return [layer.name for layer in model.layers if layer not in models.backbone_layers(model)]
+
+
+def weighted_names(model):
+    return [layer.name for layer in model.layers if layer.weights]
+
+
+def assert_backbone_weights_from(model, source, skip=()):
+    """Every weighted layer of the standalone backbone ``source`` has its weights in ``model`` under its name."""
+    checked = [layer.name for layer in source.layers if layer.weights and layer.name not in skip]
+    assert len(checked) > 10
+    for name in checked:
+        assert same_weights(model.get_layer(name).get_weights(), source.get_layer(name).get_weights()), name
+
+
 def random_images(count, size, channels=3, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (count, size, size, channels), dtype=np.uint8)
 
@@ -27,8 +44,8 @@ def random_images(count, size, channels=3, seed=0):
 def randomize_weights(model, seed=0):
     """Give every weight distinctive random values (positive, so BN variances stay valid)."""
     rng = np.random.default_rng(seed)
-    for layer in models.backbones.walk_layers(model):
-        if isinstance(layer, keras.Model) or not layer.weights:
+    for layer in model.layers:
+        if not layer.weights:
             continue
         layer.set_weights([(0.5 + rng.random(w.shape) * 0.1).astype("float32") for w in layer.get_weights()])
 
@@ -43,7 +60,10 @@ def same_weights(first, second):
 
 def test_build_model_names_shapes_and_input_scaling():
     model = models.build_model("resnet50", image_size=32)
-    assert [layer.name for layer in model.layers] == LAYER_NAMES
+    assert own_layer_names(model) == LAYER_NAMES
+    backbone = models.backbone_layers(model)
+    assert len(backbone) > 100 and not any(isinstance(layer, keras.Model) for layer in model.layers)
+    assert model.layers.index(backbone[0]) == 3 and backbone[0].name == "conv1_pad"  # right after input_bn
     assert model.input.shape == (None, 32, 32, 3)
     assert model.output.shape == (None, 28)
     assert model.get_layer("head_conv").filters == 32
@@ -86,22 +106,17 @@ def test_backbone_weights_from_file_and_rgby_first_convolution(tmp_path):
     path = models.save_weights(source, tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
 
     rgb = models.build_model("resnet50", 32, weights=str(path))
-    assert same_weights(rgb.get_layer("backbone").get_weights(), source.get_weights())
+    assert_backbone_weights_from(rgb, source)
 
     rgby = models.build_model("resnet50", 32, channels="rgby", weights=str(path))
     assert rgby.input.shape == (None, 32, 32, 4)
-    assert [layer.name for layer in rgby.layers] == LAYER_NAMES
-    kernel = rgby.get_layer("backbone").get_layer("conv1_conv").kernel.numpy()
+    assert own_layer_names(rgby) == LAYER_NAMES
+    kernel = rgby.get_layer("conv1_conv").kernel.numpy()
     original = source.get_layer("conv1_conv").kernel.numpy()
     assert kernel.shape == (7, 7, 4, 64)
     np.testing.assert_array_equal(kernel[:, :, :3], original)
     np.testing.assert_array_equal(kernel[:, :, 3], original[:, :, 0])  # yellow copies red
-    rest_new = [
-        w for layer in rgby.get_layer("backbone").layers if layer.name != "conv1_conv" for w in layer.get_weights()
-    ]
-    rest_old = [w for layer in source.layers if layer.name != "conv1_conv" for w in layer.get_weights()]
-    assert len(rest_old) > 300
-    assert same_weights(rest_new, rest_old)
+    assert_backbone_weights_from(rgby, source, skip=("conv1_conv",))
 
     with pytest.raises(models.WeightsError, match="could not load as densenet121"):
         models.build_model("densenet121", 32, weights=str(path))
@@ -110,7 +125,7 @@ def test_backbone_weights_from_file_and_rgby_first_convolution(tmp_path):
 def test_rgby_model_with_zero_yellow_matches_rgb_model():
     rgb = models.build_model("resnet50", 32)
     rgby = models.rgby_from_rgb(rgb)
-    assert [layer.name for layer in rgby.layers] == LAYER_NAMES
+    assert [layer.name for layer in rgby.layers] == [layer.name for layer in rgb.layers]
     images = random_images(3, 32)
     zero_yellow = np.concatenate([images, np.zeros_like(images[..., :1])], axis=-1)
     expected = rgb.predict(images, verbose=0)
@@ -144,8 +159,7 @@ def test_feature_grid_and_adapter_for_small_sizes():
     assert models.upscale_adapter_shape("resnet50", 32, 64) == (2, 2)  # 2 -> 1
     assert models.upscale_adapter_shape("resnet50", 64, 128) == (2, 2)  # 4 -> 2
     model = models.build_model("resnet50", 128, adapter=models.upscale_adapter("resnet50", 64, 128))
-    names = [layer.name for layer in model.layers]
-    assert names == LAYER_NAMES[:5] + ["upscale_adapter"] + LAYER_NAMES[5:]
+    assert own_layer_names(model) == LAYER_NAMES[:4] + ["upscale_adapter"] + LAYER_NAMES[4:]
     assert model.get_layer("upscale_adapter").output.shape[1:3] == (2, 2)
     assert model.get_layer("head_dense").kernel.shape == (2 * 2 * 32, 1024)
 
@@ -177,12 +191,12 @@ def test_upscale_model_loads_every_layer_but_the_adapter(tmp_path):
     randomize_weights(source, seed=2)
     models.set_backbone_trainable(source, False, freeze_batch_norm=False)  # saved right after a warm-up: frozen
     path = models.save_weights(source, tmp_path / "stage_02" / "model.h5")
-    assert not source.get_layer("backbone").trainable  # saving leaves the trainable flags as they were
+    assert not any(layer.trainable for layer in models.backbone_layers(source))  # saving changes no flag
 
     upscaled = models.build_model("resnet50", 128, adapter=models.upscale_adapter("resnet50", 64, 128))
     adapter_before = layer_weights(upscaled, "upscale_adapter")
     matched = models.transfer_weights(upscaled, path)
-    assert matched == ["input_bn", "backbone", "head_conv", "head_dense", "predictions"]
+    assert matched == weighted_names(source) and matched[0] == "input_bn" and len(matched) > 50
     for name in matched:
         assert same_weights(layer_weights(upscaled, name), layer_weights(source, name)), name
     np.testing.assert_array_equal(
@@ -190,14 +204,14 @@ def test_upscale_model_loads_every_layer_but_the_adapter(tmp_path):
     )
     assert same_weights(layer_weights(upscaled, "upscale_adapter"), adapter_before)
 
-    # The file also works with Keras' own legacy by-name loading, into a model in the canonical state
-    # (backbone BatchNormalization frozen, as a freshly built pretrained model is).
-    plain = models.build_model(
-        "resnet50", 128, adapter=models.upscale_adapter("resnet50", 64, 128), freeze_batch_norm=True
-    )
-    plain.load_weights(path, by_name=True, skip_mismatch=True)
-    for name in matched:
-        assert same_weights(layer_weights(plain, name), layer_weights(source, name)), name
+    # Keras' own by-name loading reads the file into a model frozen in any way: each layer's weights are its own
+    for frozen in (True, False):
+        plain = models.build_model(
+            "resnet50", 128, adapter=models.upscale_adapter("resnet50", 64, 128), freeze_batch_norm=frozen
+        )
+        plain.load_weights(path, by_name=True, skip_mismatch=True)
+        for name in matched:
+            assert same_weights(layer_weights(plain, name), layer_weights(source, name)), name
 
 
 def test_transfer_weights_raises_when_names_do_not_match(tmp_path):
@@ -207,7 +221,7 @@ def test_transfer_weights_raises_when_names_do_not_match(tmp_path):
     other = keras.Model(inputs, keras.layers.Dense(28, name="scores")(x))
     path = models.save_weights(other, tmp_path / "other.h5")
     target = models.build_model("resnet50", 32)
-    with pytest.raises(models.WeightsError, match=r"other.h5: layers \['input_bn', 'backbone'.*got no weights"):
+    with pytest.raises(models.WeightsError, match=r"other.h5: layers \['input_bn', 'conv1_conv'.*got no weights"):
         models.transfer_weights(target, path)
 
     # the same architecture with other layer names: Keras alone would load nothing, silently
@@ -244,7 +258,7 @@ def test_load_weights_reloads_the_same_architecture(tmp_path):
     for name in ("best.weights.h5", "model.h5"):
         model = models.build_model("resnet50", 32)
         loaded = models.load_weights(model, tmp_path / name)
-        assert loaded == ["input_bn", "backbone", "head_conv", "head_dense", "predictions"]
+        assert loaded == weighted_names(source)
         np.testing.assert_allclose(model.predict(images, verbose=0), expected, rtol=0, atol=1e-6)
     bigger = models.build_model("resnet50", 64)
     with pytest.raises(models.WeightsError, match="head_dense"):
@@ -253,15 +267,15 @@ def test_load_weights_reloads_the_same_architecture(tmp_path):
 
 def test_set_backbone_trainable_keeps_pretrained_backbone_batch_norm_frozen():
     model = models.build_model("resnet50", 32, freeze_batch_norm=True)  # as with pretrained weights
-    backbone = model.get_layer("backbone")
-    batch_norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    backbone = models.backbone_layers(model)
+    batch_norms = [layer for layer in backbone if isinstance(layer, keras.layers.BatchNormalization)]
     assert batch_norms and not any(layer.trainable for layer in batch_norms)
     models.set_backbone_trainable(model, False, freeze_batch_norm=True)
-    assert backbone.trainable_weights == []
+    assert not any(layer.trainable_weights for layer in backbone)
     assert model.get_layer("input_bn").trainable and model.get_layer("head_dense").trainable
     models.set_backbone_trainable(model, True, freeze_batch_norm=True)
-    assert backbone.trainable
-    trainable_paths = {variable.path for variable in backbone.trainable_weights}
+    assert model.get_layer("conv1_conv").trainable
+    trainable_paths = {variable.path for layer in backbone for variable in layer.trainable_weights}
     assert "conv1_conv/kernel" in trainable_paths
     assert not any(layer.trainable for layer in batch_norms)
     assert not any("_bn/" in path for path in trainable_paths)
@@ -270,7 +284,7 @@ def test_set_backbone_trainable_keeps_pretrained_backbone_batch_norm_frozen():
 def test_backbone_from_scratch_trains_its_batch_norm_quickly_and_pretrained_keeps_it_frozen(tmp_path):
     scratch = models.build_model("resnet50", 32, "rgby", "none")
     batch_norms = [
-        layer for layer in scratch.get_layer("backbone").layers if isinstance(layer, keras.layers.BatchNormalization)
+        layer for layer in models.backbone_layers(scratch) if isinstance(layer, keras.layers.BatchNormalization)
     ]
     assert batch_norms and all(layer.trainable and layer.momentum == 0.9 for layer in batch_norms)
     models.set_backbone_trainable(scratch, False, freeze_batch_norm=False)
@@ -280,7 +294,7 @@ def test_backbone_from_scratch_trains_its_batch_norm_quickly_and_pretrained_keep
     models.set_backbone_trainable(frozen, True, freeze_batch_norm=True)
     assert not any(
         layer.trainable
-        for layer in frozen.get_layer("backbone").layers
+        for layer in models.backbone_layers(frozen)
         if isinstance(layer, keras.layers.BatchNormalization)
     )
 
@@ -305,7 +319,7 @@ def test_adapter_gives_the_small_grid_for_each_preset(preset):
 
 def test_small_backbone_has_the_same_head_rgby_rule_and_weights_file(tmp_path):
     model = models.build_model("small", 64, "rgb")
-    assert [layer.name for layer in model.layers] == LAYER_NAMES
+    assert own_layer_names(model) == LAYER_NAMES
     assert [models.feature_grid("small", size) for size in (32, 64, 96)] == [2, 4, 6]
     assert model.get_layer("head_dense").kernel.shape == (4 * 4 * 32, 1024)
     rgby = models.rgby_from_rgb(model)
@@ -319,7 +333,7 @@ def test_small_backbone_has_the_same_head_rgby_rule_and_weights_file(tmp_path):
     randomize_weights(backbone, seed=3)
     path = models.save_weights(backbone, tmp_path / "small_backbone.h5")
     loaded = models.build_model("small", 64, "rgby", weights=str(path))
-    kernel = loaded.get_layer("backbone").get_layer("block1_conv1").kernel.numpy()
+    kernel = loaded.get_layer("block1_conv1").kernel.numpy()
     np.testing.assert_array_equal(kernel[:, :, :3], backbone.get_layer("block1_conv1").kernel.numpy())
     np.testing.assert_array_equal(kernel[:, :, 3], kernel[:, :, 0])  # yellow copies red
     with pytest.raises(models.WeightsError, match="the small backbone has none"):
@@ -355,7 +369,7 @@ def test_on_kaggle_a_weights_file_name_is_found_in_any_attached_dataset(tmp_path
     monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
     monkeypatch.setenv("HPA_KAGGLE_INPUT", str(tmp_path / "input"))
     model = models.build_model("small", 32, "rgb", weights="small_backbone.h5")
-    assert same_weights(model.get_layer("backbone").get_weights(), backbone.get_weights())
+    assert_backbone_weights_from(model, backbone)
     with pytest.raises(
         models.WeightsError,
         match=r"(?s)weights 'resnet50_weights_tf_dim_ordering_tf_kernels_notop"
@@ -389,7 +403,7 @@ def test_freeze_batch_norm_rejects_other_settings():
 def test_a_pretrained_backbone_keeps_or_trains_its_batch_norm_statistics_as_chosen(frozen, tmp_path):
     path = models.save_weights(models.small_cnn(input_shape=(32, 32, 3)), tmp_path / "backbone.h5")
     model = models.build_model("small", 32, "rgb", str(path), dropout=0.0, freeze_batch_norm=frozen)
-    layer = model.get_layer("backbone").get_layer("block1_bn1")
+    layer = model.get_layer("block1_bn1")
     before = layer.moving_mean.numpy().copy()
     model.compile(optimizer="adam", loss="binary_crossentropy")
     images = np.random.default_rng(0).integers(0, 255, (16, 32, 32, 3)).astype("uint8")

@@ -246,8 +246,9 @@ class NotebookCells:
 
 
 def backbone_kernels(model) -> list:
-    backbone = model.get_layer("backbone")
-    return [layer.kernel.numpy().copy() for layer in backbone.layers if hasattr(layer, "kernel")]
+    from hpa_utils import models
+
+    return [layer.kernel.numpy().copy() for layer in models.backbone_layers(model) if hasattr(layer, "kernel")]
 
 
 def test_02s_warm_up_trains_the_head_alone_and_the_fine_tuning_every_layer(smoke_run, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from functools import lru_cache
 from pathlib import Path
 
@@ -38,18 +39,19 @@ def check_image_size(backbone: str, image_size, argument: str = "image_size") ->
         raise ValueError(f"{argument}={image_size}: {backbone} needs images of at least {minimum}x{minimum} pixels")
 
 
-def small_cnn(include_top: bool = False, weights=None, input_shape=(64, 64, 3)) -> keras.Model:
+def small_cnn(include_top: bool = False, weights=None, input_shape=(64, 64, 3), input_tensor=None) -> keras.Model:
     """A plain CNN for CPU demos: 4 blocks of (3x3 conv, BN, ReLU) x 2 and a 2x2 max-pool (grid = side / 16).
 
     Same call as a keras.applications constructor (without a top). A ResNet50 trained from scratch
     learns little in the few minutes a CPU stage has; this backbone learns the embedded dataset in them.
-    weights: None (random) or the path of a file saved from a "small" backbone; no ImageNet weights exist.
+    weights: None (random) or the path of a file saved from a "small" backbone (without ``input_tensor``); no
+    ImageNet weights exist.
     """
     if include_top:
         raise ValueError("small_cnn has no classification top; the head is build_model's")
     if weights == "imagenet":
         raise WeightsError("weights='imagenet': the small backbone has none; use 'none' (random) or a weights file")
-    inputs = keras.Input(input_shape)
+    inputs = keras.Input(input_shape) if input_tensor is None else input_tensor
     x = inputs
     for block, filters in enumerate(SMALL_FILTERS, start=1):
         for step in (1, 2):
@@ -57,7 +59,8 @@ def small_cnn(include_top: bool = False, weights=None, input_shape=(64, 64, 3)) 
             x = keras.layers.BatchNormalization(name=f"block{block}_bn{step}")(x)
             x = keras.layers.ReLU(name=f"block{block}_relu{step}")(x)
         x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
-    model = keras.Model(inputs, x, name="small_cnn")
+    (source,) = keras.utils.get_source_inputs(inputs)  # the caller's model input, when built on its tensor
+    model = keras.Model(source, x, name="small_cnn")
     if weights is not None:
         model.load_weights(weights)
     return model
@@ -74,15 +77,19 @@ BACKBONES = {
 }
 
 
-def backbone_network(backbone: str, image_size: int, weights) -> keras.Model:
-    """The 3-channel backbone network (include_top=False): random weights for "none", else the requested ones."""
+def backbone_network(backbone: str, image_size: int, weights, input_tensor=None) -> keras.Model:
+    """The 3-channel backbone network (include_top=False): random weights for "none", else the requested ones.
+    Built on ``input_tensor`` when given (its layers then belong to the caller's graph): with "none", or
+    "imagenet" for the backbones that load it into layers built there (``LOADS_IN_PLACE``)."""
     constructor, _, notop_file = BACKBONES[backbone]
-    shape = (image_size, image_size, 3)
+    build = functools.partial(constructor, include_top=False, input_shape=(image_size, image_size, 3))
+    if input_tensor is not None:
+        build = functools.partial(build, input_tensor=input_tensor)
     if weights is None or weights == "none":
-        return constructor(include_top=False, weights=None, input_shape=shape)
+        return build(weights=None)
     if weights == "imagenet":
         try:
-            return constructor(include_top=False, weights="imagenet", input_shape=shape)
+            return build(weights="imagenet")
         except WeightsError:  # a backbone that has no ImageNet weights says so itself
             raise
         except (FileNotFoundError, torch_file.TorchFileError) as error:  # EfficientNet-Lite0's package or its file
@@ -92,7 +99,7 @@ def backbone_network(backbone: str, image_size: int, weights) -> keras.Model:
                 f"could not get the ImageNet weights of {backbone} ({error}). Without internet, pass "
                 f"weights=<path to {notop_file}> (for example from a Kaggle dataset of Keras "
                 "pretrained models), or weights='none' for random initialisation."
-            ) from None
+            ) from error
     if not isinstance(weights, (str, Path)):
         raise WeightsError(f"weights={weights!r}: expected 'imagenet', 'none' or the path of a weights file")
     try:  # on Kaggle a file name is looked for in every attached dataset
@@ -100,45 +107,58 @@ def backbone_network(backbone: str, image_size: int, weights) -> keras.Model:
     except FileNotFoundError as error:
         raise WeightsError(
             f"{error}\n(expected 'imagenet', 'none' or the path of a weights file such as {notop_file})"
-        ) from None
+        ) from error
     try:
-        return constructor(include_top=False, weights=str(path), input_shape=shape)
+        return build(weights=str(path))
     except Exception as error:
         raise WeightsError(
             f"{path}: could not load as {backbone} weights without the top ({error}); expected a file like {notop_file}"
-        ) from None
+        ) from error
 
 
-def freeze_batch_normalization(model: keras.Model) -> None:
-    """Make every BatchNormalization layer inside ``model`` non-trainable (inference mode).
+LOADS_IN_PLACE = ("small", "efficientnet_lite0")  # their constructors set ImageNet weights on layers built anywhere
+
+
+def backbone_features(backbone: str, x, weights):
+    """The backbone (include_top=False, ``weights`` as ``backbone_network``) built on ``x``, the caller's
+    (N, side, side, 3) tensor, so that each of its layers is a layer of the caller's model under its own name (a
+    weights file by layer name then holds every layer's weights, whatever is frozen). Returns its feature map.
+
+    A Keras application loads a weights file only as a model of its own: it is built so, and its weights copied.
+    """
+    image_size = int(x.shape[1])
+    if weights in (None, "none") or (weights == "imagenet" and backbone in LOADS_IN_PLACE):
+        return backbone_network(backbone, image_size, weights, input_tensor=x).output
+    network = backbone_network(backbone, image_size, weights)
+    built = backbone_network(backbone, image_size, "none", input_tensor=x)
+    for layer in network.layers:
+        if layer.weights:
+            built.get_layer(layer.name).set_weights(layer.get_weights())
+    return built.output
+
+
+def freeze_batch_normalization(layers) -> None:
+    """Make every BatchNormalization layer among ``layers`` non-trainable (inference mode).
 
     Why a pretrained backbone's statistics are kept is the lesson of notebooks/02_warmup_finetune.ipynb
-    (section 3). How: the backbone is also called with ``training=False``, but in Keras 3 an outer ``fit``
-    overrides that for a nested model, while a non-trainable BatchNormalization layer always uses its
-    moving statistics. A backbone trained from scratch has none to keep (``quicken_batch_normalization``).
+    (section 3). In Keras 3 a non-trainable BatchNormalization layer always uses its moving statistics, whatever
+    ``fit`` passes as ``training``. A backbone trained from scratch has none to keep (``quicken_batch_normalization``).
     """
-    for layer in walk_layers(model):
+    for layer in layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
 
 
-def quicken_batch_normalization(model: keras.Model, momentum: float = 0.9) -> None:
-    """Let the moving statistics of a backbone trained from scratch follow its batches within tens of steps.
+def quicken_batch_normalization(layers, momentum: float = 0.9) -> None:
+    """Let the moving statistics of the BatchNormalization layers among ``layers`` follow their batches within tens
+    of steps.
 
     With Keras' default momentum (0.99) they need hundreds of steps to leave their initial values, and
     until then the model in inference mode (validation, prediction) gives the same output for every image.
     """
-    for layer in walk_layers(model):
+    for layer in layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = momentum
-
-
-def walk_layers(layer):
-    """``layer`` and all layers nested in it, parents before children."""
-    yield layer
-    if isinstance(layer, keras.Model):
-        for child in layer.layers:
-            yield from walk_layers(child)
 
 
 @lru_cache(maxsize=None)

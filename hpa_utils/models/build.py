@@ -9,7 +9,7 @@ import numpy as np
 
 from hpa_utils.labels import NUM_CLASSES
 from hpa_utils.models.backbones import (
-    backbone_network,
+    backbone_features,
     check_backbone,
     check_channels,
     check_image_size,
@@ -18,15 +18,15 @@ from hpa_utils.models.backbones import (
 )
 from hpa_utils.models.surgery import ADAPTER_NAME, HEAD_FILTERS, rgby_from_rgb
 
+# build_model's own layers; every other layer of its models is the backbone's (``backbone_layers``)
+OWN_LAYERS = ("image", "input_scale", "input_bn", "head_conv", ADAPTER_NAME, "head_flatten", "head_dropout_1")
+OWN_LAYERS += ("head_dense", "head_dropout_2", "predictions")
 
-def _backbone_model(backbone: str, image_size: int, weights, freeze_batch_norm: bool) -> keras.Model:
-    """The 3-channel backbone as one named layer, its BatchNormalization frozen or quickened."""
-    network = backbone_network(backbone, image_size, weights)
-    if freeze_batch_norm:
-        freeze_batch_normalization(network)
-    else:
-        quicken_batch_normalization(network)
-    return keras.Model(network.input, network.output, name="backbone")
+
+def backbone_layers(model: keras.Model) -> list:
+    """The backbone's layers of a model ``build_model`` built: each is a layer of the model itself (no nested
+    model), so a weights file by layer name holds each one's weights under its own name."""
+    return [layer for layer in model.layers if layer.name not in OWN_LAYERS]
 
 
 BATCH_NORM_SETTINGS = ("auto", "yes", "no")  # FREEZE_BATCH_NORM
@@ -82,7 +82,7 @@ def build_model(
 
     backbone: "resnet50", "inceptionv3" or "densenet121" (keras.applications, include_top=False),
         "efficientnet_lite0" (``efficientnet_lite``: ImageNet weights offline) or "small" (``small_cnn``).
-    channels: "rgb" (3 input channels) or "rgby" (4; see ``rgby_backbone`` for the yellow rule).
+    channels: "rgb" (3 input channels) or "rgby" (4; see ``rgby_from_rgb`` for the yellow rule).
     weights: "imagenet" (Keras downloads it; Lite0's comes in its pip package), "none" (random) or the path of
         the backbone's ImageNet "notop" file (resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5; Lite0's .pth).
     adapter: a Conv2D named ``upscale_adapter`` (notebook 03; ``models.upscale_adapter``) placed between
@@ -106,14 +106,13 @@ def build_model(
 
     if freeze_batch_norm is None:
         freeze_batch_norm = is_pretrained(weights)
-    backbone_model = _backbone_model(backbone, image_size, weights, freeze_batch_norm)
 
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = keras.layers.Rescaling(1.0 / 255.0, name="input_scale")(inputs)
     # Moving statistics: set from the data by set_input_statistics; momentum 0.9, not 0.99, so that without
     # that they still reach dark images' values (far from the initial 0 and 1) within ~100 steps, not ~1000.
     x = keras.layers.BatchNormalization(momentum=0.9, name="input_bn")(x)
-    x = backbone_model(x, training=False)
+    x = backbone_features(backbone, x, weights)  # the backbone's layers, each a layer of this model
     x = keras.layers.Conv2D(head_filters, 1, activation="relu", name="head_conv")(x)
     if adapter is not None:
         x = adapter(x)
@@ -125,6 +124,7 @@ def build_model(
     # float32 whatever the precision policy: the sigmoid, and the loss computed from it, stay exact under mixed_float16
     outputs = keras.layers.Dense(NUM_CLASSES, activation="sigmoid", name="predictions", dtype="float32")(x)
     model = keras.Model(inputs, outputs, name=f"{backbone}_{image_size}_rgb")
+    (freeze_batch_normalization if freeze_batch_norm else quicken_batch_normalization)(backbone_layers(model))
     return rgby_from_rgb(model) if channels == "rgby" else model
 
 
@@ -174,14 +174,14 @@ def set_input_statistics(model: keras.Model, images, indices=None, max_images: i
 
 
 def set_backbone_trainable(model: keras.Model, trainable: bool, *, freeze_batch_norm: bool) -> None:
-    """Freeze (False) or unfreeze (True) the "backbone" layer; the caller must recompile afterwards.
+    """Freeze (False) or unfreeze (True) the backbone's layers; the caller must recompile afterwards.
 
     ``freeze_batch_norm`` (True for pretrained weights, as ``build_model`` chose): the backbone's
-    BatchNormalization layers stay non-trainable either way (why: ``backbones.freeze_batch_normalization``).
-    Keras' ``trainable`` setter reaches every nested layer, so the caller says it at each switch.
-    ``input_bn`` is outside the backbone and trains normally.
+    BatchNormalization layers stay non-trainable either way (why: ``backbones.freeze_batch_normalization``),
+    so the caller says it at each switch. ``input_bn`` is outside the backbone and trains normally.
     """
-    backbone = model.get_layer("backbone")
-    backbone.trainable = bool(trainable)
+    layers = backbone_layers(model)
+    for layer in layers:
+        layer.trainable = bool(trainable)
     if freeze_batch_norm:
-        freeze_batch_normalization(backbone)
+        freeze_batch_normalization(layers)

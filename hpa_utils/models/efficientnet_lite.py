@@ -66,20 +66,21 @@ def block_names() -> list[str]:
 
 
 def efficientnet_lite0(
-    include_top: bool = False, weights=None, input_shape=(224, 224, 3), classes: int = CLASSES
+    include_top: bool = False, weights=None, input_shape=(224, 224, 3), classes: int = CLASSES, input_tensor=None
 ) -> keras.Model:
     """EfficientNet-Lite0, called as a keras.applications constructor; every layer named (``stem_conv``,
     ``block2a_expand_conv``, ``block2a_dwconv``, ..., ``top_conv``, ``predictions``).
 
     weights: None (random), "imagenet" (the package's checkpoint, converted once and cached: ``imagenet_weights``)
     or a file: a ``.pth`` checkpoint of the same layout, the ``.npz`` this module caches, or Keras weights of this
-    architecture. The model takes
+    architecture (without ``input_tensor``: built on a caller's tensor, the model holds the caller's layers too).
+    The model takes
     ``preprocess_input``'s values; ``build_model`` feeds it its ``input_bn``'s instead. Raises FileNotFoundError
     when the package is missing, ``torch_file.TorchFileError`` for a file that is not such a checkpoint.
     """
     if include_top and classes != CLASSES and weights is not None:
         raise ValueError(f"classes={classes}: the ImageNet top has {CLASSES}; with other classes use weights=None")
-    inputs = keras.Input(input_shape)
+    inputs = keras.Input(input_shape) if input_tensor is None else input_tensor
     x = _conv_bn(inputs, STEM_FILTERS, 3, 2, "stem")
     names, index = block_names(), 0
     for expand, kernel, stride, filters, repeats in STAGES:
@@ -92,7 +93,8 @@ def efficientnet_lite0(
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = keras.layers.Dropout(0.2, name="top_dropout")(x)
         x = keras.layers.Dense(classes, activation="softmax", name="predictions")(x)
-    model = keras.Model(inputs, x, name="efficientnet_lite0")
+    (source,) = keras.utils.get_source_inputs(inputs)  # the caller's model input, when built on its tensor
+    model = keras.Model(source, x, name="efficientnet_lite0")
     if weights is None:
         return model
     if weights == "imagenet":
@@ -145,11 +147,12 @@ _TORCH_KEYS = ("weight", "bias", "running_mean", "running_var")
 
 
 def set_weights_by_name(model: keras.Model, arrays: dict[str, list[np.ndarray]]) -> list[str]:
-    """Give each layer of ``model`` the arrays stored under its name (a top absent from the model is skipped).
-    Returns the layers set; raises ValueError naming a layer whose shapes differ or that the arrays lack."""
-    done = []
+    """Give each of Lite0's layers in ``model`` the arrays stored under its name (a top absent from the model is
+    skipped, and so are layers of a model Lite0 was built into). Returns the layers set; raises ValueError naming a
+    layer whose shapes differ or that the arrays lack."""
+    done, own = [], _torch_layers()
     for layer in model.layers:
-        if not layer.weights:
+        if not layer.weights or layer.name not in own:
             continue
         if layer.name not in arrays:
             raise ValueError(f"{model.name}: no weights for layer {layer.name}")

@@ -56,69 +56,45 @@ def upscale_adapter(backbone: str, source_image_size: int, image_size: int) -> k
     return keras.layers.Conv2D(HEAD_FILTERS, kernel_size, strides=stride, activation="relu", name=ADAPTER_NAME)
 
 
-def _add_yellow_input(weights: np.ndarray) -> np.ndarray:
-    """Add a yellow input channel to (kh, kw, 3, filters) convolution weights: a copy of the red channel's."""
-    return np.concatenate([weights, weights[:, :, :1, :]], axis=2)
-
-
-def rgby_backbone(backbone: keras.Model) -> keras.Model:
-    """A 4-channel copy of a 3-channel backbone: same layers and weights, first convolution widened.
-
-    The rule for the new yellow (endoplasmic reticulum) input channel: its filter weights are a copy
-    of the red (microtubules) channel's. Both stains mark cytoplasmic structures with similar
-    intensity statistics, so the pretrained first-layer filters respond to yellow as they do to red;
-    and an all-zero yellow channel leaves every output exactly as in the 3-channel backbone.
-    The copy is built with random weights (weights=None semantics) and then every weight is copied.
-    """
-    height, width, channels = backbone.input.shape[1:]
-    if channels != 3:
-        raise ValueError(f"rgby_backbone expects a 3-channel backbone, got input shape {backbone.input.shape}")
-    expanded = keras.models.clone_model(backbone, input_tensors=keras.Input((height, width, 4)))
-    widened = []
-    for old, new in zip(backbone.layers, expanded.layers):
-        if old.name != new.name and not isinstance(old, keras.layers.InputLayer):
-            raise ValueError(f"rgby_backbone: layer order differs after cloning ({old.name} vs {new.name})")
-        values = []
-        for old_value, new_variable in zip(old.get_weights(), new.weights):
-            if old_value.shape != tuple(new_variable.shape):
-                expected = old_value.ndim == 4 and old_value.shape[2] == 3 and tuple(new_variable.shape)[2] == 4
-                if not expected:
-                    raise ValueError(
-                        f"rgby_backbone: unexpected shape change in layer {old.name}: "
-                        f"{old_value.shape} -> {tuple(new_variable.shape)}"
-                    )
-                old_value = _add_yellow_input(old_value)
-                widened.append(old.name)
-            values.append(old_value)
-        new.set_weights(values)
-        new.trainable = old.trainable
-    if len(widened) != 1:
-        raise ValueError(f"rgby_backbone: expected exactly one first convolution to widen, found {widened}")
-    return keras.Model(expanded.input, expanded.output, name=backbone.name)
+def _add_yellow_input(value: np.ndarray, new_shape: tuple) -> np.ndarray | None:
+    """``value`` with a yellow input channel, a copy of the red one's, where ``new_shape`` asks for it: the first
+    convolution's (kh, kw, 3, filters) kernel, or ``input_bn``'s per-channel (3,) arrays. None for another change."""
+    if value.ndim == 4 and value.shape[2] == 3 and new_shape[2] == 4:
+        return np.concatenate([value, value[:, :, :1, :]], axis=2)
+    if value.ndim == 1 and value.shape == (3,) and new_shape == (4,):
+        return np.concatenate([value, value[:1]])
+    return None
 
 
 def rgby_from_rgb(model: keras.Model) -> keras.Model:
     """A 4-channel (RGBY) copy of a 3-channel model built by ``build_model``, with every weight copied.
 
-    The backbone's first convolution gets the yellow channel by ``rgby_backbone``'s rule (copy of
-    red); ``input_bn`` gives yellow a copy of red's scale, offset and statistics. With an all-zero
-    yellow channel and a fresh ``input_bn`` the new model predicts exactly what the old one does.
+    The rule for the new yellow (endoplasmic reticulum) input channel: the backbone's first convolution gets
+    filter weights that copy the red (microtubules) channel's, and ``input_bn`` copies red's scale, offset and
+    statistics. Both stains mark cytoplasmic structures with similar intensity statistics, so the pretrained
+    first-layer filters respond to yellow as they do to red; and with an all-zero yellow channel and a fresh
+    ``input_bn`` the new model predicts exactly what the old one does.
     """
     if model.input.shape[-1] != 3:
         raise ValueError(f"rgby_from_rgb expects a 3-channel model, got input shape {model.input.shape}")
     height, width = model.input.shape[1:3]
     inputs = keras.Input((height, width, 4), name=model.layers[0].name)
-    x = inputs
-    for layer in model.layers[1:]:
-        if layer.name == "backbone":
-            new = rgby_backbone(layer)
-            x = new(x, training=False)
-            continue
-        new = layer.__class__.from_config(layer.get_config())
-        x = new(x)
-        values = layer.get_weights()
-        if layer.name == "input_bn":
-            values = [np.concatenate([value, value[:1]]) for value in values]
+    expanded = keras.models.clone_model(model, input_tensors=inputs)
+    widened = []
+    for old, new in zip(model.layers[1:], expanded.layers[1:]):
+        if old.name != new.name:
+            raise ValueError(f"rgby_from_rgb: layer order differs after cloning ({old.name} vs {new.name})")
+        values = []
+        for old_value, new_variable in zip(old.get_weights(), new.weights):
+            if old_value.shape != tuple(new_variable.shape):
+                old_value = _add_yellow_input(old_value, tuple(new_variable.shape))
+                if old_value is None:
+                    raise ValueError(f"rgby_from_rgb: unexpected shape change in layer {old.name}")
+                widened.append(old.name)
+            values.append(old_value)
         new.set_weights(values)
-        new.trainable = layer.trainable
-    return keras.Model(inputs, x, name=model.name.replace("_rgb", "_rgby"))
+        new.trainable = old.trainable
+    convolutions = [name for name in dict.fromkeys(widened) if name != "input_bn"]
+    if len(convolutions) != 1:
+        raise ValueError(f"rgby_from_rgb: expected exactly one first convolution to widen, found {convolutions}")
+    return keras.Model(inputs, expanded.output, name=model.name.replace("_rgb", "_rgby"))

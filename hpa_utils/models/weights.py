@@ -1,41 +1,22 @@
-"""Weights files: legacy .h5 save and load by layer name, checked (the only file on Keras' private API)."""
+"""Weights files by layer name: Keras' legacy HDF5 layout, written and checked with h5py (public APIs only).
+
+Each layer of a ``build_model`` model (the backbone's too: no nested model) owns its weights under its own name, in
+the order Keras' legacy loader reads (trainable, then non-trainable: for every layer here the same whatever is
+frozen), so ``model.load_weights(path, by_name=True, skip_mismatch=True)`` reads a file of another stage's model.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from pathlib import Path
 
 import h5py
 import keras
 import numpy as np
-from keras.src.legacy.saving import legacy_h5_format
 
 from hpa_utils.atomic_files import atomic_write
-from hpa_utils.models.backbones import WeightsError, freeze_batch_normalization, walk_layers
+from hpa_utils.models.backbones import WeightsError
 from hpa_utils.models.surgery import ADAPTER_NAME
-
-
-@contextlib.contextmanager
-def canonical_weight_order(model: keras.Model):
-    """Temporarily put the model in the one trainable state its weights files are written in (and read in).
-
-    The legacy .h5 format stores each layer's weights as trainable + non-trainable, so the order within the nested
-    backbone depends on what is frozen, and a by-name load into a model frozen differently assigns arrays to the
-    wrong variables (silently where shapes agree). So ``save_weights`` writes, and a load by name reads, in one
-    state: everything trainable except the backbone's BatchNormalization layers.
-    """
-    states = [(layer, layer.trainable) for layer in walk_layers(model)]
-    for layer, _ in states:  # one by one: a Keras 3 Functional does not pass the flag to its layers
-        layer.trainable = True
-    for layer in model.layers:
-        if layer.name == "backbone":
-            freeze_batch_normalization(layer)
-    try:
-        yield
-    finally:
-        for layer, trainable in states:  # parents first, in case a parent's setter resets its children
-            layer.trainable = trainable
 
 
 def _check_legacy_path(path) -> Path:
@@ -49,19 +30,41 @@ def _check_legacy_path(path) -> Path:
     return path
 
 
-def save_weights(model: keras.Model, path) -> Path:
-    """Write the model's weights as a legacy (Keras 2 style) HDF5 file, atomically.
+def _layer_weights(layer) -> list:
+    """A layer's variables in the order of Keras' legacy HDF5 files: trainable, then non-trainable."""
+    return list(layer.trainable_weights) + list(layer.non_trainable_weights)
 
-    The file loads by layer name: ``transfer_weights(model, path)`` (which checks what matched), or
-    plain ``model.load_weights(path, by_name=True, skip_mismatch=True)`` into a model as
-    ``build_model`` returns it (backbone not frozen). Whatever is frozen when saving, the file is
-    written in that state's weight order. ``path`` must end in .h5 (not .weights.h5).
+
+def save_weights(model: keras.Model, path) -> Path:
+    """Write the model's weights by layer name in Keras' legacy HDF5 layout (``layer_names``, a group per layer
+    with its ``weight_names``), atomically. ``path`` must end in .h5 (not .weights.h5).
+
+    The file loads by layer name with Keras' own ``model.load_weights(path, by_name=True, skip_mismatch=True)``
+    (``loaded_by_name`` checks what matched) into a model whose layers carry the same names.
     """
     path = _check_legacy_path(path)
-    with atomic_write(path) as temporary, canonical_weight_order(model):
-        with h5py.File(temporary, "w") as file:
-            legacy_h5_format.save_weights_to_hdf5_group(file, model)
+    nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
+    if nested:
+        raise WeightsError(f"{model.name}: nested models {nested} have no weights of their own by name")
+    with atomic_write(path) as temporary, h5py.File(temporary, "w") as file:
+        file.attrs["layer_names"] = np.array([layer.name.encode("utf8") for layer in model.layers])
+        file.attrs["backend"] = keras.backend.backend().encode("utf8")
+        file.attrs["keras_version"] = keras.__version__.encode("utf8")
+        for layer in sorted(model.layers, key=lambda layer: layer.name):  # as Keras: groups in name order
+            group = file.create_group(layer.name)
+            variables = _layer_weights(layer)
+            group.attrs["weight_names"] = np.array([variable.path.encode("utf8") for variable in variables], "S")
+            for variable in variables:
+                group.create_dataset(variable.path, data=keras.ops.convert_to_numpy(variable))
     return path
+
+
+def _names(group, name: str) -> list[str]:
+    """A list attribute of a legacy file, stored whole or (Keras, when long) in numbered chunks."""
+    chunks = [group.attrs[name]] if name in group.attrs else []
+    while f"{name}{len(chunks)}" in group.attrs:
+        chunks.append(group.attrs[f"{name}{len(chunks)}"])
+    return [item.decode("utf8") if hasattr(item, "decode") else str(item) for chunk in chunks for item in chunk]
 
 
 def _read_legacy_weights(path: Path) -> dict[str, list[np.ndarray]]:
@@ -78,10 +81,12 @@ def _read_legacy_weights(path: Path) -> dict[str, list[np.ndarray]]:
                     f"{path}: not a legacy Keras .h5 weights file (no layer_names); "
                     "a .weights.h5 checkpoint loads with load_weights into the same architecture"
                 )
-            names = legacy_h5_format.load_attributes_from_hdf5_group(group, "layer_names")
-            return {str(name): legacy_h5_format.load_subset_weights_from_hdf5_group(group[name]) for name in names}
+            return {
+                name: [np.asarray(group[name][weight]) for weight in _names(group[name], "weight_names")]
+                for name in _names(group, "layer_names")
+            }
     except OSError as error:
-        raise WeightsError(f"{path}: cannot read as HDF5 ({error})") from None
+        raise WeightsError(f"{path}: cannot read as HDF5 ({error})") from error
 
 
 def _stored_names(stored: dict) -> list[str]:
@@ -104,15 +109,14 @@ def loaded_by_name(model: keras.Model, path, allowed_new=(ADAPTER_NAME,)) -> tup
 def _compare_with_file(model: keras.Model, path: Path, stored: dict, allowed_new) -> tuple[list[str], list[str]]:
     """``loaded_by_name`` on the file's arrays ``stored`` (read once)."""
     loaded, new = [], []
-    with canonical_weight_order(model):
-        for layer in model.layers:
-            current = [np.asarray(variable) for variable in legacy_h5_format._legacy_weights(layer)]
-            if not current:
-                continue
-            arrays = stored.get(layer.name)
-            same = arrays is not None and len(arrays) == len(current)
-            same = same and all(a.shape == c.shape and np.array_equal(a, c) for a, c in zip(arrays, current))
-            (loaded if same else new).append(layer.name)
+    for layer in model.layers:
+        current = [keras.ops.convert_to_numpy(variable) for variable in _layer_weights(layer)]
+        if not current:
+            continue
+        arrays = stored.get(layer.name)
+        same = arrays is not None and len(arrays) == len(current)
+        same = same and all(a.shape == c.shape and np.array_equal(a, c) for a, c in zip(arrays, current))
+        (loaded if same else new).append(layer.name)
     unexpected = [name for name in new if name not in allowed_new]
     if unexpected:
         raise WeightsError(
@@ -123,14 +127,14 @@ def _compare_with_file(model: keras.Model, path: Path, stored: dict, allowed_new
 
 
 def transfer_weights(model: keras.Model, path, allowed_new=(ADAPTER_NAME,)) -> list[str]:
-    """Load a legacy .h5 file by layer name (Keras' ``load_weights(..., by_name=True, skip_mismatch=True)``, in the
-    weights' one order) and return the names of the layers that got its values. A layer whose shape changed keeps
+    """Load a legacy .h5 file by layer name (Keras' ``load_weights(..., by_name=True, skip_mismatch=True)``) and
+    return the names of the layers that got its values. A layer whose shape changed keeps
     its own weights. Raises WeightsError when the file is missing or unusable, or a layer outside ``allowed_new``
     got nothing (``loaded_by_name``).
     """
     path = Path(path)
     stored = _read_legacy_weights(path)  # a clear error for a missing or foreign file, before Keras reads it
-    with canonical_weight_order(model), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Skipping loading")
         model.load_weights(str(path), by_name=True, skip_mismatch=True)
     return _compare_with_file(model, path, stored, allowed_new)[0]
@@ -151,6 +155,6 @@ def load_weights(model: keras.Model, path) -> list[str]:
                 warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
                 model.load_weights(path)
         except ValueError as error:
-            raise WeightsError(f"{path}: does not fit {model.name} ({error})") from None
+            raise WeightsError(f"{path}: does not fit {model.name} ({error})") from error
         return _weighted_layer_names(model)
     return transfer_weights(model, path, allowed_new=())
