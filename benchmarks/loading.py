@@ -321,7 +321,7 @@ def _breakdown_context(settings: Settings, data_dir: Path, ids: list[str], work_
     return context
 
 
-def _available(variants) -> list[Variant]:
+def available(variants) -> list[Variant]:
     """The variants this machine can run: the Wuffs rows only where pywuffs is installed."""
     return [variant for variant in variants if png.available() or "Wuffs" not in variant.name]
 
@@ -330,7 +330,7 @@ def measure_breakdown(settings: Settings, data_dir: Path, ids: list[str], work_d
     """Where a sample's load time goes (1 thread, ms per sample), and how build_cache scales with threads."""
     context = _breakdown_context(settings, data_dir, ids, work_dir)
     log(f"first-pass breakdown: {context.count} samples" + ("" if png.available() else "; pywuffs not installed"))
-    stages, passes = _available(STAGES), _available(PASSES)
+    stages, passes = available(STAGES), available(PASSES)
     timed_stages = [
         dataclasses.replace(
             variant, run=lambda c, variant=variant: timed(lambda: [variant.run(c, index) for index in range(c.count)])
@@ -355,71 +355,3 @@ def measure_breakdown(settings: Settings, data_dir: Path, ids: list[str], work_d
         rate = context.count / best[variant.name]
         rows.append(Row(variant.name, rate, "samples/s", ratio_text(rate, kernel), variant.describe(context, best)))
     return rows
-
-
-# --- streaming: decoding on the fly where the cache does not fit ---------------------------------------
-
-
-def _epoch(images_of, without_wuffs: bool = False):
-    """One pass of inputs.make_dataset over ``images_of(context)``, batch by batch, as training reads it;
-    ``without_wuffs``: with pywuffs hidden from dataset.png for the whole pass, so every PNG decodes with cv2."""
-
-    def run(context: Context) -> float:
-        batches = inputs.make_dataset(images_of(context), batch_size=context.settings.batch_size)
-        original = png._decoder
-        if without_wuffs:
-            png._decoder = lambda: False
-        try:
-            return timed(lambda: [None for _ in batches])
-        finally:
-            png._decoder = original
-
-    return run
-
-
-def _streamed(context: Context) -> cache.StreamedImages:
-    return cache.StreamedImages(context.data_dir, "train", context.ids, context.settings.source_size, "rgby")
-
-
-STREAMING = (
-    Variant(
-        "cached pass at full size",
-        _epoch(lambda c: c.batches),
-        lambda c, best, name: (
-            f"inputs.make_dataset over the {c.settings.source_size} px memmap (1 MiB an image at 512)"
-        ),
-    ),
-    Variant(
-        "streamed pass, Wuffs",
-        _epoch(_streamed),
-        lambda c, best, name: f"CACHE=stream: every image decoded again each pass, {c.threads} threads",
-    ),
-    Variant(
-        "streamed pass, cv2",
-        _epoch(_streamed, without_wuffs=True),
-        "the same without pywuffs (as on Kaggle's image)",
-    ),
-)
-
-
-def measure_streaming(settings: Settings, data_dir: Path, ids: list[str], work_dir: Path) -> list[Row]:
-    """Samples/s of a training pass over the cache at the PNGs' full size against the same pass decoding on the
-    fly (``CACHE=stream``), with Wuffs and with cv2: what streaming costs where the cache does not fit."""
-    context = Context(settings, data_dir, ids, work_dir)
-    log(f"streaming: {context.count} samples at {settings.source_size} px, cached vs decoded on the fly")
-    context.batches = cache.build_cache(
-        data_dir, "train", ids, settings.source_size, "rgby", cache_dir=work_dir / "streaming"
-    )
-    variants = _available(STREAMING)
-    best = timed_in_turns(variants, context, settings.repeats)
-    cached = context.count / best["cached pass at full size"]
-    return [
-        Row(
-            variant.name,
-            context.count / best[variant.name],
-            "samples/s",
-            f"{context.count / best[variant.name] / cached:.2f}x cached",
-            variant.describe(context, best),
-        )
-        for variant in variants
-    ]

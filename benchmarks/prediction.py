@@ -60,7 +60,7 @@ PREDICTIONS = (
         "predict_tta fixed cost per call",
         lambda c: c.tta(c.images[:1], views=1),
         lambda c, best, name: (
-            f"a 1-image call (the tf.data set-up; the tf.function is traced once per model and view count): "
+            f"a 1-image call (the last model's ViewAverage is kept per view count: traced once, not per call): "
             f"{100 * best[name] / (c.count * best['ours batched']):.0f} % of the batched call above"
         ),
         "s/call",

@@ -34,8 +34,9 @@ from benchmarks.common import (
     target_line,
     versions,
 )
-from benchmarks.loading import LOADING, PASSES, STAGES, STREAMING, measure_breakdown, measure_loading, measure_streaming
+from benchmarks.loading import LOADING, PASSES, STAGES, measure_breakdown, measure_loading
 from benchmarks.prediction import PREDICTIONS, measure_prediction
+from benchmarks.streaming import STREAMING, measure_streaming
 from benchmarks.training import AUGMENTATIONS, TRAINING_ROWS, build_small_model, measure_augmentation, measure_training
 
 # Every row the table prints, in order (the test checks each one has a number): each section's one list.
@@ -50,15 +51,14 @@ TARGET_NAMES = ("first pass", "cached passes", "input pipeline overhead", "batch
 )
 
 
-def run(settings: Settings) -> int:
-    """Measure everything and print the table; returns the exit code (0, also when a target is missed)."""
-    started = time.perf_counter()
-    load_at_start = load_average()
+def print_header(settings: Settings) -> tuple[Path, list[str], str]:
+    """What the table is measured on: the machine, the versions, the data (generated once) and the sizes.
+    Returns the data folder, its Ids and the model's name."""
     print("# HPA input and prediction benchmarks (python -m benchmarks.run)")
     print(
         f"machine: {platform.system()} {platform.machine()}, os.cpu_count() = {os.cpu_count()}, "
         f"usable CPUs {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else '?'}, "
-        f"cv2 threads {cv2.getNumThreads()}, load average at start {load_at_start}"
+        f"cv2 threads {cv2.getNumThreads()}, load average at start {load_average()}"
     )
     print(f"versions: {versions()}")
     data_dir, ids = prepare_data(settings)
@@ -73,6 +73,13 @@ def run(settings: Settings) -> int:
         f"({settings.training_repeats} x {settings.train_batches} steps for training), kernel and ours in turn"
     )
     sys.stdout.flush()
+    return data_dir, ids, model_name
+
+
+def run(settings: Settings) -> int:
+    """Measure everything and print the table; returns the exit code (0, also when a target is missed)."""
+    started = time.perf_counter()
+    data_dir, ids, model_name = print_header(settings)
     settings.data_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="work-", dir=settings.data_root) as work:
         work_dir = Path(work)

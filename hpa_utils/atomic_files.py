@@ -44,7 +44,7 @@ def write_json(path, value) -> Path:
     try:
         text = json.dumps(value, indent=2, sort_keys=False) + "\n"
     except (TypeError, ValueError) as error:
-        raise type(error)(f"{path}: cannot write this value as JSON ({error})") from None
+        raise type(error)(f"{path}: cannot write this value as JSON ({error})") from error
     with atomic_write(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
     return Path(path)
@@ -55,7 +55,7 @@ def read_json(path):
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: file not found") from None
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{path}: file not found") from error
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
+        raise ValueError(f"{path}: not valid JSON ({error})") from error

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import tempfile
+import time
+import traceback
 from pathlib import Path
 
 from hpa_utils import disk, stages
@@ -159,9 +163,31 @@ COMMANDS = {
 }
 
 
+EXPECTED = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError, RuntimeError)
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def raised_here(error: BaseException) -> bool:
+    """Whether ``error`` was raised by this package's own code (the innermost frame of its traceback is in
+    hpa_utils): a message written for the user, not a library's failure or a bug."""
+    traceback_ = error.__traceback__
+    while traceback_ is not None and traceback_.tb_next is not None:
+        traceback_ = traceback_.tb_next
+    return traceback_ is not None and PACKAGE_DIR in Path(traceback_.tb_frame.f_code.co_filename).resolve().parents
+
+
+def log_traceback(error: BaseException, command: str) -> Path:
+    """Write ``error``'s full traceback (its causes included) to a log file in the temporary folder; its path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path(tempfile.gettempdir()) / f"hpa_utils-{command}-{stamp}-{os.getpid()}.log"
+    path.write_text("".join(traceback.format_exception(error)), encoding="utf-8")
+    return path
+
+
 def main(argv=None) -> int:
-    """Parse the command line, run the command's ``main`` and turn the expected errors into one line on stderr:
-    exit status 1 for a stage that stopped or a full disk, 2 for a bad argument or input."""
+    """Parse the command line, run the command's ``main`` and turn the package's own errors into one line on
+    stderr: exit status 1 for a stage that stopped or a full disk, 2 for a bad argument or input. Any other error
+    (a library's, or a bug) prints one line naming the log file that holds its full traceback, status 1."""
     arguments = _parser().parse_args(argv)
     command = importlib.import_module(COMMANDS[arguments.command])
     try:
@@ -169,13 +195,22 @@ def main(argv=None) -> int:
     except stages.RunError as error:  # a notebook stopped: the message names the cell, or the fault, and the resume
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError, RuntimeError) as error:
+    except OSError as error:  # a full disk, wherever a command writes: one line, no traceback
+        if disk.is_full_disk(error):
+            folder = disk.path_in(error)
+            where = folder.parent if folder else Path.cwd()
+            print(f"error: {disk.ran_out(where)}: {error}", file=sys.stderr)
+            return 1
+        return _unexpected(error, arguments.command)
+    except Exception as error:
+        return _unexpected(error, arguments.command)
+
+
+def _unexpected(error: BaseException, command: str) -> int:
+    """One line for an error the package raised (status 2); else the line names the log of its traceback."""
+    if isinstance(error, EXPECTED) and raised_here(error):
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except OSError as error:  # a full disk, wherever a command writes: one line, no traceback
-        if not disk.is_full_disk(error):
-            raise
-        folder = disk.path_in(error)
-        where = folder.parent if folder else Path.cwd()
-        print(f"error: {disk.ran_out(where)}: {error}", file=sys.stderr)
-        return 1
+    log = log_traceback(error, command)
+    print(f"error: {type(error).__name__}: {error} (not raised by hpa_utils; full traceback: {log})", file=sys.stderr)
+    return 1

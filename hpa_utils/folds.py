@@ -76,7 +76,7 @@ def _read_assignment(path, column: str, expected_ids) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, dtype={"Id": str})
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not a readable CSV file ({error})") from None
+        raise ValueError(f"{path}: not a readable CSV file ({error})") from error
     missing_columns = [name for name in ("Id", column) if name not in frame.columns]
     if missing_columns:
         raise ValueError(f"{path}: missing column(s) {missing_columns}, found {list(frame.columns)}")

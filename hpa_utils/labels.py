@@ -68,10 +68,10 @@ def parse_target(text, where: str = "Target") -> list[int]:
     for token in text.split():
         try:
             label = int(token)
-        except ValueError:
+        except ValueError as error:
             raise TargetError(
                 f"{where}: Target {text!r} has a non-integer label {token!r}", "non-integer label", token
-            ) from None
+            ) from error
         if not 0 <= label < NUM_CLASSES:
             raise TargetError(
                 f"{where}: Target {text!r} has label {label} outside 0..{NUM_CLASSES - 1}", "label outside", label

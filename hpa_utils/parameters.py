@@ -46,7 +46,7 @@ def load_preset(name_or_path: str) -> dict:
     try:
         content = yaml.load(path.read_text(), Loader=YamlLoader) or {}
     except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML ({error})") from None
+        raise ValueError(f"{path}: not valid YAML ({error})") from error
     if not isinstance(content, dict) or not isinstance(content.get("parameters", {}), dict):
         raise ValueError(f"{path}: expected a mapping with a 'parameters' mapping")
     unknown = set(content) - {"description", "parameters", "stages", "notebooks"}
@@ -164,7 +164,7 @@ def _parameter_statements(source: str, where: str) -> list[ast.AnnAssign]:
     except SyntaxError as error:
         raise ValueError(
             f"{where}: the parameters cell is not valid Python ({error.msg}, line {error.lineno})"
-        ) from None
+        ) from error
     for statement in tree.body:
         if not (isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name) and statement.value):
             raise ValueError(
@@ -180,10 +180,10 @@ def declared_in_source(source: str, where: str = "parameters cell") -> dict:
     for statement in _parameter_statements(source, where):
         try:
             default = ast.literal_eval(statement.value)
-        except ValueError:
+        except ValueError as error:
             raise ValueError(
                 f"{where}: {statement.target.id} is not a literal: `{ast.unparse(statement.value)}`"
-            ) from None
+            ) from error
         declared[statement.target.id] = (ast.unparse(statement.annotation), default)
     return declared
 
@@ -223,7 +223,7 @@ def parse_overrides(items: list[str]) -> dict:
             raise ValueError(
                 f"-p {item!r}: the value is not valid YAML ({str(error).splitlines()[0]}); "
                 f"quote text, write lists as [0, 1]"
-            ) from None
+            ) from error
         result[name] = _as_number(value)
     return result
 

@@ -81,11 +81,20 @@ class ViewAverage:
             ) from error
 
 
+_KEPT: dict = {}  # predict_tta's ViewAverage of the last model, per view count: {"model": model, views: average}
+
+
 def predict_tta(model, images, views: int = DIHEDRAL_VIEWS, batch_size: int = 32, progress: bool = True) -> np.ndarray:
     """Mean model output (N, classes) float32 over the first ``views`` dihedral views of each image (``ViewAverage``):
     ``views=1`` is plain prediction. Each step stacks all views of ``batch_size`` images into one model call.
+    The last model's ``ViewAverage`` per view count is kept, so its compiled prediction is traced once, not per call.
     Raises ValueError for views outside 1..8, a non-4-D array, or non-square images with views > 1."""
-    return ViewAverage(model, views)(images, batch_size=batch_size, progress=progress)
+    if _KEPT.get("model") is not model:
+        _KEPT.clear()
+        _KEPT["model"] = model
+    if views not in _KEPT:
+        _KEPT[views] = ViewAverage(model, views)
+    return _KEPT[views](images, batch_size=batch_size, progress=progress)
 
 
 def _duplicates(ids) -> list:

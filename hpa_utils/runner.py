@@ -92,7 +92,7 @@ def new_run_dir(out: str | None, preset_name: str) -> Path:
         probe.write_text("")
         probe.unlink()
     except OSError as error:
-        raise PermissionError(f"--out {run_dir}: cannot write there ({error.strerror})") from None
+        raise PermissionError(f"--out {run_dir}: cannot write there ({error.strerror})") from error
     return run_dir
 
 
@@ -157,13 +157,13 @@ def execute_notebook(
         _write_html_if_room(output)
         raise stage_failures.stopped(
             label, error, output, log_path, watcher.peak, stage_failures.needs(label, injected)
-        ) from None
+        ) from error
     except OSError as error:
         if not disk.is_full_disk(error):
             raise
         raise stage_failures.stopped(
             label, error, output, log_path, watcher.peak, stage_failures.needs(label, injected)
-        ) from None
+        ) from error
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -184,7 +184,7 @@ def execute_stage(stage: str, run_dir: Path, injected: dict) -> float:
             label=stage,
         )
     except stages.StageStopped as stopped:
-        raise _resumable(str(stopped), run_dir) from None
+        raise _resumable(str(stopped), run_dir) from stopped
 
 
 def _resumable(line: str, run_dir: Path) -> stages.StageStopped:
@@ -311,7 +311,7 @@ def run_stage(stage: str, run_dir: Path, record: dict) -> float:
     except OSError as error:  # run.json, after the stage (the notebook's own writes are execute_stage's)
         if not disk.is_full_disk(error):
             raise
-        raise _resumable(disk.full_disk_line(stage, run_dir), run_dir) from None
+        raise _resumable(disk.full_disk_line(stage, run_dir), run_dir) from error
     finished = stages.is_finished(run_dir / stage)  # not when a run trains only some of 04's folds
     scores = (
         comparison.headline(stage_files.read_metrics(run_dir / stage), stage)

@@ -210,3 +210,36 @@ def test_a_view_average_keeps_its_compiled_prediction_and_sees_new_weights():
     )
     np.testing.assert_allclose(second, expected, atol=1e-5)
     assert not np.allclose(first[:3], second)
+
+
+class CountingTraces(keras.layers.Layer):
+    """The identity, counting the times Python runs its ``call``: once per trace of a compiled prediction."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.traces = 0
+
+    def call(self, x):
+        self.traces += 1
+        return x
+
+
+def test_predict_tta_traces_a_models_prediction_once_not_per_call():
+    counting = CountingTraces()
+    inputs_ = keras.Input((8, 8, 4))
+    model = keras.Model(
+        inputs_, keras.layers.Dense(28, activation="sigmoid")(keras.layers.Flatten()(counting(inputs_)))
+    )
+    images = asymmetric_images(count=8, height=8, width=8)
+    first = predict.predict_tta(model, images, views=1, batch_size=4, progress=False)
+    after_first = counting.traces
+    for views in (1, 8, 1, 8):  # alternating view counts: each keeps its own compiled prediction
+        predict.predict_tta(model, images, views=views, batch_size=4, progress=False)
+    after_eight = counting.traces
+    for _ in range(3):
+        np.testing.assert_array_equal(predict.predict_tta(model, images, views=1, batch_size=4, progress=False), first)
+        predict.predict_tta(model, images, views=8, batch_size=4, progress=False)
+    assert counting.traces == after_eight > after_first, "traced again on a later call"
+    other = keras.models.clone_model(model)  # another model (other weights) gets its own prediction
+    expected = other.predict(images, verbose=0)
+    np.testing.assert_allclose(predict.predict_tta(other, images, views=1, batch_size=4, progress=False), expected)

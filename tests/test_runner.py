@@ -111,3 +111,18 @@ def test_cli_reports_bad_preset_without_traceback(capsys):
     assert cli.main(["run", "--preset", "nope", "--out", "/tmp/never-made"]) == 2
     assert "error: preset 'nope' not found" in capsys.readouterr().err
     assert not Path("/tmp/never-made").exists()
+
+
+def test_cli_a_librarys_error_is_not_read_as_bad_input_its_traceback_goes_to_a_log(capsys, monkeypatch):
+    import json
+
+    from hpa_utils import comparison
+
+    monkeypatch.setattr(comparison, "main", lambda arguments: json.loads("{not json"))  # the library raises
+    assert cli.main(["summary", "anywhere"]) == 1
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("error: JSONDecodeError: ") and "not raised by hpa_utils" in line and "\n" not in line
+    log = Path(line.rsplit("full traceback: ", 1)[1].rstrip(")"))
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and "json/decoder.py" in text and "test_runner.py" in text
+    log.unlink()

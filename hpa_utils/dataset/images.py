@@ -72,7 +72,7 @@ def _check_complete(path: Path, data: bytes) -> None:
                     raise OSError("no end-of-image marker")
                 image.load()
         except Exception as error:
-            raise ImageError(f"{path}: truncated JPEG (no end-of-image marker; {error})") from None
+            raise ImageError(f"{path}: truncated JPEG (no end-of-image marker; {error})") from error
 
 
 def _decode_with_pil(path: Path, data: bytes) -> np.ndarray:
@@ -85,7 +85,7 @@ def _decode_with_pil(path: Path, data: bytes) -> np.ndarray:
                 mode = image.mode
             array = np.asarray(image)
     except Exception as error:
-        raise ImageError(f"{path}: not a readable image, or a truncated or corrupt one ({error})") from None
+        raise ImageError(f"{path}: not a readable image, or a truncated or corrupt one ({error})") from error
     if mode.startswith("I;16"):
         array = array.astype(np.uint16)
     elif mode == "I":  # 32-bit integer mode: what PIL gives for some 16-bit files
@@ -164,10 +164,10 @@ def load_channel(path, image_size: int | None = None) -> np.ndarray:
     _check_size(image_size)
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: image file not found") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path}: is a folder, not an image file") from None
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{path}: image file not found") from error
+    except IsADirectoryError as error:
+        raise ImageError(f"{path}: is a folder, not an image file") from error
     return decode_channel(data, path, image_size)
 
 
@@ -198,7 +198,7 @@ def decode_channel(data: bytes, path, image_size: int | None = None) -> np.ndarr
     try:
         array = _to_uint8(array)
     except ValueError as error:
-        raise ImageError(f"{path}: {error}") from None
+        raise ImageError(f"{path}: {error}") from error
     if image_size is not None:
         array = _resize(array, int(image_size), int(image_size))
     return np.ascontiguousarray(array)

@@ -62,9 +62,9 @@ def _get(url: str, timeout: float) -> bytes:
             expected = response.headers.get("Content-Length")
             data = response.read()
     except urllib.error.HTTPError as error:
-        raise FetchError(f"HTTP {error.code}", retry=error.code not in PERMANENT_HTTP) from None
+        raise FetchError(f"HTTP {error.code}", retry=error.code not in PERMANENT_HTTP) from error
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
-        raise FetchError(f"network: {getattr(error, 'reason', error)}", retry=True) from None
+        raise FetchError(f"network: {getattr(error, 'reason', error)}", retry=True) from error
     if expected is not None and expected.isdigit() and len(data) != int(expected):
         raise FetchError(f"truncated: {len(data)} of {expected} bytes", retry=True)
     return data
@@ -82,7 +82,7 @@ def fetch_channel(url: str, target: Path, settings: Settings) -> None:
                 channel = decode_channel(data, url, settings.size)
             except ImageError as error:
                 truncated = "truncated" in str(error)
-                raise FetchError("truncated image" if truncated else "not an image", retry=truncated) from None
+                raise FetchError("truncated image" if truncated else "not an image", retry=truncated) from error
             ok, encoded = cv2.imencode(".png", channel, PNG_OPTIONS)
             if not ok:
                 raise FetchError("PNG encoding failed", retry=False)

@@ -118,11 +118,11 @@ def generate(
         _run_tasks(tasks, workers, progress, total=n_train + n_test)
         try:
             os.rename(temporary, out_dir)  # replaces an empty folder; fails on a non-empty one
-        except OSError:
+        except OSError as error:
             if out_dir.is_dir() and any(out_dir.iterdir()):
                 raise ValueError(
                     f"{out_dir}: another process wrote this folder meanwhile; not overwriting it"
-                ) from None
+                ) from error
             raise
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
