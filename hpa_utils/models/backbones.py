@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from functools import lru_cache
 from pathlib import Path
 
 import keras
@@ -161,7 +160,7 @@ def quicken_batch_normalization(layers, momentum: float = 0.9) -> None:
             layer.momentum = momentum
 
 
-@lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)
 def feature_grid(backbone: str, image_size: int) -> int:
     """Side of the backbone's output feature map for square inputs of ``image_size`` pixels.
 
