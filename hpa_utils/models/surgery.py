@@ -87,9 +87,13 @@ def rgby_from_rgb(model: keras.Model) -> keras.Model:
         values = []
         for old_value, new_variable in zip(old.get_weights(), new.weights):
             if old_value.shape != tuple(new_variable.shape):
-                old_value = _add_yellow_input(old_value, tuple(new_variable.shape))
-                if old_value is None:
-                    raise ValueError(f"rgby_from_rgb: unexpected shape change in layer {old.name}")
+                widened_value = _add_yellow_input(old_value, tuple(new_variable.shape))
+                if widened_value is None:
+                    raise ValueError(
+                        f"rgby_from_rgb: unexpected shape change in layer {old.name}: "
+                        f"{old_value.shape} -> {tuple(new_variable.shape)}"
+                    )
+                old_value = widened_value
                 widened.append(old.name)
             values.append(old_value)
         new.set_weights(values)
