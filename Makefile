@@ -39,9 +39,10 @@ test: $(STAMP)  ## every test, the smoke pipeline and the Kaggle simulation incl
 test-fast: $(STAMP)  ## unit and contract tests only
 	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not slow"
 
-lint: $(STAMP)  ## ruff: the linter, and the formatter's check (pyproject.toml)
+lint: $(STAMP)  ## ruff: the linter, and the formatter's check; import-linter: the package's layers (pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 format: $(STAMP)  ## ruff: rewrite the code as `make lint` wants it
 	$(VENV)/bin/ruff format .

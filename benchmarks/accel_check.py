@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from benchmarks import backends, budget, common
-from hpa_utils import parameters
-from hpa_utils.environment import REPO_ROOT
+from hpa_utils.stages import parameters
+from hpa_utils.system.environment import REPO_ROOT
 
 README = REPO_ROOT / "benchmarks" / "README.md"
 SHAPES = ((224, 32), (512, 16))  # 01-02's side and batch, 03-04's

@@ -15,19 +15,21 @@ import os
 import subprocess
 import sys
 
-from hpa_utils.environment import REPO_ROOT
+from hpa_utils.system.environment import REPO_ROOT
 
 BACKENDS = ("tensorflow", "jax")
 SHAPES = (("small", 64), ("small", 128), ("resnet50", 64), ("resnet50", 128))  # make bench's rows on a CPU
 STEP_SCRIPT = """
 import json, sys, time
 import numpy as np
-from hpa_utils import hardware, models, training
+from hpa_utils.system import hardware
+from hpa_utils import models
+from hpa_utils.training import fitting
 backbone, size, batch, steps, precision = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 machine = hardware.prepare(precision, batch_size=batch)
 with machine.scope():
     model = models.build_model(backbone, size, "rgby", "none")
-training.compile_model(model, 1e-4)
+fitting.compile_model(model, 1e-4)
 rng = np.random.default_rng(0)
 images = rng.integers(0, 256, (batch, size, size, 4), dtype=np.uint8)
 targets = (rng.random((batch, 28)) < 0.1).astype("float32")

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import argparse
 
-from hpa_utils import environment, parameters
+from hpa_utils.stages import parameters
+from hpa_utils.system import environment
 
 TRAIN_IMAGES = 31_072  # the competition's train.csv
 TEST_IMAGES = 11_702  # its sample_submission.csv

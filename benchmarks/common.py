@@ -17,7 +17,7 @@ from pathlib import Path
 
 import cv2
 
-from hpa_utils.environment import REPO_ROOT
+from hpa_utils.system.environment import REPO_ROOT
 
 DEFAULT_DATA_ROOT = REPO_ROOT / "data" / "bench"
 NAME_WIDTH = 42
@@ -227,7 +227,8 @@ def load_average() -> str:
 
 def prepare_data(settings: Settings) -> tuple[Path, list[str]]:
     """The synthetic dataset of ``settings.samples`` train samples (generated once, then reused) and its train Ids."""
-    from hpa_utils import dataset, synthetic
+    from hpa_utils import dataset
+    from hpa_utils.dataset import synthetic
 
     with contextlib.redirect_stdout(sys.stderr):
         data_dir = synthetic.ensure_dataset(
@@ -241,7 +242,7 @@ def timed_cache_build(data_dir: Path, ids: list[str], image_size: int, work_dir:
     """Seconds of ``cache.build_cache`` (rgby) of ``ids`` into a fresh folder under ``work_dir``: a first pass."""
     import tempfile
 
-    from hpa_utils import cache
+    from hpa_utils.dataset import cache
 
     with tempfile.TemporaryDirectory(dir=work_dir) as fresh:
         return timed(

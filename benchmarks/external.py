@@ -16,8 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-from hpa_utils import external
-from hpa_utils.synthetic import hpav18
+from hpa_utils.dataset import external
+from hpa_utils.dataset.synthetic import hpav18
 
 HPAV18_IDS = 74_606  # rows of ../shared/hpa/external_hpav18.csv
 

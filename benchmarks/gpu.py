@@ -105,7 +105,9 @@ def measure_size(
     import keras
     import tensorflow as tf
 
-    from hpa_utils import cache, inputs, models, training
+    from hpa_utils import models
+    from hpa_utils.dataset import cache
+    from hpa_utils.training import fitting, inputs
 
     batch = settings.batch_size
     bench.log(f"gpu: caching {len(ids)} samples at {image_size} px")
@@ -114,7 +116,7 @@ def measure_size(
     bench.log(f"gpu: building {bench.backbone_label(settings.backbone)} {image_size} px rgby, policy {policy}")
     keras.backend.clear_session()
     model = models.build_model(settings.backbone, image_size, "rgby", "none")
-    model = training.compile_model(model, learning_rate=1e-4)
+    model = fitting.compile_model(model, learning_rate=1e-4)
     in_memory = min(len(ids) // batch, settings.steps) * batch
     memory = _memory_feed(images[:in_memory], targets[:in_memory], batch)
     rows = np.arange(in_memory)  # whole batches only: a short last one would trace the step again
@@ -189,7 +191,8 @@ def run_check(settings: Settings, device_line: str) -> list[float]:
     of ``goals(settings)``, in order."""
     import keras
 
-    from hpa_utils import dataset, labels, synthetic
+    from hpa_utils import dataset
+    from hpa_utils.dataset import labels, synthetic
 
     with contextlib.redirect_stdout(sys.stderr):
         data_dir = Path(

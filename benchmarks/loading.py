@@ -20,8 +20,9 @@ from benchmarks.public_kernel import (
     kernel_load_sample,
     proposed_load_sample,
 )
-from hpa_utils import cache, dataset, inputs
-from hpa_utils.dataset import COLORS, png
+from hpa_utils import dataset
+from hpa_utils.dataset import COLORS, cache, png
+from hpa_utils.training import inputs
 
 
 @dataclasses.dataclass

@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import DEFAULT_DATA_ROOT, target_line
-from hpa_utils import labels, models, parameters, stage_files, stages
+from hpa_utils import models, stages
+from hpa_utils.dataset import labels
+from hpa_utils.stages import parameters, stage_files
 
 TRAIN_IMAGES, TEST_IMAGES = 31_072, 11_702  # the competition's train.csv and sample_submission.csv rows
 KAGGLE_OUTPUT_GB = 20.0

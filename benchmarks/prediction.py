@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import Row, Settings, Variant, log, ratio_text, timed, timed_in_turns
-from hpa_utils import cache, predict
+from hpa_utils.dataset import cache
+from hpa_utils.results import predict
 
 
 @dataclasses.dataclass

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from benchmarks.common import Row, Settings, Variant, log, timed, timed_in_turns
 from benchmarks.loading import Context, available
-from hpa_utils import cache, inputs
-from hpa_utils.dataset import png
+from hpa_utils.dataset import cache, png
+from hpa_utils.training import inputs
 
 
 def _epoch(images_of, without_wuffs: bool = False):

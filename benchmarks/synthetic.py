@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from benchmarks.common import DEFAULT_DATA_ROOT, load_average, target_line
-from hpa_utils import synthetic
+from hpa_utils.dataset import synthetic
 
 GOAL_SECONDS_PER_1000 = 60.0
 

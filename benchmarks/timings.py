@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from benchmarks import common
-from hpa_utils import environment
-from hpa_utils.environment import REPO_ROOT
+from hpa_utils.system import environment
+from hpa_utils.system.environment import REPO_ROOT
 
 TARGETS = ("demo", "smoke", "lint", "test-fast", "test")
 INLINE = ("demo-time", "demo-provenance")  # written within a sentence; the other blocks on lines of their own

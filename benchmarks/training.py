@@ -11,7 +11,9 @@ import cv2
 import numpy as np
 
 from benchmarks.common import Row, Settings, Variant, backbone_label, log, timed, timed_in_turns
-from hpa_utils import augment, cache, dataset, inputs, labels
+from hpa_utils import dataset
+from hpa_utils.dataset import cache, labels
+from hpa_utils.training import augment, inputs
 
 
 @dataclasses.dataclass
@@ -106,10 +108,11 @@ def measure_augmentation(settings: Settings, data_dir: Path, ids: list[str]) -> 
 def build_small_model(settings: Settings):
     """The model the training and prediction sections share (``settings.backbone``, ResNet50 by default; rgby,
     weights none, at ``train_size``)."""
-    from hpa_utils import models, training
+    from hpa_utils import models
+    from hpa_utils.training import fitting
 
     model = models.build_model(settings.backbone, settings.train_size, "rgby", "none")
-    return training.compile_model(model, learning_rate=1e-4)
+    return fitting.compile_model(model, learning_rate=1e-4)
 
 
 @dataclasses.dataclass

@@ -9,6 +9,6 @@ __version__ = "0.1.0"
 
 def start(stage: str, namespace: dict):
     """Set up a notebook's stage in one call and print one line: see ``stage_run.start``."""
-    from hpa_utils import stage_run  # on call: `python -m hpa_utils` and 00_eda start without TensorFlow
+    from hpa_utils.pipeline import stage_run  # on call: `python -m hpa_utils` and 00_eda start without TensorFlow
 
     return stage_run.start(stage, namespace)

@@ -11,7 +11,8 @@ import time
 import traceback
 from pathlib import Path
 
-from hpa_utils import disk, stages
+from hpa_utils import stages
+from hpa_utils.system import disk
 
 
 def _add_ablate(commands) -> None:
@@ -152,13 +153,13 @@ def _parser() -> argparse.ArgumentParser:
 
 # command -> the module whose main(arguments) runs it: a command imports only what it needs (start-up time)
 COMMANDS = {
-    "run": "hpa_utils.runner",
-    "ablate": "hpa_utils.ablation",
-    "summary": "hpa_utils.comparison",
+    "run": "hpa_utils.pipeline.runner",
+    "ablate": "hpa_utils.pipeline.ablation",
+    "summary": "hpa_utils.results.comparison",
     "validate": "hpa_utils.dataset.validation",
-    "synth": "hpa_utils.synthetic",
-    "synth-stats": "hpa_utils.image_statistics",
-    "external": "hpa_utils.external.downloader",
+    "synth": "hpa_utils.dataset.synthetic",
+    "synth-stats": "hpa_utils.dataset.image_statistics",
+    "external": "hpa_utils.dataset.external.downloader",
     "kaggle-export": "hpa_utils.kaggle",
 }
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from hpa_utils import offline_wheels
+from hpa_utils.system import offline_wheels
 
 # `make test` runs `pytest -n auto --dist loadfile --no-loadscope-reorder`: each file goes whole to one worker, in
 # collection order, and each worker starts with two files. The longest files (minutes each) go first, so that

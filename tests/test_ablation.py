@@ -7,7 +7,10 @@ import sys
 import pandas as pd
 import pytest
 
-from hpa_utils import ablation, ablation_tables, environment, parameters
+from hpa_utils.pipeline import ablation
+from hpa_utils.results import ablation_tables
+from hpa_utils.stages import parameters
+from hpa_utils.system import environment
 
 REPO = environment.REPO_ROOT
 

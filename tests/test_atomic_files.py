@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from hpa_utils import atomic_files, stage_files
+from hpa_utils.stages import stage_files
+from hpa_utils.system import atomic_files
 
 
 def listing(folder):

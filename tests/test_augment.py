@@ -4,7 +4,7 @@ TensorFlow's and is tested in test_inputs.py and test_predict.py."""
 import numpy as np
 import pytest
 
-from hpa_utils import augment
+from hpa_utils.training import augment
 
 
 def test_unknown_augmentation_lists_the_valid_names():

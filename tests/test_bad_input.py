@@ -19,7 +19,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from hpa_utils import dataset, environment, synthetic
+from hpa_utils import dataset
+from hpa_utils.dataset import synthetic
+from hpa_utils.system import environment
 
 REPO = environment.REPO_ROOT
 CLI_TIMEOUT = 120  # seconds; every CLI case fails before a notebook starts, in a few seconds

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchmarks import common, gpu, public_kernel, run
-from hpa_utils.environment import REPO_ROOT
+from hpa_utils.system.environment import REPO_ROOT
 
 NUMBER = r"-?[0-9]+(?:\.[0-9]+)?"
 UNIT = r"(?: %|x| x cores| GB)"
@@ -158,15 +158,17 @@ def test_outputs_quick_measures_each_stages_files(tmp_path):
 @pytest.mark.slow  # builds and saves the demo preset's models
 def test_the_runner_s_space_estimate_agrees_with_what_the_stages_write(tmp_path):
     from benchmarks import outputs
-    from hpa_utils import disk, parameters
+    from hpa_utils.pipeline import stage_space
+    from hpa_utils.stages import parameters
 
     preset = parameters.load_preset("demo")
     for stage, written, _ in outputs.measure("demo", 1000, 200, tmp_path):
         stage_values = preset["stages"].get(stage) or {}
         if stage in ("03_upscale", "04_kfold"):  # their backbone and channels are 02's
             stage_values = (preset["stages"]["02_warmup_finetune"] or {}) | stage_values
-        estimate = disk.stage_bytes(stage, preset["parameters"] | stage_values, train_images=1000, test_images=200)
-        files_only = estimate - disk.NOTEBOOK_BYTES.get(stage, disk.DEFAULT_NOTEBOOK_BYTES)
+        values = preset["parameters"] | stage_values
+        estimate = stage_space.stage_bytes(stage, values, train_images=1000, test_images=200)
+        files_only = estimate - stage_space.NOTEBOOK_BYTES.get(stage, stage_space.DEFAULT_NOTEBOOK_BYTES)
         assert 0.9 <= files_only / written <= 1.4, (stage, files_only, written)  # errs large for the adapter's head
 
 

@@ -5,7 +5,9 @@ import time
 import numpy as np
 import pytest
 
-from hpa_utils import budget, environment, models, training
+from hpa_utils import models
+from hpa_utils.system import environment
+from hpa_utils.training import budget, fitting
 
 
 def test_the_limit_is_kaggles_session_less_a_margin_on_kaggle_and_none_elsewhere(monkeypatch):
@@ -41,11 +43,11 @@ def train(tmp_path, clock, *, warmup_epochs, finetune_epochs, images=64):
     """The small backbone at 16 px on random images, batches of 8, under ``clock``; its history."""
     rng = np.random.default_rng(images)
     pixels, targets = rng.integers(0, 256, (images, 16, 16, 3), dtype=np.uint8), np.zeros((images, 28), "float32")
-    return training.warmup_then_finetune(
+    return fitting.warmup_then_finetune(
         models.build_model("small", 16, "rgb", "none"),
         (pixels, targets),
         (pixels[:8], targets[:8]),
-        training.Schedule(warmup_epochs, finetune_epochs, learning_rate=1e-3, finetune_learning_rate=1e-4, patience=10),
+        fitting.Schedule(warmup_epochs, finetune_epochs, learning_rate=1e-3, finetune_learning_rate=1e-4, patience=10),
         freeze_batch_norm=False,
         stage_dir=tmp_path,
         batch_size=8,

@@ -8,8 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from hpa_utils import cache, dataset, disk, environment
+from hpa_utils import dataset
+from hpa_utils.dataset import cache
 from hpa_utils.dataset import images as images_module
+from hpa_utils.system import disk, environment
 
 NATIVE_SIZE = 40
 
@@ -189,7 +191,7 @@ def test_streamed_images_are_the_cached_pixels_read_any_way(folder):
 
 
 def test_a_stream_decodes_batches_for_the_input_pipeline_in_the_caches_order(folder):
-    from hpa_utils import inputs
+    from hpa_utils.training import inputs
 
     data_dir, ids, cache_dir = folder
     cached = cache.build_cache(data_dir, "train", ids, 32, "rgb", cache_dir=cache_dir)

@@ -10,7 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from hpa_utils import dataset, environment, labels
+from hpa_utils import dataset
+from hpa_utils.dataset import labels
+from hpa_utils.system import environment
 
 REAL_DATA = Path(__file__).with_name("data")  # copies of the competition's train.csv and sample_submission.csv
 CHANNEL_VALUES = {"red": 10, "green": 20, "blue": 30, "yellow": 40}
@@ -465,7 +467,10 @@ def test_main_validate_exit_codes_and_output(tmp_path, capsys):
 
 
 def test_dataset_module_imports_neither_tensorflow_nor_synthetic():
-    code = "import sys, hpa_utils.dataset; print('tensorflow' in sys.modules, 'hpa_utils.synthetic' in sys.modules)"
+    code = (
+        "import sys, hpa_utils.dataset; "
+        "print('tensorflow' in sys.modules, 'hpa_utils.dataset.synthetic' in sys.modules)"
+    )
     repo = environment.REPO_ROOT
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo)
     assert result.stdout.split() == ["False", "False"]

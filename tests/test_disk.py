@@ -2,7 +2,8 @@
 
 import errno
 
-from hpa_utils import disk
+from hpa_utils.pipeline import stage_space
+from hpa_utils.system import disk
 
 
 def test_full_disk_errors_are_recognised_wherever_they_come_from():
@@ -28,15 +29,16 @@ def test_the_line_names_the_folder_its_free_space_and_the_stages_need(tmp_path):
 def test_a_stage_that_will_not_fit_is_warned_of_before_it_starts(tmp_path):
     full = {"BACKBONE": "resnet50", "IMAGE_SIZE": 512, "N_FOLDS": 5, "CHANNELS": "rgby", "CACHE": "auto"}
     counts = (1_000_000_000, 2_000_000)  # far more than this disk holds: the stage's files and its cache
-    warnings = disk.space_warnings("04_kfold", full, run_dir=tmp_path, cache_dir=tmp_path / "cache", counts=counts)
+    cache_dir = tmp_path / "cache"
+    warnings = stage_space.space_warnings("04_kfold", full, run_dir=tmp_path, cache_dir=cache_dir, counts=counts)
     assert len(warnings) == 2 and warnings[0].startswith("04_kfold writes about ") and "into " in warnings[0]
     assert "image cache needs about" in warnings[1] and "decodes the images on the fly" in warnings[1]
-    streamed = disk.space_warnings(
+    streamed = stage_space.space_warnings(
         "04_kfold", full | {"CACHE": "stream"}, run_dir=tmp_path, cache_dir=tmp_path, counts=counts
     )
     assert len(streamed) == 1  # nothing cached
     small = {"BACKBONE": "small", "IMAGE_SIZE": 32, "CHANNELS": "rgb"}
-    assert disk.space_warnings("01_baseline", small, run_dir=tmp_path, cache_dir=tmp_path, counts=(64, 16)) == []
+    assert stage_space.space_warnings("01_baseline", small, run_dir=tmp_path, cache_dir=tmp_path, counts=(64, 16)) == []
 
 
 def test_on_kaggle_the_working_folders_20_gb_are_the_limit(tmp_path):
@@ -44,7 +46,7 @@ def test_on_kaggle_the_working_folders_20_gb_are_the_limit(tmp_path):
     (tmp_path / "01_baseline" / "model.h5").write_bytes(b"0" * 1000)
     full = {"BACKBONE": "resnet50", "IMAGE_SIZE": 512, "N_FOLDS": 5, "CACHE": "stream"}
     counts = (50_000_000, 20_000_000)  # 04's predictions alone: over 20 GB, more than Kaggle keeps
-    warnings = disk.space_warnings(
+    warnings = stage_space.space_warnings(
         "04_kfold", full, run_dir=tmp_path, cache_dir=tmp_path, counts=counts, kaggle_working=tmp_path
     )
     assert any("Kaggle keeps at most 20 GB of a kernel's output" in warning for warning in warnings)

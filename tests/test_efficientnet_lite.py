@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 import skimage.data
 
-from hpa_utils import disk, environment, models, offline_wheels
+from hpa_utils import models
 from hpa_utils.models import efficientnet_lite, torch_file
+from hpa_utils.pipeline import stage_space
+from hpa_utils.system import environment, offline_wheels
 
 EGYPTIAN_CAT, ESPRESSO = 285, 967  # ImageNet class indices
 CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -72,8 +74,8 @@ def test_every_layer_has_a_name_of_its_own():
     in_file = sum(array.size for name, array in state.items() if not name.endswith("num_batches_tracked"))
     top = efficientnet_lite.efficientnet_lite0(include_top=True, input_shape=(64, 64, 3))
     assert top.count_params() == in_file == 4_694_024  # every weight of the checkpoint has its place
-    assert model.count_params() == in_file - (1280 + 1) * 1000 == disk.BACKBONE_SIZES["efficientnet_lite0"][0]
-    assert model.output.shape[-1] == disk.BACKBONE_SIZES["efficientnet_lite0"][1]  # disk's estimate of what it writes
+    assert model.count_params() == in_file - (1280 + 1) * 1000 == stage_space.BACKBONE_SIZES["efficientnet_lite0"][0]
+    assert model.output.shape[-1] == stage_space.BACKBONE_SIZES["efficientnet_lite0"][1]  # the space estimate's
 
 
 def test_without_the_package_the_checkpoint_comes_from_the_kaggle_datasets_wheel(tmp_path, monkeypatch):

@@ -10,7 +10,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from hpa_utils import data_folder, environment, stages
+from hpa_utils import stages
+from hpa_utils.pipeline import stage_run
+from hpa_utils.system import environment
 
 COMPETITION = environment.COMPETITION
 # Where Kaggle mounts the competition data, the hpa-utils dataset and an upstream kernel's output.
@@ -91,7 +93,7 @@ def run_package_cell(source: str, cwd: Path) -> list[str]:
 def test_every_input_is_found_by_what_it_holds_in_every_layout(layout, on_kaggle, tmp_path):
     where = mount(on_kaggle, layout)
     assert environment.find_competition_data() == where["data"]
-    assert data_folder.resolve_data_dir("") == where["data"]
+    assert stage_run.resolve_data_dir("") == where["data"]
     for stage in ("01_baseline", "02_warmup_finetune"):
         assert stages.find_stage(stage) == where[stage].resolve()
     added = run_package_cell(package_cell(NOTEBOOKS[0]), cwd=tmp_path)
@@ -130,7 +132,7 @@ def test_in_jupyter_the_repository_package_comes_first(tmp_path, monkeypatch):
 def test_no_competition_data_lists_what_is_mounted(on_kaggle):
     (on_kaggle / "datasets" / "someone" / "hpa-utils" / "hpa_utils").mkdir(parents=True)
     with pytest.raises(environment.InputNotFoundError) as error:
-        data_folder.resolve_data_dir("")
+        stage_run.resolve_data_dir("")
     message = str(error.value)
     assert f"no competition data under {on_kaggle}" in message
     assert f"Add Input > Competitions > {COMPETITION}" in message and "set DATA_DIR" in message
@@ -163,7 +165,7 @@ def test_an_explicit_folder_wins_and_off_kaggle_nothing_is_searched(on_kaggle, t
     mount(on_kaggle, "older")
     mine = write_stage_output(tmp_path / "mine", "02_warmup_finetune")
     assert stages.find_stage("02_warmup_finetune", upstream_dir=str(tmp_path / "mine")) == mine.resolve()
-    assert data_folder.resolve_data_dir(str(tmp_path)) == tmp_path  # an explicit DATA_DIR wins even on Kaggle
+    assert stage_run.resolve_data_dir(str(tmp_path)) == tmp_path  # an explicit DATA_DIR wins even on Kaggle
     monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE")
     with pytest.raises(stages.StageMissingError, match="Run notebooks/02_warmup_finetune.ipynb first"):
         stages.find_stage("02_warmup_finetune", output_dir=str(tmp_path / "run"))
@@ -222,7 +224,7 @@ def test_is_kaggle_follows_the_kernel_environment_variable(monkeypatch):
 
 def test_resolve_data_dir_refuses_a_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing-folder.*folder not found"):
-        data_folder.resolve_data_dir(tmp_path / "missing-folder")
+        stage_run.resolve_data_dir(tmp_path / "missing-folder")
 
 
 def test_resolve_data_dir_builds_the_synthetic_dataset_and_it_validates(monkeypatch):
@@ -234,10 +236,10 @@ def test_resolve_data_dir_builds_the_synthetic_dataset_and_it_validates(monkeypa
     arguments = dict(
         synthetic_train=28, synthetic_test=2, synthetic_size=32, synthetic_seed=0, synthetic_min_per_class=1
     )
-    path = data_folder.resolve_data_dir("", **arguments)
+    path = stage_run.resolve_data_dir("", **arguments)
     try:
         assert path.is_dir() and path.parent == data_root
-        assert data_folder.resolve_data_dir("", **arguments) == path  # reused, not regenerated
+        assert stage_run.resolve_data_dir("", **arguments) == path  # reused, not regenerated
         assert dataset.validate(path, progress=False) == []
         assert len(dataset.read_train_labels(path)) == 28
         assert dataset.load_sample(path, "test", dataset.read_sample_submission(path)["Id"][0]).shape == (32, 32, 4)

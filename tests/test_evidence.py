@@ -7,7 +7,10 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from hpa_utils import comparison, evaluation, labels, metrics, plots, report, stage_files, stages  # noqa: E402
+from hpa_utils import stages  # noqa: E402
+from hpa_utils.dataset import labels  # noqa: E402
+from hpa_utils.results import comparison, evaluation, metrics, plots, report  # noqa: E402
+from hpa_utils.stages import stage_files  # noqa: E402
 
 
 def real_targets(rows: int, seed: int = 0) -> np.ndarray:

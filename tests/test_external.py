@@ -16,9 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpa_utils import cache, dataset, environment, evaluation, external, stages, synthetic, training_data
-from hpa_utils.external import downloader
-from hpa_utils.synthetic import hpav18
+from hpa_utils import dataset, stages
+from hpa_utils.dataset import cache, external, synthetic
+from hpa_utils.dataset.external import downloader
+from hpa_utils.dataset.synthetic import hpav18
+from hpa_utils.pipeline import training_data
+from hpa_utils.results import evaluation
+from hpa_utils.system import environment
 
 REPO = environment.REPO_ROOT
 

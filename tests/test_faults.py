@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from hpa_utils import environment, memory, stages
+from hpa_utils import stages
+from hpa_utils.system import environment, memory
 
 # slow: each test runs part of the smoke pipeline through papermill, fails it, and resumes it (1-2 minutes each)
 pytestmark = pytest.mark.slow
@@ -198,7 +199,9 @@ def test_a_device_out_of_memory_names_the_batch_to_try_and_keeps_the_finished_ep
 # call do not fit, and the line counts the images each replica got and halves the batch the replicas share.
 PREDICTION_SCRIPT = """
 import numpy as np
-from hpa_utils import hardware, models, predict
+from hpa_utils.system import hardware
+from hpa_utils import models
+from hpa_utils.results import predict
 machine = hardware.prepare("off", batch_size=64)
 with machine.scope():
     model = models.build_model("small", 128, "rgby", "none", dropout=0.1)

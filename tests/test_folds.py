@@ -1,4 +1,4 @@
-"""Tests of hpa_utils.folds: multilabel-stratified folds and splits on the real label table, and their files."""
+"""Tests of hpa_utils.dataset.folds: multilabel-stratified folds and splits on the real label table, and their files."""
 
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpa_utils import folds, labels
+from hpa_utils.dataset import folds, labels
 
 REAL_LABELS = Path(__file__).parent / "data"  # the competition's real label files
 

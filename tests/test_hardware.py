@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hpa_utils import environment, hardware, models, training
+from hpa_utils import models
+from hpa_utils.system import environment, hardware
+from hpa_utils.training import fitting
 
 REPO = environment.REPO_ROOT
 
@@ -20,13 +22,16 @@ REPO = environment.REPO_ROOT
 REPLICA_SCRIPT = """
 import json, sys
 import numpy as np
-from hpa_utils import hardware, inputs, models, predict, training
+from hpa_utils.system import hardware
+from hpa_utils.training import fitting, inputs
+from hpa_utils import models
+from hpa_utils.results import predict
 weights, data, out = sys.argv[1:4]
 machine = hardware.prepare("off", batch_size=8)
 with machine.scope():
     model = models.build_model("small", 32, "rgby", "none", dropout=0.1)
 models.transfer_weights(model, weights)
-training.compile_model(model, 1e-3)
+fitting.compile_model(model, 1e-3)
 arrays = np.load(data)
 images, targets = arrays["images"], arrays["targets"]
 probabilities = predict.predict_tta(model, images, views=4, batch_size=8, progress=False)
@@ -100,7 +105,7 @@ def test_this_machine_gets_one_replica_and_float32_by_default(policy, monkeypatc
 
 def test_mixed_precision_keeps_the_output_and_loss_float32_and_scales_the_loss(policy):
     hardware.prepare("on")
-    model = training.compile_model(models.build_model("small", 32, "rgby", "none"), 1e-3)
+    model = fitting.compile_model(models.build_model("small", 32, "rgby", "none"), 1e-3)
     assert model.get_layer("head_dense").compute_dtype == "float16"
     assert model.get_layer("head_dense").kernel.dtype == "float32"  # weights stay float32
     assert model.output.dtype == "float32" and model.get_layer("predictions").compute_dtype == "float32"
@@ -115,7 +120,7 @@ def test_a_stages_weights_load_by_name_into_the_next_whatever_either_policy(tmp_
     """As 02 (at 32 px) -> 03 (at 64 px, with the adapter), the policy switched between them."""
     images = np.random.default_rng(1).integers(0, 255, (16, 32, 32, 4), dtype=np.uint8)
     hardware.prepare(first)
-    model = training.compile_model(models.build_model("small", 32, "rgby", "none", dropout=0.1), 1e-3)
+    model = fitting.compile_model(models.build_model("small", 32, "rgby", "none", dropout=0.1), 1e-3)
     model.fit(images, np.eye(28, dtype="float32")[:16], batch_size=8, epochs=1, verbose=0)
     models.save_weights(model, tmp_path / "02.h5")
     before = model.predict(images, verbose=0)
@@ -133,7 +138,7 @@ def test_a_stages_weights_load_by_name_into_the_next_whatever_either_policy(tmp_
 
 
 def test_a_batch_the_replicas_do_not_divide_is_refused(tmp_path):
-    script = "from hpa_utils import hardware; hardware.prepare('off', batch_size=7)"
+    script = "from hpa_utils.system import hardware; hardware.prepare('off', batch_size=7)"
     result = subprocess.run(
         [sys.executable, "-c", script],
         cwd=REPO,

@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpa_utils import cli, image_statistics, synthetic
-from hpa_utils.synthetic import field
+from hpa_utils import cli
+from hpa_utils.dataset import image_statistics, synthetic
+from hpa_utils.dataset.synthetic import field
 
 SMALL_SAMPLE = 80  # images of the generated dataset measured; small, so the tolerances below are wider
 SMALL_TOLERANCE, SMALL_BAND_OVERLAP = 0.4, 0.35

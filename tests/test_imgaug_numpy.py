@@ -7,20 +7,21 @@ import sys
 
 import numpy as np
 
-from hpa_utils import environment, imgaug_numpy
+from hpa_utils.system import environment
+from hpa_utils.training import augment
 
 REPO = environment.REPO_ROOT
 
 # Runs in a fresh interpreter, so the "before" state is NumPy as imported, untouched by other tests.
 FRESH_PROCESS_CHECK = """
 import json, numpy as np
-from hpa_utils import imgaug_numpy
+from hpa_utils.training import augment
 before = set(dir(np))
 had = {name: hasattr(np, name) for name in ("sctypes", "complex")}
-first = imgaug_numpy.patch_numpy_for_imgaug()
+first = augment.patch_numpy_for_imgaug()
 after_first = set(dir(np))
 sctypes_object = np.sctypes
-second = imgaug_numpy.patch_numpy_for_imgaug()
+second = augment.patch_numpy_for_imgaug()
 after_second = set(dir(np))
 import imgaug.augmenters as iaa
 import imgaug.parameters as iap
@@ -73,7 +74,7 @@ def test_patch_is_idempotent():
 
 
 def test_sctypes_has_numpy1_content():
-    imgaug_numpy.patch_numpy_for_imgaug()
+    augment.patch_numpy_for_imgaug()
     assert set(np.sctypes) == {"int", "uint", "float", "complex", "others"}
     assert np.sctypes["int"][:4] == [np.int8, np.int16, np.int32, np.int64]
     assert np.sctypes["uint"][:4] == [np.uint8, np.uint16, np.uint32, np.uint64]
@@ -82,5 +83,5 @@ def test_sctypes_has_numpy1_content():
     assert {bool, object, bytes, str, np.void} == set(np.sctypes["others"])
     assert np.complex is complex
     before = set(dir(np))
-    assert imgaug_numpy.patch_numpy_for_imgaug() == []
+    assert augment.patch_numpy_for_imgaug() == []
     assert set(dir(np)) == before

@@ -9,7 +9,8 @@ matplotlib.use("Agg")
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
-from hpa_utils import augment, inputs, plots  # noqa: E402
+from hpa_utils.results import plots  # noqa: E402
+from hpa_utils.training import augment, inputs  # noqa: E402
 
 IMAGE_SIZE = 16
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from hpa_utils import environment
+from hpa_utils.system import environment
 
 REPO = environment.REPO_ROOT
 

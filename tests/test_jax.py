@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from hpa_utils import environment, stages
+from hpa_utils import stages
+from hpa_utils.system import environment
 
 # slow: TensorFlow and JAX in fresh processes (one backend per process), and the smoke pipeline on JAX
 pytestmark = pytest.mark.slow
@@ -24,7 +25,10 @@ ONE_DEVICE = {"KERAS_BACKEND": "tensorflow"}
 SCRIPT = """
 import json, sys
 import numpy as np
-from hpa_utils import hardware, inputs, models, predict, training
+from hpa_utils.system import hardware
+from hpa_utils.training import fitting, inputs
+from hpa_utils import models
+from hpa_utils.results import predict
 mode, weights, out = sys.argv[1:4]
 machine = hardware.prepare("off", batch_size=4)
 rng = np.random.default_rng(0)
@@ -34,7 +38,7 @@ with machine.scope():
     model = models.build_model("small", 32, "rgby", "none", dropout=0.1)
 if mode == "save":
     models.set_input_statistics(model, images)
-    training.compile_model(model, 1e-2)
+    fitting.compile_model(model, 1e-2)
     model.fit(inputs.make_dataset(images, targets, 4, shuffle=True, replicas=machine.replicas), epochs=1, verbose=0)
     models.save_weights(model, weights)
 else:

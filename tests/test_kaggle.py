@@ -12,7 +12,11 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from hpa_utils import ablation, environment, kaggle, kaggle_kernels, parameters, stages
+from hpa_utils import kaggle, stages
+from hpa_utils.kaggle import kernel_folders
+from hpa_utils.pipeline import ablation
+from hpa_utils.stages import parameters
+from hpa_utils.system import environment
 
 USER = "someone"
 METADATA_TYPES = {
@@ -102,14 +106,14 @@ def parameter_values(notebook_path):
 
 def test_slugs_and_titles_resolve_to_each_other():
     for stage in stages.STAGES:
-        slug, title = stages.kernel_slug(stage), kaggle_kernels.kernel_title(stage)
+        slug, title = stages.kernel_slug(stage), kernel_folders.kernel_title(stage)
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", slug), slug
         assert title.lower().replace(" ", "-") == slug and 5 <= len(title) <= 50  # Kaggle's slug and title rules
     assert stages.kernel_slug("01_baseline") == "hpa-01-baseline"
     with pytest.raises(ValueError, match="unknown stage '05_magic'"):
         stages.kernel_slug("05_magic")
     with pytest.raises(ValueError, match="unknown stage '05_magic'"):
-        kaggle_kernels.kernel_title("05_magic")
+        kernel_folders.kernel_title("05_magic")
 
 
 def test_kernel_sources_and_the_ablation_read_the_one_stage_record():
@@ -123,7 +127,7 @@ def test_kernel_sources_and_the_ablation_read_the_one_stage_record():
     ]
     preset = parameters.load_preset("demo")
     for stage in stages.TRAINING_STAGES:
-        metadata = kaggle_kernels.kernel_metadata(kaggle_kernels.Account(USER), kaggle_kernels.Kernel(stage, stage))
+        metadata = kernel_folders.kernel_metadata(kernel_folders.Account(USER), kernel_folders.Kernel(stage, stage))
         sources = [source.removeprefix(f"{USER}/") for source in metadata["kernel_sources"]]
         assert sources == [stages.kernel_slug(name) for name in stages.record(stage).upstream]
         assert ablation.upstream_stages(preset, stage) == list(stages.record(stage).upstream)
@@ -205,7 +209,7 @@ def test_package_dataset_imports_from_anywhere(exported, tmp_path):
     assert not list(package.rglob("__pycache__")) and not list(package.rglob("*.pyc"))
     code = (
         f"import sys; sys.path.insert(0, {str(package)!r}); import hpa_utils; "
-        "from hpa_utils import labels, dataset; "
+        "from hpa_utils.dataset import labels; "
         "print(labels.NUM_CLASSES, int(labels.train_class_counts().sum()), hpa_utils.__file__)"
     )
     environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
@@ -222,7 +226,7 @@ def test_exported_package_finds_kaggle_folders_when_kaggle_says_so(exported, tmp
     had_kaggle = Path("/kaggle").exists()
     code = (
         f"import sys; sys.path.insert(0, {str(exported / 'hpa-utils')!r}); from hpa_utils import dataset, stages; "
-        "from hpa_utils import environment; print(environment.is_kaggle(), stages.output_root(''), "
+        "from hpa_utils.system import environment; print(environment.is_kaggle(), stages.output_root(''), "
         "environment.REPO_ROOT)"
     )
     environment = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "HPA_KAGGLE_INPUT")}
@@ -345,7 +349,7 @@ def test_a_weights_dataset_keeps_kernels_offline_and_fills_in_every_weights_file
         kaggle.describe(out)
     )
     with pytest.raises(ValueError, match="weights dataset 'keras models': expected owner/slug"):
-        kaggle_kernels.Account(USER, weights_dataset="keras models")
+        kernel_folders.Account(USER, weights_dataset="keras models")
 
 
 def test_parameter_defaults_are_rewritten_in_place():

@@ -19,7 +19,11 @@ import nbformat
 import pandas as pd
 import pytest
 
-from hpa_utils import environment, kaggle, predict, runner, stages, synthetic
+from hpa_utils import kaggle, stages
+from hpa_utils.dataset import synthetic
+from hpa_utils.pipeline import runner
+from hpa_utils.results import predict
+from hpa_utils.system import environment
 
 # slow: each layout runs the five exported kernels through papermill (about 1.5 minutes per layout)
 pytestmark = pytest.mark.slow

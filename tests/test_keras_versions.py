@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hpa_utils.environment import REPO_ROOT
+from hpa_utils.system.environment import REPO_ROOT
 
 KAGGLE_KERAS = "3.13.0"
 

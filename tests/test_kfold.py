@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from hpa_utils import kfold, labels, stage_files
+from hpa_utils.dataset import labels
+from hpa_utils.pipeline import kfold
+from hpa_utils.stages import stage_files
 
 
 def test_folds_to_train_defaults_to_all_and_rejects_bad_folds():
@@ -50,7 +52,8 @@ def test_merge_refuses_predictions_that_do_not_fit_the_folds(tmp_path):
 
 
 def test_images_a_start_trained_on_are_counted_and_never_scored(tmp_path, capsys):
-    from hpa_utils import folds, stages
+    from hpa_utils import stages
+    from hpa_utils.dataset import folds
 
     ids = [f"id{i}" for i in range(6)]
     assert not kfold.seen_in_training(None, ids).any() and capsys.readouterr().out == ""  # from WEIGHTS: honest

@@ -1,11 +1,12 @@
-"""Tests of hpa_utils.metrics: macro F1 over 28 classes, thresholds, the prior baseline."""
+"""Tests of hpa_utils.results.metrics: macro F1 over 28 classes, thresholds, the prior baseline."""
 
 import json
 
 import numpy as np
 import pytest
 
-from hpa_utils import labels, metrics
+from hpa_utils.dataset import labels
+from hpa_utils.results import metrics
 
 
 def random_problem(rows=400, seed=0):

@@ -301,7 +301,7 @@ def test_backbone_from_scratch_trains_its_batch_norm_quickly_and_pretrained_keep
 
 @pytest.mark.parametrize("preset", ["smoke", "demo", "full"])
 def test_adapter_gives_the_small_grid_for_each_preset(preset):
-    from hpa_utils import parameters
+    from hpa_utils.stages import parameters
 
     loaded = parameters.load_preset(preset)
     source, upscale = (

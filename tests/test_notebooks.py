@@ -7,7 +7,10 @@ from pathlib import Path
 import papermill
 import pytest
 
-from hpa_utils import environment, parameters, runner, stages
+from hpa_utils import stages
+from hpa_utils.pipeline import runner
+from hpa_utils.stages import parameters
+from hpa_utils.system import environment
 
 NOTEBOOKS = sorted((environment.REPO_ROOT / "notebooks").glob("*.ipynb"))
 SHARED_NAMES = ("DATA_DIR", "OUTPUT_DIR", "SEED", "BACKBONE", "CHANNELS", "WEIGHTS", "IMAGE_SIZE", "BATCH_SIZE")

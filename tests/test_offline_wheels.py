@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hpa_utils import environment, kaggle_package, offline_wheels
+from hpa_utils import kaggle
+from hpa_utils.system import environment, offline_wheels
 
 
 def package_dataset(folder: Path, with_wheels: bool) -> Path:
@@ -18,7 +19,7 @@ def package_dataset(folder: Path, with_wheels: bool) -> Path:
         environment.REPO_ROOT / "hpa_utils", folder / "hpa_utils", ignore=shutil.ignore_patterns("__pycache__")
     )
     if with_wheels:
-        kaggle_package.collect_wheels(folder / offline_wheels.WHEELS_FOLDER)
+        kaggle.collect_wheels(folder / offline_wheels.WHEELS_FOLDER)
     return folder
 
 
@@ -47,27 +48,27 @@ def test_collect_copies_the_installed_versions_from_the_cache(tmp_path):
     ]
     for name in names + ["imgaug-0.3.0-py2.py3-none-any.whl"]:  # another version is not taken
         (cache / name).write_bytes(name.encode())
-    copied = kaggle_package.collect_wheels(tmp_path / "out", cache=cache)
+    copied = kaggle.collect_wheels(tmp_path / "out", cache=cache)
     assert sorted(path.name for path in copied) == names
     assert sorted(path.read_bytes() for path in copied) == [name.encode() for name in names]
 
 
 def test_collect_downloads_into_the_cache_and_says_clearly_when_it_cannot(tmp_path):
     cache = tmp_path / "cache"
-    copied = kaggle_package.collect_wheels(tmp_path / "out", cache=cache)  # pip download --no-deps from the registry
+    copied = kaggle.collect_wheels(tmp_path / "out", cache=cache)  # pip download --no-deps from the registry
     assert sorted(path.name for path in cache.iterdir()) == sorted(path.name for path in copied)
     with pytest.raises(
         RuntimeError,
         match=r"no wheel of imgaug==0\.0\.99: not in .*cache, and `pip download` "
         r"failed \(.+\)\. Put imgaug-0\.0\.99-\*\.whl into",
     ):
-        kaggle_package.collect_wheels(tmp_path / "out", cache=cache, versions={"imgaug": "0.0.99"})
+        kaggle.collect_wheels(tmp_path / "out", cache=cache, versions={"imgaug": "0.0.99"})
 
 
 def test_without_the_three_installed_they_come_from_the_datasets_wheels(tmp_path, without_wheel_packages):
     dataset = package_dataset(tmp_path / "hpa-utils", with_wheels=True)
     code = (
-        "import numpy as np; from hpa_utils import augment, folds; "
+        "import numpy as np; from hpa_utils.dataset import folds; from hpa_utils.training import augment; "
         "augmenter = augment.imgaug_augmenter('strong'); "
         "print(augmenter(images=np.zeros((2, 8, 8, 3), np.uint8)).shape); "
         "print(folds.make_folds(np.eye(4, dtype=int)[np.arange(12) % 4], 3).tolist()); "
@@ -88,7 +89,7 @@ def test_without_the_three_installed_they_come_from_the_datasets_wheels(tmp_path
 def test_without_the_package_or_its_wheel_the_error_says_what_to_do(tmp_path, without_wheel_packages):
     dataset = package_dataset(tmp_path / "hpa-utils", with_wheels=False)
     result = run_python(
-        "from hpa_utils import augment; augment.imgaug_augmenter('strong')", dataset, without_wheel_packages
+        "from hpa_utils.training import augment; augment.imgaug_augmenter('strong')", dataset, without_wheel_packages
     )
     assert result.returncode == 1
     assert (

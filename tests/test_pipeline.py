@@ -14,7 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpa_utils import environment, metrics, stage_files, stages
+from hpa_utils import stages
+from hpa_utils.results import metrics
+from hpa_utils.stages import stage_files
+from hpa_utils.system import environment
 
 # slow: the smoke pipeline through papermill (00 -> 04, about 1.5 minutes), run once and shared by these tests
 pytestmark = pytest.mark.slow
@@ -224,7 +227,8 @@ class NotebookCells:
     parameters injected after the parameters cell: ``until(text)`` runs the cells up to the next one holding it."""
 
     def __init__(self, stage: str, run_dir: Path):
-        from hpa_utils import parameters, runner
+        from hpa_utils.pipeline import runner
+        from hpa_utils.stages import parameters
 
         notebook = json.loads((REPO / "notebooks" / f"{stage}.ipynb").read_text())
         self.sources = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
@@ -255,7 +259,7 @@ def test_02s_warm_up_trains_the_head_alone_and_the_fine_tuning_every_layer(smoke
     run_dir, _ = smoke_run
     shutil.copytree(run_dir, tmp_path / "run", ignore=shutil.ignore_patterns("02_*", "03_*", "04_*"))
     cells = NotebookCells("02_warmup_finetune", tmp_path / "run")
-    model = cells.until("training.make_callbacks(")["model"]
+    model = cells.until("fitting.make_callbacks(")["model"]
     built, head = backbone_kernels(model), model.get_layer("head_dense").kernel.numpy().copy()
     cells.until('phase="warmup"')
     warmed = backbone_kernels(model)
@@ -266,7 +270,7 @@ def test_02s_warm_up_trains_the_head_alone_and_the_fine_tuning_every_layer(smoke
 
 
 def test_03_inserts_the_named_adapter_and_loads_02s_weights_unchanged(smoke_run):
-    from hpa_utils import stage_model
+    from hpa_utils.stages import stage_model
 
     run_dir, _ = smoke_run
     namespace = NotebookCells("03_upscale", run_dir).until("models.loaded_by_name(")
@@ -281,7 +285,7 @@ def test_03_inserts_the_named_adapter_and_loads_02s_weights_unchanged(smoke_run)
 
 
 def test_04s_submission_is_the_mean_of_the_folds_test_predictions_thresholded(smoke_run):
-    from hpa_utils import labels
+    from hpa_utils.dataset import labels
 
     stage = smoke_run[0] / "04_kfold"
     folds = sorted(stage.glob("fold_*"))

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from hpa_utils import environment, stages
+from hpa_utils import stages
+from hpa_utils.system import environment
 
 pytestmark = pytest.mark.slow  # each test runs the smoke pipeline's training stages through papermill
 REPO = environment.REPO_ROOT

@@ -73,7 +73,7 @@ def test_wuffs_gives_libpngs_pixels_for_every_encoder():
 
 @needs_wuffs
 def test_wuffs_gives_the_pixels_of_the_embedded_dataset(tmp_path):
-    from hpa_utils import synthetic
+    from hpa_utils.dataset import synthetic
 
     data_dir = synthetic.generate(tmp_path / "data", 3, 1, image_size=64, seed=3, min_per_class=0, progress=False)
     for path in sorted((data_dir / "train").glob("*.png")):

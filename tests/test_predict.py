@@ -1,4 +1,4 @@
-"""Tests of hpa_utils.predict: dihedral views in TensorFlow, TTA with tiny real Keras models, submissions."""
+"""Tests of hpa_utils.results.predict: dihedral views in TensorFlow, TTA with tiny real Keras models, submissions."""
 
 from pathlib import Path
 
@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpa_utils import inputs, labels, metrics, predict
+from hpa_utils.dataset import labels
+from hpa_utils.results import metrics, predict
+from hpa_utils.training import inputs
 
 REAL_LABELS = Path(__file__).parent / "data"  # the competition's real label files
 

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from hpa_utils import cli, parameters, runner
+from hpa_utils import cli
+from hpa_utils.pipeline import runner
+from hpa_utils.stages import parameters
 
 
 def test_every_preset_loads():
@@ -116,7 +118,7 @@ def test_cli_reports_bad_preset_without_traceback(capsys):
 def test_cli_a_librarys_error_is_not_read_as_bad_input_its_traceback_goes_to_a_log(capsys, monkeypatch):
     import json
 
-    from hpa_utils import comparison
+    from hpa_utils.results import comparison
 
     monkeypatch.setattr(comparison, "main", lambda arguments: json.loads("{not json"))  # the library raises
     assert cli.main(["summary", "anywhere"]) == 1

@@ -7,7 +7,10 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from hpa_utils import evaluation, kfold, stage_files, stage_model, stages
+from hpa_utils import stages
+from hpa_utils.pipeline import kfold
+from hpa_utils.results import evaluation
+from hpa_utils.stages import stage_files, stage_model
 
 
 def test_thresholds_file_has_28_named_thresholds(tmp_path):
@@ -34,7 +37,7 @@ def test_per_class_by_stage_collects_finished_training_stages(tmp_path):
 
 
 def test_comparison_table_rows_per_finished_stage_with_whole_numbers(tmp_path):
-    from hpa_utils import comparison
+    from hpa_utils.results import comparison
 
     stage_files.write_metrics(
         stages.stage_dir(str(tmp_path), "01_baseline"),
@@ -112,7 +115,7 @@ def test_model_from_stage_and_start_model_keep_dropout_load_by_name_and_set_inpu
 
 
 def test_report_table_leaves_missing_values_blank_and_counts_whole(tmp_path):
-    from hpa_utils import report
+    from hpa_utils.results import report
 
     stage_files.write_metrics(
         stages.stage_dir(str(tmp_path), "01_baseline"),

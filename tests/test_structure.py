@@ -1,47 +1,42 @@
-"""The package's shape: one layering contract (docs/package.md's table: imports point down, nothing circles, and a
-function imports late only where the short list below says why), the size rules, and one home for the stage files'
-names."""
+"""The package's shape: at most 12 entries at its top, its layers kept (import-linter's contract in pyproject.toml),
+a function importing late only where the short list below says why, the size rules, and one home for the stage
+files' names."""
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
-from hpa_utils import environment, stages
+from hpa_utils import stages
+from hpa_utils.system import environment
 
 PACKAGE = environment.REPO_ROOT / "hpa_utils"
-LAYERS_TABLE = environment.REPO_ROOT / "docs" / "package.md"
 # The only imports a function may make, and why: everything else is imported at the top of its module.
 LATE_IMPORTS = {
-    "__init__": ({"stage_run"}, "`import hpa_utils` stays light: the command line and 00_eda start without TensorFlow"),
-    "stage_run": (
-        {"budget", "hardware", "training", "training_data", "evaluation", "stage_model"},
+    "hpa_utils": (
+        {"hpa_utils.pipeline"},
+        "`import hpa_utils` stays light: the command line and 00_eda start without TensorFlow",
+    ),
+    "hpa_utils.pipeline.stage_run": (
+        {"hpa_utils.system", "hpa_utils.training", "hpa_utils.pipeline", "hpa_utils.results", "hpa_utils.stages"},
         "TensorFlow: imported by the stages that train, not by 00_eda, which reads the data alone",
     ),
-    "augment": ({"imgaug_numpy", "offline_wheels"}, "imgaug, an optional package: only AUGMENT=strong needs it"),
-    "dataset": ({"pywuffs", "pywuffs.aux"}, "pywuffs, optional: the faster PNG decoder, where it installed"),
+    "hpa_utils.training.augment": ({"hpa_utils.system"}, "imgaug, an optional package: only AUGMENT=strong needs it"),
+    "hpa_utils.dataset.png": ({"pywuffs", "pywuffs.aux"}, "pywuffs, optional: the faster PNG decoder, if installed"),
 }
-MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60
+MAX_MODULE_LINES, MAX_FUNCTION_LINES, MAX_TOP_ENTRIES = 400, 60, 12
 
 
-def layers() -> dict[str, int]:
-    """{top-level module or sub-package: its layer's number}, from docs/package.md's table of layers."""
-    found = {}
-    for line in LAYERS_TABLE.read_text().splitlines():
-        row = re.match(r"\| (\d) [^|]+\| (.+?) \|", line)
-        if row:
-            for name in re.findall(r"`([a-z_0-9]+)/?`", row.group(2)):
-                found[name] = int(row.group(1))
-    return found
-
-
-def unit(path: Path) -> str:
-    """A module's unit in the layering: its sub-package, or the module itself."""
-    parts = path.relative_to(PACKAGE).with_suffix("").parts
-    return parts[0]
+def module_name(path: Path) -> str:
+    """``hpa_utils/training/augment.py`` -> ``hpa_utils.training.augment`` (a package's ``__init__``: the package)."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def imports(path: Path):
-    """(imported name, inside a function?) for each import of a module; ``hpa_utils.x.y`` reduced to ``x``."""
+    """(imported module, inside a function?) for each import of a module (``from hpa_utils.x import y``: the
+    module ``hpa_utils.x``)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     inside = {
         id(node)
@@ -53,46 +48,39 @@ def imports(path: Path):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] if node.module != "hpa_utils" else [f"hpa_utils.{a.name}" for a in node.names]
+            names = [node.module]
         else:
             continue
         for name in names:
-            local = name.removeprefix("hpa_utils.").split(".")[0] if name.startswith("hpa_utils.") else name
-            yield local if name.startswith("hpa_utils.") else name, id(node) in inside
+            yield name, id(node) in inside
 
 
 def modules():
-    return sorted(path for path in PACKAGE.rglob("*.py") if "data" not in path.relative_to(PACKAGE).parts[:1])
+    return sorted(PACKAGE.rglob("*.py"))
 
 
-def test_every_module_has_a_layer_and_imports_point_down_without_a_circle():
-    layer = layers()
-    units = {unit(path) for path in modules()}
-    assert units - {"__init__", "__main__"} <= set(layer), f"not in docs/package.md's table: {units - set(layer)}"
-    edges = {}
-    for path in modules():
-        source = unit(path)
-        for name, _ in imports(path):
-            if name in layer and name != source and source in layer:
-                assert layer[name] <= layer[source], f"{path.relative_to(PACKAGE)} imports {name}: an upper layer"
-                edges.setdefault(source, set()).add(name)
+def test_the_package_has_at_most_12_entries_at_its_top_each_sub_package_saying_what_it_holds():
+    entries = sorted(path.name for path in PACKAGE.iterdir() if path.name != "__pycache__")
+    assert len(entries) <= MAX_TOP_ENTRIES, entries
+    for folder in PACKAGE.rglob("*"):
+        if folder.is_dir() and folder.name != "__pycache__":
+            init = folder / "__init__.py"
+            assert init.exists() and ast.get_docstring(ast.parse(init.read_text())), f"{folder}: no docstring"
 
-    def reaches(start, goal, seen=()):
-        return any(
-            step == goal or (step not in seen and reaches(step, goal, (*seen, step))) for step in edges.get(start, ())
-        )
 
-    circles = sorted(source for source in edges if reaches(source, source))
-    assert circles == [], f"these import themselves through others: {circles}"
+def test_import_linter_keeps_the_layers_of_pyproject_toml():
+    linter = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run([linter, "--no-cache"], capture_output=True, text=True, cwd=environment.REPO_ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 kept, 0 broken" in result.stdout
 
 
 def test_a_function_imports_only_what_the_short_list_allows():
     late = {}
     for path in modules():
-        source = path.stem if path.parent == PACKAGE else unit(path)
         for name, inside in imports(path):
             if inside:
-                late.setdefault(source, set()).add(name)
+                late.setdefault(module_name(path), set()).add(name)
     allowed = {source: names for source, (names, _) in LATE_IMPORTS.items()}
     assert {
         source: names - allowed.get(source, set())
@@ -139,7 +127,7 @@ def test_only_the_stage_record_spells_a_stage_files_name():
     spelled = {
         f"{path.relative_to(PACKAGE)}: {text!r}"
         for path in modules()
-        if path != PACKAGE / "stages.py" and "synthetic" not in path.parts
+        if path != PACKAGE / "stages" / "__init__.py" and "synthetic" not in path.parts
         for text in string_literals(path)
         for name in names
         if re.search(r"(?<![\w.])" + re.escape(name), text)  # "sample_submission.csv" is not "submission.csv"

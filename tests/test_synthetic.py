@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from hpa_utils import dataset, labels, synthetic
+from hpa_utils import dataset
+from hpa_utils.dataset import labels, synthetic
 
 N_TRAIN, N_TEST, SIZE = 20, 5, 64
 UUID_SHAPE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-11e8-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -1,11 +1,13 @@
-"""Tests of hpa_utils.training: compiling, callbacks, and the warm-up then fine-tune recipe on tiny models."""
+"""Tests of hpa_utils.training.fitting: compiling, callbacks, and the warm-up then fine-tune recipe on tiny models."""
 
 import keras
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from hpa_utils import budget, evaluation, models, training
+from hpa_utils import models
+from hpa_utils.results import evaluation
+from hpa_utils.training import budget, fitting
 
 
 def tiny_data(count=8, size=32, seed=0):
@@ -23,7 +25,7 @@ def tiny_dense_model():
 
 def test_compile_with_focal_loss_and_macro_f1():
     model = models.build_model(backbone="small", image_size=32)
-    training.compile_model(model, learning_rate=1e-3, loss="focal", focal_gamma=3.0)
+    fitting.compile_model(model, learning_rate=1e-3, loss="focal", focal_gamma=3.0)
     assert isinstance(model.loss, keras.losses.BinaryFocalCrossentropy)
     assert model.loss.gamma == 3.0
     assert model.optimizer.learning_rate.numpy() == pytest.approx(1e-3)
@@ -56,7 +58,7 @@ def test_compile_model_builds_the_training_state_so_the_step_is_traced_once_and_
         model = CountingModel(plain.inputs, plain.outputs)
         CountingModel.traces = 0
         if prebuilt:
-            training.compile_model(model, learning_rate=1e-3)
+            fitting.compile_model(model, learning_rate=1e-3)
         else:  # what compile_model does, without building the optimizer's and the metrics' variables first
             model.compile(
                 optimizer=keras.optimizers.Adam(learning_rate=1e-3),
@@ -73,65 +75,63 @@ def test_compile_model_builds_the_training_state_so_the_step_is_traced_once_and_
 def test_compile_rejects_unknown_loss_and_bad_learning_rate():
     model = tiny_dense_model()
     with pytest.raises(ValueError, match="loss='mse' is not supported"):
-        training.compile_model(model, 1e-3, loss="mse")
+        fitting.compile_model(model, 1e-3, loss="mse")
     with pytest.raises(ValueError, match="learning_rate=0 must be positive"):
-        training.compile_model(model, 0)
+        fitting.compile_model(model, 0)
 
 
 def test_make_callbacks(tmp_path):
-    callbacks = training.make_callbacks(tmp_path / "stage")
+    callbacks = fitting.make_callbacks(tmp_path / "stage")
     kinds = [type(callback) for callback in callbacks]
     assert kinds == [
         keras.callbacks.ModelCheckpoint,
         keras.callbacks.ReduceLROnPlateau,
         keras.callbacks.EarlyStopping,
         keras.callbacks.TerminateOnNaN,
-        training.StopOnDivergence,
+        fitting.StopOnDivergence,
     ]
     checkpoint, reduce_learning_rate, early_stopping = callbacks[:3]
-    assert checkpoint.filepath == str(tmp_path / "stage" / training.CHECKPOINT_FILE)
+    assert checkpoint.filepath == str(tmp_path / "stage" / fitting.CHECKPOINT_FILE)
     assert checkpoint.monitor == "val_f1" and checkpoint.best is None  # the first epoch is saved whatever its F1
     assert early_stopping.monitor == reduce_learning_rate.monitor == "val_loss"
-    stale = tmp_path / "stage" / training.CHECKPOINT_FILE
+    stale = tmp_path / "stage" / fitting.CHECKPOINT_FILE
     stale.write_text("left by an interrupted run")
-    timed = training.make_callbacks(tmp_path / "stage", time_budget=budget.Budget(1.0), epochs=4, runs=2)
+    timed = fitting.make_callbacks(tmp_path / "stage", time_budget=budget.Budget(1.0), epochs=4, runs=2)
     assert not stale.exists()
     assert isinstance(timed[-2], budget.EpochBudget) and (timed[-2].epochs, timed[-2].runs) == (4, 2)
-    assert isinstance(timed[-1], training.StopOnDivergence)  # last: it raises after the others' clean-up
+    assert isinstance(timed[-1], fitting.StopOnDivergence)  # last: it raises after the others' clean-up
     with pytest.raises(ValueError, match="needs epochs"):
-        training.make_callbacks(tmp_path, time_budget=budget.Budget(1.0))
+        fitting.make_callbacks(tmp_path, time_budget=budget.Budget(1.0))
 
 
 @pytest.mark.filterwarnings("ignore:.*val_.*:UserWarning")  # no validation data here
 def test_divergence_stops_with_a_clear_error(tmp_path):
-    model = training.compile_model(tiny_dense_model(), 1e-3)
+    model = fitting.compile_model(tiny_dense_model(), 1e-3)
     images = np.full((8, 4), np.nan, dtype="float32")
     targets = np.zeros((8, 28), dtype="float32")
-    with pytest.raises(
-        training.TrainingDivergedError, match="loss became nan at epoch 1, batch 0.*lower learning rate"
-    ):
-        training.fit(model, (images, targets), epochs=2, callbacks=training.make_callbacks(tmp_path), batch_size=4)
+    with pytest.raises(fitting.TrainingDivergedError, match="loss became nan at epoch 1, batch 0.*lower learning rate"):
+        fitting.fit(model, (images, targets), epochs=2, callbacks=fitting.make_callbacks(tmp_path), batch_size=4)
 
 
 def test_a_phase_with_no_epochs_left_trains_nothing(tmp_path):
-    model = training.compile_model(tiny_dense_model(), 1e-3)
+    model = fitting.compile_model(tiny_dense_model(), 1e-3)
     data = (np.ones((8, 4), "float32"), np.zeros((8, 28), "float32"))
     before = [weight.copy() for weight in model.get_weights()]
-    callbacks = training.make_callbacks(tmp_path)
-    assert training.fit(model, data, epochs=0, callbacks=callbacks).empty  # WARMUP_EPOCHS = 0
-    assert training.fit(model, data, epochs=3, initial_epoch=3, callbacks=callbacks).empty
+    callbacks = fitting.make_callbacks(tmp_path)
+    assert fitting.fit(model, data, epochs=0, callbacks=callbacks).empty  # WARMUP_EPOCHS = 0
+    assert fitting.fit(model, data, epochs=3, initial_epoch=3, callbacks=callbacks).empty
     stopped = budget.Budget(1.0)
     stopped.stopped_early = "time limit: stopped after epoch 1 of 2"  # as the warm-up's EpochBudget leaves it
-    timed = training.make_callbacks(tmp_path, time_budget=stopped, epochs=2)
-    assert training.fit(model, data, epochs=2, initial_epoch=1, callbacks=timed).empty  # the fine-tune is skipped
+    timed = fitting.make_callbacks(tmp_path, time_budget=stopped, epochs=2)
+    assert fitting.fit(model, data, epochs=2, initial_epoch=1, callbacks=timed).empty  # the fine-tune is skipped
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 
 def test_set_seed_makes_initialisation_repeatable():
-    training.set_seed(7)
+    fitting.set_seed(7)
     first = keras.layers.Dense(3)
     first.build((None, 2))
-    training.set_seed(7)
+    fitting.set_seed(7)
     second = keras.layers.Dense(3)
     second.build((None, 2))
     np.testing.assert_array_equal(first.kernel.numpy(), second.kernel.numpy())
@@ -164,19 +164,19 @@ def changed_in(before, after, layers):
 
 def test_warmup_freezes_the_backbone_and_finetune_trains_it(tmp_path):
     """02's recipe as its cells spell it out, on the small backbone (build_model freezes every backbone alike)."""
-    training.set_seed(0)
+    fitting.set_seed(0)
     model = models.build_model(backbone="small", image_size=32, freeze_batch_norm=True)  # as with pretrained weights
     images, targets = tiny_data()
     snapshots = WeightSnapshots()
-    callbacks = training.make_callbacks(tmp_path) + [snapshots]
+    callbacks = fitting.make_callbacks(tmp_path) + [snapshots]
     options = dict(callbacks=callbacks, batch_size=4, phase="finetune")
     models.set_backbone_trainable(model, False, freeze_batch_norm=True)
-    training.compile_model(model, 1e-3)
-    warmup = training.fit(model, (images, targets), (images, targets), epochs=1, **options | {"phase": "warmup"})
+    fitting.compile_model(model, 1e-3)
+    warmup = fitting.fit(model, (images, targets), (images, targets), epochs=1, **options | {"phase": "warmup"})
     models.set_backbone_trainable(model, True, freeze_batch_norm=True)
-    training.compile_model(model, 1e-4)
-    finetune = training.fit(model, (images, targets), (images, targets), epochs=2, initial_epoch=1, **options)
-    history = training.restore_best_epoch(model, callbacks, warmup, finetune)
+    fitting.compile_model(model, 1e-4)
+    finetune = fitting.fit(model, (images, targets), (images, targets), epochs=2, initial_epoch=1, **options)
+    history = fitting.restore_best_epoch(model, callbacks, warmup, finetune)
     warmup_start, warmup_end, finetune_start, finetune_end = snapshots.snapshots
 
     backbone = models.backbone_layers(model)
@@ -201,14 +201,14 @@ def test_warmup_freezes_the_backbone_and_finetune_trains_it(tmp_path):
 
 
 def test_warmup_then_finetune_is_the_same_recipe_for_03_and_04(tmp_path):
-    training.set_seed(0)
+    fitting.set_seed(0)
     model = models.build_model(backbone="small", image_size=32)  # from scratch: its BatchNorm trains
     images, targets = tiny_data()
-    history = training.warmup_then_finetune(
+    history = fitting.warmup_then_finetune(
         model,
         (images, targets),
         (images, targets),
-        training.Schedule(warmup_epochs=1, finetune_epochs=2, learning_rate=1e-3, finetune_learning_rate=1e-4),
+        fitting.Schedule(warmup_epochs=1, finetune_epochs=2, learning_rate=1e-3, finetune_learning_rate=1e-4),
         freeze_batch_norm=False,
         stage_dir=tmp_path,
         batch_size=4,
@@ -217,7 +217,7 @@ def test_warmup_then_finetune_is_the_same_recipe_for_03_and_04(tmp_path):
     assert model.optimizer.learning_rate.numpy() == pytest.approx(1e-4)
     assert all(layer.trainable for layer in models.backbone_layers(model))  # BatchNorm included
     with pytest.raises(ValueError, match="warmup_epochs=0, finetune_epochs=0: both must be >= 0 and not both 0"):
-        training.Schedule(warmup_epochs=0, finetune_epochs=0, learning_rate=1e-3, finetune_learning_rate=1e-4)
+        fitting.Schedule(warmup_epochs=0, finetune_epochs=0, learning_rate=1e-3, finetune_learning_rate=1e-4)
 
 
 def quadrant_data(count, seed, size=32):
@@ -235,16 +235,16 @@ def quadrant_data(count, seed, size=32):
 def test_a_trained_model_beats_the_prior_on_held_out_images(tmp_path):
     """What the smoke run is too small to show (1 epoch at 32 px scores about the prior): the stage's training and
     evaluation, on images whose labels can be learned, beat predicting the class frequencies, interval and all."""
-    training.set_seed(0)
+    fitting.set_seed(0)
     (images, targets), (held_out, held_out_targets) = quadrant_data(192, seed=1), quadrant_data(96, seed=2)
     model = models.build_model("small", 32, "rgb", "none", dropout=0.1)
     models.set_input_statistics(model, images)
-    callbacks = training.make_callbacks(tmp_path)
-    training.compile_model(model, 1e-3)
-    trained = training.fit(
+    callbacks = fitting.make_callbacks(tmp_path)
+    fitting.compile_model(model, 1e-3)
+    trained = fitting.fit(
         model, (images, targets), (held_out, held_out_targets), epochs=8, callbacks=callbacks, batch_size=16
     )
-    training.restore_best_epoch(model, callbacks, trained, verbose=0)
+    fitting.restore_best_epoch(model, callbacks, trained, verbose=0)
     scores = evaluation.evaluate(model.predict(held_out, verbose=0), held_out_targets, targets)
     low, _ = scores["f1_at_best_global_ci95"]
     assert low > scores["prior_baseline_f1"], scores

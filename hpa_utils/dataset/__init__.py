@@ -1,7 +1,10 @@
-"""The Kaggle-layout data folder: train.csv, sample_submission.csv, channel images, and a validator for all of it.
+"""The data: the Kaggle-layout folder (train.csv, sample_submission.csv, channel images) and its validator, the 28
+classes, the uint8 image cache, splits and folds, stain statistics, the embedded dataset and the HPAv18 images.
 
-``label_files`` reads the CSV files, ``images`` the channel images, ``validation`` checks a whole folder;
-the names below are the ones the notebooks and the rest of the package use.
+Exported here, the Kaggle layout that the notebooks and the rest of the package use: ``label_files`` reads the CSV
+files, ``images`` (with ``png``) the channel images, ``validation`` checks a whole folder. Its other modules are
+imported by name: ``labels`` (the classes), ``cache``, ``folds``, ``image_statistics``, and the sub-packages
+``synthetic`` (the embedded dataset) and ``external`` (HPAv18).
 """
 
 from hpa_utils.dataset.images import (

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFile
 
-from hpa_utils import argument_values
+from hpa_utils import errors
 from hpa_utils.dataset import png
 from hpa_utils.dataset.label_files import check_image_id
 
@@ -172,7 +172,7 @@ def load_channel(path, image_size: int | None = None) -> np.ndarray:
 
 
 def _check_size(image_size) -> None:
-    if image_size is not None and not (argument_values.is_integer(image_size) and image_size >= 1):
+    if image_size is not None and not (errors.is_integer(image_size) and image_size >= 1):
         raise ValueError(f"image_size must be a positive int or None, got {image_size!r}")
 
 

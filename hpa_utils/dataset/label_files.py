@@ -8,11 +8,8 @@ from pathlib import Path, PureWindowsPath
 
 import pandas as pd
 
-from hpa_utils import labels as labels_module
-
-TRAIN_CSV = "train.csv"
-
-SAMPLE_SUBMISSION_CSV = "sample_submission.csv"
+from hpa_utils.dataset import labels as labels_module
+from hpa_utils.system.environment import SAMPLE_SUBMISSION_CSV, TRAIN_CSV  # how a competition folder is found
 
 TEST_LABELS_CSV = "test_labels.csv"
 

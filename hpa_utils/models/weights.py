@@ -14,9 +14,9 @@ import h5py
 import keras
 import numpy as np
 
-from hpa_utils.atomic_files import atomic_write
 from hpa_utils.models.backbones import WeightsError
 from hpa_utils.models.surgery import ADAPTER_NAME
+from hpa_utils.system.atomic_files import atomic_write
 
 
 def _check_legacy_path(path) -> Path:
