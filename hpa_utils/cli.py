@@ -11,7 +11,7 @@ import time
 import traceback
 from pathlib import Path
 
-from hpa_utils import stages
+from hpa_utils import errors, stages
 from hpa_utils.system import disk
 
 
@@ -133,10 +133,11 @@ def _parser() -> argparse.ArgumentParser:
 
     synth = commands.add_parser("synth", help="write the embedded synthetic dataset in the Kaggle layout")
     synth.add_argument("--out", required=True)
-    synth.add_argument("--train", type=int, default=600)
-    synth.add_argument("--test", type=int, default=200)
-    synth.add_argument("--size", type=int, default=512)
-    synth.add_argument("--seed", type=int, default=0)
+    defaults = stages.SYNTHETIC_DEFAULTS  # what a stage generates when DATA_DIR is "": the notebooks' defaults
+    synth.add_argument("--train", type=int, default=defaults["SYNTHETIC_TRAIN"])
+    synth.add_argument("--test", type=int, default=defaults["SYNTHETIC_TEST"])
+    synth.add_argument("--size", type=int, default=defaults["SYNTHETIC_SIZE"])
+    synth.add_argument("--seed", type=int, default=defaults["SYNTHETIC_SEED"])
     synth.add_argument("--min-per-class", type=int, default=2)
     synth.add_argument("--workers", type=int, default=None)
     synth.add_argument(
@@ -164,19 +165,6 @@ COMMANDS = {
 }
 
 
-EXPECTED = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError, RuntimeError)
-PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def raised_here(error: BaseException) -> bool:
-    """Whether ``error`` was raised by this package's own code (the innermost frame of its traceback is in
-    hpa_utils): a message written for the user, not a library's failure or a bug."""
-    traceback_ = error.__traceback__
-    while traceback_ is not None and traceback_.tb_next is not None:
-        traceback_ = traceback_.tb_next
-    return traceback_ is not None and PACKAGE_DIR in Path(traceback_.tb_frame.f_code.co_filename).resolve().parents
-
-
 def log_traceback(error: BaseException, command: str) -> Path:
     """Write ``error``'s full traceback (its causes included) to a log file in the temporary folder; its path."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -193,9 +181,12 @@ def main(argv=None) -> int:
     command = importlib.import_module(COMMANDS[arguments.command])
     try:
         return command.main(arguments)
-    except stages.RunError as error:  # a notebook stopped: the message names the cell, or the fault, and the resume
-        print(f"error: {error}", file=sys.stderr)
+    except (errors.StoppedError, errors.NoSpaceError) as error:  # a stage stopped (the message names the cell or
+        print(f"error: {error}", file=sys.stderr)  # the fault, and the resume), or a disk too small for what is next
         return 1
+    except errors.HpaError as error:  # a bad argument or input, a missing file: the message says what to do
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except OSError as error:  # a full disk, wherever a command writes: one line, no traceback
         if disk.is_full_disk(error):
             folder = disk.path_in(error)
@@ -208,10 +199,8 @@ def main(argv=None) -> int:
 
 
 def _unexpected(error: BaseException, command: str) -> int:
-    """One line for an error the package raised (status 2); else the line names the log of its traceback."""
-    if isinstance(error, EXPECTED) and raised_here(error):
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    """An error the package did not raise on purpose (a library's, or a bug): one line naming the log file of its
+    full traceback, status 1."""
     log = log_traceback(error, command)
     print(f"error: {type(error).__name__}: {error} (not raised by hpa_utils; full traceback: {log})", file=sys.stderr)
     return 1

@@ -160,14 +160,16 @@ def test_the_runner_s_space_estimate_agrees_with_what_the_stages_write(tmp_path)
     from benchmarks import outputs
     from hpa_utils.pipeline import stage_space
     from hpa_utils.stages import parameters
+    from hpa_utils.stages.stage_config import StageConfig
 
     preset = parameters.load_preset("demo")
+
+    def config(stage):
+        return StageConfig.from_values(stage, parameters.stage_values(preset, stage, parameters.declared(stage)))
+
     for stage, written, _ in outputs.measure("demo", 1000, 200, tmp_path):
-        stage_values = preset["stages"].get(stage) or {}
-        if stage in ("03_upscale", "04_kfold"):  # their backbone and channels are 02's
-            stage_values = (preset["stages"]["02_warmup_finetune"] or {}) | stage_values
-        values = preset["parameters"] | stage_values
-        estimate = stage_space.stage_bytes(stage, values, train_images=1000, test_images=200)
+        backbone = config("02_warmup_finetune").backbone if stage == "03_upscale" else None  # 03's is 02's
+        estimate = stage_space.stage_bytes(config(stage), train_images=1000, test_images=200, backbone=backbone)
         files_only = estimate - stage_space.NOTEBOOK_BYTES.get(stage, stage_space.DEFAULT_NOTEBOOK_BYTES)
         assert 0.9 <= files_only / written <= 1.4, (stage, files_only, written)  # errs large for the adapter's head
 

@@ -93,7 +93,7 @@ def test_without_the_package_or_its_wheel_the_error_says_what_to_do(tmp_path, wi
     )
     assert result.returncode == 1
     assert (
-        f"ModuleNotFoundError: imgaug is not installed and {dataset / 'wheels'} holds no imgaug wheel. Install it "
+        f"MissingPackageError: imgaug is not installed and {dataset / 'wheels'} holds no imgaug wheel. Install it "
         "(pip install --no-deps imgaug)"
     ) in result.stderr
 

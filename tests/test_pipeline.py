@@ -295,3 +295,17 @@ def test_04s_submission_is_the_mean_of_the_folds_test_predictions_thresholded(sm
     submitted = labels.to_multi_hot([[int(label) for label in text.split()] for text in submission["Predicted"]])
     assert len(folds) == 2
     np.testing.assert_array_equal(submitted, metrics.apply_thresholds(mean, thresholds, at_least_one=True))
+
+
+def test_each_training_stage_saves_config_json_and_the_next_rebuilds_its_model_from_it(smoke_run):
+    from hpa_utils.stages import stage_config
+
+    run_dir, _ = smoke_run
+    for stage in stages.TRAINING_STAGES:
+        saved = json.loads((run_dir / stage / stages.CONFIG_FILE).read_text())
+        assert saved["stage"] == stage
+        assert saved["parameters"] == stage_files.read_metrics(run_dir / stage)["parameters"]
+    assert stage_config.read_model(run_dir / "02_warmup_finetune").image_size == 32  # the smoke preset's
+    upscaled = stage_config.read_model(run_dir / "03_upscale")
+    assert (upscaled.image_size, upscaled.source_image_size) == (64, 32)  # 03 rebuilt 02's head with the adapter
+    assert stage_config.read_model(run_dir / "04_kfold").image_size == 64

@@ -81,7 +81,7 @@ def _open_if_complete(path: Path, shape: tuple[int, ...]):
 def _check_free_space(directory: Path, needed_bytes: int) -> None:
     free_bytes = shutil.disk_usage(directory).free
     if free_bytes < needed_bytes:
-        raise OSError(
+        raise errors.NoSpaceError(
             f"{directory}: the image cache needs {needed_bytes / 2**30:.1f} GiB but only "
             f"{free_bytes / 2**30:.1f} GiB is free (use a smaller image_size, 'rgb', or another cache_dir)"
         )
@@ -109,20 +109,20 @@ def build_cache(
     exists or fits on the disk leaving ``FREE_SPACE_KEPT`` free, else streamed, saying so.
     """
     if mode not in CACHE_MODES:
-        raise ValueError(f"CACHE={mode!r} is not supported; choose one of {', '.join(CACHE_MODES)}")
+        raise errors.InputError(f"CACHE={mode!r} is not supported; choose one of {', '.join(CACHE_MODES)}")
     ids = [str(image_id) for image_id in ids]
     if not ids:
-        raise ValueError(f"build_cache: no ids given for split {split!r}")
+        raise errors.InputError(f"build_cache: no ids given for split {split!r}")
     if not errors.is_integer(image_size) or image_size <= 0:
-        raise ValueError(f"build_cache: image_size must be a positive int, got {image_size!r}")
+        raise errors.InputError(f"build_cache: image_size must be a positive int, got {image_size!r}")
     image_size = int(image_size)
     if channels not in dataset.CHANNEL_MODES:
-        raise ValueError(
+        raise errors.InputError(
             f"build_cache: unknown channels {channels!r}; expected one of {', '.join(dataset.CHANNEL_MODES)}"
         )
     data_dir = Path(data_dir).resolve()
     if not data_dir.is_dir():
-        raise FileNotFoundError(f"{data_dir}: data folder not found")
+        raise errors.MissingError(f"{data_dir}: data folder not found")
 
     path = cache_path(data_dir, split, ids, image_size, channels, cache_dir)
     shape = (len(ids), image_size, image_size, len(dataset.CHANNEL_MODES[channels]))
@@ -179,7 +179,7 @@ def _decode_into(array, data_dir, split, ids, image_size, channels, workers) -> 
     def load(index: int) -> None:
         sample = _load(data_dir, split, ids, index, image_size, channels, "caching")
         if sample.shape != array.shape[1:] or sample.dtype != np.uint8:
-            raise ValueError(
+            raise errors.InputError(
                 f"{split} sample {ids[index]}: loaded as {sample.shape} {sample.dtype}, "
                 f"expected {array.shape[1:]} uint8"
             )
@@ -255,7 +255,7 @@ def stacked(parts: list, cache_dir=None) -> np.ndarray:
     ]
     sample_shapes = {array.shape[1:] for array, _ in parts}
     if not parts or len(sample_shapes) != 1:
-        raise ValueError(f"stacked: needs arrays of one sample shape, got {[array.shape for array, _ in parts]}")
+        raise errors.InputError(f"stacked: needs arrays of one sample shape, got {[array.shape for array, _ in parts]}")
     shape = (sum(len(rows) for _, rows in parts), *parts[0][0].shape[1:])
     description = [[_identity(array), hashlib.sha256(rows.tobytes()).hexdigest()[:16]] for array, rows in parts]
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()

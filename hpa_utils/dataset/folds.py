@@ -20,9 +20,9 @@ def _stratifiers():
 def _as_multi_hot(multi_hot) -> np.ndarray:
     array = np.asarray(multi_hot)
     if array.ndim != 2:
-        raise ValueError(f"multi_hot has shape {array.shape}, expected (N, classes)")
+        raise errors.InputError(f"multi_hot has shape {array.shape}, expected (N, classes)")
     if not np.isin(array, (0, 1)).all():
-        raise ValueError("multi_hot must contain only 0 and 1")
+        raise errors.InputError("multi_hot must contain only 0 and 1")
     return array.astype(np.uint8)
 
 
@@ -30,9 +30,9 @@ def make_folds(multi_hot, n_folds: int = 5, seed: int = 0) -> np.ndarray:
     """The fold (0..n_folds-1) of each sample, multilabel-stratified so every class spreads evenly over folds."""
     multi_hot = _as_multi_hot(multi_hot)
     if n_folds < 2:
-        raise ValueError(f"n_folds must be at least 2, got {n_folds}")
+        raise errors.InputError(f"n_folds must be at least 2, got {n_folds}")
     if len(multi_hot) < n_folds:
-        raise ValueError(f"cannot make {n_folds} folds from {len(multi_hot)} samples")
+        raise errors.InputError(f"cannot make {n_folds} folds from {len(multi_hot)} samples")
     splitter = _stratifiers().MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     folds = np.full(len(multi_hot), -1, dtype=np.int64)
     for fold, (_, validation_rows) in enumerate(splitter.split(np.zeros(len(multi_hot)), multi_hot)):
@@ -44,9 +44,9 @@ def validation_split(multi_hot, validation_fraction: float = 0.2, seed: int = 0)
     """Boolean ``is_validation`` per sample: a multilabel-stratified hold-out of about ``validation_fraction``."""
     multi_hot = _as_multi_hot(multi_hot)
     if not 0 < validation_fraction < 1:
-        raise ValueError(f"validation_fraction must be between 0 and 1, got {validation_fraction}")
+        raise errors.InputError(f"validation_fraction must be between 0 and 1, got {validation_fraction}")
     if len(multi_hot) < 2:
-        raise ValueError(f"cannot split {len(multi_hot)} samples into training and validation")
+        raise errors.InputError(f"cannot split {len(multi_hot)} samples into training and validation")
     splitter = _stratifiers().MultilabelStratifiedShuffleSplit(
         n_splits=1, test_size=validation_fraction, random_state=seed
     )
@@ -60,10 +60,10 @@ def _write_assignment(path, ids, values, column: str) -> Path:
     ids = [str(image_id) for image_id in ids]
     values = np.asarray(values)
     if values.shape != (len(ids),):
-        raise ValueError(f"{column} has shape {values.shape} but there are {len(ids)} ids")
+        raise errors.InputError(f"{column} has shape {values.shape} but there are {len(ids)} ids")
     duplicates = pd.Index(ids)[pd.Index(ids).duplicated()].unique()
     if len(duplicates):
-        raise ValueError(f"duplicate Ids: {errors.show_ids(duplicates)}")
+        raise errors.InputError(f"duplicate Ids: {errors.show_ids(duplicates)}")
     frame = pd.DataFrame({"Id": ids, column: values.astype(np.int64)})
     with atomic_write(path) as temporary:
         frame.to_csv(temporary, index=False)
@@ -73,22 +73,22 @@ def _write_assignment(path, ids, values, column: str) -> Path:
 def _read_assignment(path, column: str, expected_ids) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
+        raise errors.MissingError(f"{path}: file not found")
     try:
         frame = pd.read_csv(path, dtype={"Id": str})
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not a readable CSV file ({error})") from error
+        raise errors.InputError(f"{path}: not a readable CSV file ({error})") from error
     missing_columns = [name for name in ("Id", column) if name not in frame.columns]
     if missing_columns:
-        raise ValueError(f"{path}: missing column(s) {missing_columns}, found {list(frame.columns)}")
+        raise errors.InputError(f"{path}: missing column(s) {missing_columns}, found {list(frame.columns)}")
     frame = frame[["Id", column]]
     duplicates = frame["Id"][frame["Id"].duplicated()].unique()
     if len(duplicates):
-        raise ValueError(f"{path}: duplicate Ids: {errors.show_ids(duplicates)}")
+        raise errors.InputError(f"{path}: duplicate Ids: {errors.show_ids(duplicates)}")
     values = pd.to_numeric(frame[column], errors="coerce")
     bad_rows = frame["Id"][values.isna() | (values != values.round()) | (values < 0)]
     if len(bad_rows):
-        raise ValueError(f"{path}: {column} is not a non-negative integer for Ids {errors.show_ids(bad_rows)}")
+        raise errors.InputError(f"{path}: {column} is not a non-negative integer for Ids {errors.show_ids(bad_rows)}")
     frame = frame.assign(**{column: values.astype(np.int64)})
     if expected_ids is not None:
         expected_ids = [str(image_id) for image_id in expected_ids]
@@ -102,7 +102,7 @@ def _read_assignment(path, column: str, expected_ids) -> pd.DataFrame:
                 problems.append(f"missing Ids {errors.show_ids(missing)}")
             if extra:
                 problems.append(f"extra Ids {errors.show_ids(extra)}")
-            raise ValueError(f"{path}: Ids do not match the expected ones: {'; '.join(problems)}")
+            raise errors.InputError(f"{path}: Ids do not match the expected ones: {'; '.join(problems)}")
         frame = frame.set_index("Id").loc[expected_ids].reset_index()
     return frame
 
@@ -124,7 +124,7 @@ def write_split(path, ids, is_validation) -> Path:
     """Write split.csv (Id,is_validation with 1 for validation, 0 for training) atomically."""
     is_validation = np.asarray(is_validation)
     if is_validation.dtype != bool and not np.isin(is_validation, (0, 1)).all():
-        raise ValueError("is_validation must be boolean (or 0/1)")
+        raise errors.InputError("is_validation must be boolean (or 0/1)")
     return _write_assignment(path, ids, is_validation, "is_validation")
 
 
@@ -133,5 +133,5 @@ def read_split(path, expected_ids=None) -> pd.DataFrame:
     frame = _read_assignment(path, "is_validation", expected_ids)
     bad_rows = frame["Id"][~frame["is_validation"].isin((0, 1))]
     if len(bad_rows):
-        raise ValueError(f"{path}: is_validation is not 0 or 1 for Ids {errors.show_ids(bad_rows)}")
+        raise errors.InputError(f"{path}: is_validation is not 0 or 1 for Ids {errors.show_ids(bad_rows)}")
     return frame.assign(is_validation=frame["is_validation"].astype(bool))

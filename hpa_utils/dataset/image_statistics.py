@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from hpa_utils import errors
 from hpa_utils.dataset import COLORS, load_sample, read_sample_submission, read_train_labels
 
 REFERENCE_CSV = Path(__file__).with_name("real_image_statistics.csv")
@@ -39,7 +40,7 @@ def count_nuclei(blue: np.ndarray) -> int:
 def measure_image(sample: np.ndarray) -> dict[str, float]:
     """The 13 statistics of one HxWx4 uint8 RGBY sample (read at 256 px), fractions of full scale."""
     if sample.ndim != 3 or sample.shape[2] != len(COLORS) or sample.dtype != np.uint8:
-        raise ValueError(f"expected an HxWx4 uint8 RGBY sample, got shape {sample.shape} dtype {sample.dtype}")
+        raise errors.InputError(f"expected an HxWx4 uint8 RGBY sample, got shape {sample.shape} dtype {sample.dtype}")
     values = {}
     for position, color in enumerate(COLORS):
         channel = sample[:, :, position]
@@ -54,10 +55,10 @@ def measure_folder(data_dir, samples: int = 100, split: str = "train", seed: int
     """One row of statistics per image for ``samples`` Ids of ``split`` drawn at random (seeded), indexed by Id."""
     data_dir = Path(data_dir)
     if split not in ("train", "test"):
-        raise ValueError(f"split must be train or test, got {split!r}")
+        raise errors.InputError(f"split must be train or test, got {split!r}")
     ids = (read_train_labels if split == "train" else read_sample_submission)(data_dir)["Id"].tolist()
     if not ids:
-        raise ValueError(f"{data_dir}: no {split} Ids to measure")
+        raise errors.InputError(f"{data_dir}: no {split} Ids to measure")
     chosen = sorted(np.random.default_rng(seed).choice(len(ids), size=min(samples, len(ids)), replace=False))
     rows = {
         ids[index]: measure_image(load_sample(data_dir, split, ids[index], "rgby", MEASURE_SIZE)) for index in chosen
@@ -140,9 +141,9 @@ def intensity_table(data_dir, ids, image_size: int = MEASURE_SIZE) -> pd.DataFra
 def main(arguments) -> int:
     """Entry point of `python -m hpa_utils synth-stats DATA_DIR`."""
     if not Path(arguments.data_dir).is_dir():
-        raise FileNotFoundError(f"{arguments.data_dir}: no such folder")
+        raise errors.MissingError(f"{arguments.data_dir}: no such folder")
     if arguments.samples < 1:
-        raise ValueError(f"--samples must be at least 1, got {arguments.samples}")
+        raise errors.InputError(f"--samples must be at least 1, got {arguments.samples}")
     per_image = measure_folder(arguments.data_dir, arguments.samples, arguments.split, arguments.seed)
     table = compare(summarise(per_image))
     print(

@@ -31,7 +31,7 @@ _JPEG_END = b"\xff\xd9"
 _TRAILER_SEARCH_BYTES = 1024  # a complete file has its end marker within this many bytes of the end
 
 
-class ImageError(ValueError):
+class ImageError(errors.InputError):
     """A channel image that cannot be used: empty, not an image, truncated or corrupt. The message names the file."""
 
 
@@ -46,7 +46,7 @@ def image_path(data_dir, split: str, image_id: str, color: str) -> Path:
     FileNotFoundError naming the Id, colour and folder when no such file exists.
     """
     if color not in COLORS:
-        raise ValueError(f"unknown colour {color!r}; expected one of {', '.join(COLORS)}")
+        raise errors.InputError(f"unknown colour {color!r}; expected one of {', '.join(COLORS)}")
     check_image_id(image_id)
     folder = Path(data_dir) / split
     for file_name in channel_file_names(image_id, color):
@@ -54,7 +54,9 @@ def image_path(data_dir, split: str, image_id: str, color: str) -> Path:
         if candidate.is_file():
             return candidate
     extensions = "/".join(IMAGE_EXTENSIONS)
-    raise FileNotFoundError(f"{folder}: no {color} image for Id {image_id} (looked for {image_id}_{color}{extensions})")
+    raise errors.MissingError(
+        f"{folder}: no {color} image for Id {image_id} (looked for {image_id}_{color}{extensions})"
+    )
 
 
 def _check_complete(path: Path, data: bytes) -> None:
@@ -109,7 +111,7 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
         top = float(array.max()) if array.size else 0.0
         scale = 255.0 if top <= 1.0 else 255.0 / top
         return np.clip(array * scale, 0, 255).round().astype(np.uint8)
-    raise ValueError(f"unsupported pixel type {array.dtype}")
+    raise errors.InputError(f"unsupported pixel type {array.dtype}")
 
 
 def _half_size_decode(data: bytes, image_size: int | None) -> bool:
@@ -165,7 +167,7 @@ def load_channel(path, image_size: int | None = None) -> np.ndarray:
     try:
         data = path.read_bytes()
     except FileNotFoundError as error:
-        raise FileNotFoundError(f"{path}: image file not found") from error
+        raise errors.MissingError(f"{path}: image file not found") from error
     except IsADirectoryError as error:
         raise ImageError(f"{path}: is a folder, not an image file") from error
     return decode_channel(data, path, image_size)
@@ -173,7 +175,7 @@ def load_channel(path, image_size: int | None = None) -> np.ndarray:
 
 def _check_size(image_size) -> None:
     if image_size is not None and not (errors.is_integer(image_size) and image_size >= 1):
-        raise ValueError(f"image_size must be a positive int or None, got {image_size!r}")
+        raise errors.InputError(f"image_size must be a positive int or None, got {image_size!r}")
 
 
 def decode_channel(data: bytes, path, image_size: int | None = None) -> np.ndarray:
@@ -214,7 +216,7 @@ def load_sample(
     Raises ValueError for an unknown channel mode, plus whatever image_path/load_channel raise.
     """
     if channels not in CHANNEL_MODES:
-        raise ValueError(f"unknown channel mode {channels!r}; expected one of {', '.join(CHANNEL_MODES)}")
+        raise errors.InputError(f"unknown channel mode {channels!r}; expected one of {', '.join(CHANNEL_MODES)}")
     colors = CHANNEL_MODES[channels]
     first = load_channel(image_path(data_dir, split, image_id, colors[0]), image_size)
     result = np.empty(first.shape + (len(colors),), dtype=np.uint8)

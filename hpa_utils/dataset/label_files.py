@@ -8,6 +8,7 @@ from pathlib import Path, PureWindowsPath
 
 import pandas as pd
 
+from hpa_utils import errors
 from hpa_utils.dataset import labels as labels_module
 from hpa_utils.system.environment import SAMPLE_SUBMISSION_CSV, TRAIN_CSV  # how a competition folder is found
 
@@ -16,7 +17,7 @@ TEST_LABELS_CSV = "test_labels.csv"
 MAX_PROBLEMS_SHOWN = 50
 
 
-class DatasetError(ValueError):
+class DatasetError(errors.InputError):
     """A data folder or label file with problems; ``.problems`` lists every one of them.
 
     ``str()`` shows one problem per line (the first 50, then "... and N more").
@@ -52,7 +53,7 @@ def _id_problem(image_id: str) -> str | None:
 def check_image_id(image_id: str) -> None:
     problem = _id_problem(image_id)
     if problem:
-        raise ValueError(problem)
+        raise errors.InputError(problem)
 
 
 def _read_csv_rows(path: Path, required_columns: tuple[str, ...], optional_columns: tuple[str, ...] = ()):

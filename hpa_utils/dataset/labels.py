@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hpa_utils import errors
+
 CLASS_NAMES: tuple[str, ...] = (
     "Nucleoplasm",
     "Nuclear membrane",
@@ -42,7 +44,7 @@ NUM_CLASSES = len(CLASS_NAMES)
 LABEL_SETS_FILE = Path(__file__).with_name("train_label_sets.csv")
 
 
-class TargetError(ValueError):
+class TargetError(errors.InputError):
     """A Target (or Predicted) string that does not parse; ``kind`` and ``culprit`` say why, for callers that group.
 
     kind is "empty", "non-integer label" (culprit: the token) or "label outside" (culprit: the label).

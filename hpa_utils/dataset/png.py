@@ -13,6 +13,8 @@ import threading
 
 import numpy as np
 
+from hpa_utils import errors
+
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _local = threading.local()  # one Wuffs decoder per thread: a decoder is not shared between threads
@@ -34,20 +36,20 @@ def is_grayscale_8bit(data: bytes) -> bool:
 def idat(data: bytes) -> bytes:
     """The zlib stream of a PNG file: its IDAT chunks' payloads, concatenated. ValueError for a non-PNG."""
     if not data.startswith(SIGNATURE):
-        raise ValueError("not a PNG file (no PNG signature)")
+        raise errors.InputError("not a PNG file (no PNG signature)")
     view, position, parts = memoryview(data), len(SIGNATURE), []
     while position + 8 <= len(data):
         length, kind = struct.unpack(">I4s", view[position : position + 8])
         start = position + 8
         if start + length > len(data):
-            raise ValueError(f"truncated PNG: a {kind!r} chunk runs past the end of the file")
+            raise errors.InputError(f"truncated PNG: a {kind!r} chunk runs past the end of the file")
         if kind == b"IDAT":
             parts.append(view[start : start + length])
         elif kind == b"IEND":
             break
         position = start + length + 4  # the chunk's CRC
     if not parts:
-        raise ValueError("PNG without IDAT chunks")
+        raise errors.InputError("PNG without IDAT chunks")
     return b"".join(parts)
 
 

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hpa_utils import stages
+from hpa_utils import errors, stages
 from hpa_utils.kaggle.kernel_folders import (
     ACCELERATORS,
     DATASET_SLUG,
@@ -120,7 +120,7 @@ def collect_wheels(out: Path, cache: Path | None = None, versions: dict | None =
             error = _download(f"{distribution}=={version}", cache)
             wheel = offline_wheels.find_wheel(distribution, cache, version)
             if wheel is None:
-                raise RuntimeError(
+                raise errors.SetupError(
                     f"no wheel of {distribution}=={version}: not in {cache}, and `pip download` failed "
                     f"({error or 'no wheel written'}). Put {offline_wheels.wheel_prefix(distribution)}{version}-*.whl "
                     f"into {cache} (or pass another wheel folder) and export again."
@@ -207,9 +207,9 @@ def _accelerator_note(rows: list[dict]) -> str:
 
 def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder; nothing was touched. Choose another --out.")
+        raise errors.ExistsError(f"{out} exists and is not a folder; nothing was touched. Choose another --out.")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise FileExistsError(
+        raise errors.ExistsError(
             f"{out} is not empty and is not an earlier Kaggle export (no {MARKER} in it); "
             f"nothing was touched. Choose another --out, or empty that folder."
         )

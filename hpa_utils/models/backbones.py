@@ -17,26 +17,28 @@ SMALL_FILTERS = (32, 64, 128, 256)  # small_cnn, the CPU demo's backbone
 CHANNELS = {"rgb": 3, "rgby": 4}
 
 
-class WeightsError(ValueError):
+class WeightsError(errors.InputError):
     """A weights argument or weights file that cannot be used (missing, wrong format, nothing matched)."""
 
 
 def check_backbone(backbone) -> None:
     if backbone not in BACKBONES:
-        raise ValueError(f"backbone={backbone!r} is not supported; choose one of {sorted(BACKBONES)}")
+        raise errors.InputError(f"backbone={backbone!r} is not supported; choose one of {sorted(BACKBONES)}")
 
 
 def check_channels(channels) -> None:
     if channels not in CHANNELS:
-        raise ValueError(f"channels={channels!r} is not supported; choose one of {sorted(CHANNELS)}")
+        raise errors.InputError(f"channels={channels!r} is not supported; choose one of {sorted(CHANNELS)}")
 
 
 def check_image_size(backbone: str, image_size, argument: str = "image_size") -> None:
     minimum = BACKBONES[backbone][1]
     if not errors.is_integer(image_size):
-        raise ValueError(f"{argument}={image_size!r} must be an int (pixels)")
+        raise errors.InputError(f"{argument}={image_size!r} must be an int (pixels)")
     if image_size < minimum:
-        raise ValueError(f"{argument}={image_size}: {backbone} needs images of at least {minimum}x{minimum} pixels")
+        raise errors.InputError(
+            f"{argument}={image_size}: {backbone} needs images of at least {minimum}x{minimum} pixels"
+        )
 
 
 def small_cnn(include_top: bool = False, weights=None, input_shape=(64, 64, 3), input_tensor=None) -> keras.Model:
@@ -48,7 +50,7 @@ def small_cnn(include_top: bool = False, weights=None, input_shape=(64, 64, 3), 
     ImageNet weights exist.
     """
     if include_top:
-        raise ValueError("small_cnn has no classification top; the head is build_model's")
+        raise errors.InputError("small_cnn has no classification top; the head is build_model's")
     if weights == "imagenet":
         raise WeightsError("weights='imagenet': the small backbone has none; use 'none' (random) or a weights file")
     inputs = keras.Input(input_shape) if input_tensor is None else input_tensor

@@ -7,6 +7,7 @@ import dataclasses
 import keras
 import numpy as np
 
+from hpa_utils import errors
 from hpa_utils.dataset.labels import NUM_CLASSES
 from hpa_utils.models.backbones import (
     backbone_features,
@@ -48,7 +49,7 @@ def batch_norm_frozen(setting: str, weights, *, upstream: bool | None = None) ->
     Raises ValueError for another setting.
     """
     if setting not in BATCH_NORM_SETTINGS:
-        raise ValueError(f"FREEZE_BATCH_NORM={setting!r} is not supported; choose one of {BATCH_NORM_SETTINGS}")
+        raise errors.InputError(f"FREEZE_BATCH_NORM={setting!r} is not supported; choose one of {BATCH_NORM_SETTINGS}")
     if setting == "auto":
         return bool(upstream) if upstream is not None else is_pretrained(weights)
     return setting == "yes"
@@ -60,7 +61,9 @@ def _start_as_average(adapter: keras.layers.Conv2D) -> None:
     kernel = adapter.kernel
     size, _, channels, filters = kernel.shape
     if channels != filters:
-        raise ValueError(f"{adapter.name} maps {channels} channels to {filters}; the adapter must keep the channels")
+        raise errors.InputError(
+            f"{adapter.name} maps {channels} channels to {filters}; the adapter must keep the channels"
+        )
     average = np.zeros(kernel.shape, dtype="float32")
     average[:, :, np.arange(filters), np.arange(filters)] = 1.0 / (size * kernel.shape[1])
     adapter.set_weights([average, np.zeros(filters, dtype="float32")])
@@ -100,10 +103,9 @@ def build_model(
     check_channels(channels)
     check_image_size(backbone, image_size)
     if adapter is not None and adapter.name != ADAPTER_NAME:
-        raise ValueError(f"adapter is named {adapter.name!r}: name it {ADAPTER_NAME!r}, the name 04 rebuilds it by")
+        raise errors.InputError(f"adapter is named {adapter.name!r}: name it {ADAPTER_NAME!r} (04 rebuilds it so)")
     if not 0 <= dropout < 1:
-        raise ValueError(f"dropout={dropout!r} must be in [0, 1)")
-
+        raise errors.InputError(f"dropout={dropout!r} must be in [0, 1)")
     if freeze_batch_norm is None:
         freeze_batch_norm = is_pretrained(weights)
 
@@ -154,7 +156,7 @@ def set_input_statistics(model: keras.Model, images, indices=None, max_images: i
     """
     rows = np.arange(len(images)) if indices is None else np.asarray(indices)
     if len(rows) == 0:
-        raise ValueError("set_input_statistics needs at least one image")
+        raise errors.InputError("set_input_statistics needs at least one image")
     rows = rows[np.linspace(0, len(rows) - 1, min(len(rows), max_images)).astype(int)]
     layer = model.get_layer("input_bn")
     total = total_squares = 0.0
@@ -167,7 +169,9 @@ def set_input_statistics(model: keras.Model, images, indices=None, max_images: i
     mean = total / count
     variance = np.maximum(total_squares / count - np.square(mean), 0.0)
     if mean.shape != tuple(layer.moving_mean.shape):
-        raise ValueError(f"images have {mean.shape[0]} channels but the model takes {layer.moving_mean.shape[0]}")
+        raise errors.InputError(
+            f"images have {mean.shape[0]} channels but the model takes {layer.moving_mean.shape[0]}"
+        )
     gamma, beta, _, _ = layer.get_weights()
     layer.set_weights([gamma, beta, mean.astype("float32"), variance.astype("float32")])
     return np.stack([mean, variance])

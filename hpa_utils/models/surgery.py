@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from hpa_utils import errors
 from hpa_utils.models.backbones import check_backbone, check_image_size, feature_grid
 
 ADAPTER_NAME = "upscale_adapter"
@@ -20,9 +21,9 @@ def adapter_kernel_size_and_stride(source_grid: int, target_grid: int) -> tuple[
     Raises ValueError when target_grid is larger than source_grid (the adapter only shrinks).
     """
     if target_grid < 1 or source_grid < 1:
-        raise ValueError(f"grid sides must be positive, got source {source_grid} and target {target_grid}")
+        raise errors.InputError(f"grid sides must be positive, got source {source_grid} and target {target_grid}")
     if target_grid > source_grid:
-        raise ValueError(
+        raise errors.InputError(
             f"the upscale adapter shrinks a feature grid; cannot map {source_grid}x{source_grid} "
             f"to the larger {target_grid}x{target_grid}"
         )
@@ -42,7 +43,7 @@ def upscale_adapter_shape(backbone: str, source_image_size: int, image_size: int
     check_image_size(backbone, image_size)
     large, small = feature_grid(backbone, image_size), feature_grid(backbone, source_image_size)
     if small > large:
-        raise ValueError(
+        raise errors.InputError(
             f"{backbone}: image_size={image_size} gives a {large}x{large} feature grid, smaller than the "
             f"{small}x{small} grid of source_image_size={source_image_size}; the adapter only shrinks"
         )
@@ -76,20 +77,20 @@ def rgby_from_rgb(model: keras.Model) -> keras.Model:
     ``input_bn`` the new model predicts exactly what the old one does.
     """
     if model.input.shape[-1] != 3:
-        raise ValueError(f"rgby_from_rgb expects a 3-channel model, got input shape {model.input.shape}")
+        raise errors.InputError(f"rgby_from_rgb expects a 3-channel model, got input shape {model.input.shape}")
     height, width = model.input.shape[1:3]
     inputs = keras.Input((height, width, 4), name=model.layers[0].name)
     expanded = keras.models.clone_model(model, input_tensors=inputs)
     widened = []
     for old, new in zip(model.layers[1:], expanded.layers[1:]):
         if old.name != new.name:
-            raise ValueError(f"rgby_from_rgb: layer order differs after cloning ({old.name} vs {new.name})")
+            raise errors.InputError(f"rgby_from_rgb: layer order differs after cloning ({old.name} vs {new.name})")
         values = []
         for old_value, new_variable in zip(old.get_weights(), new.weights):
             if old_value.shape != tuple(new_variable.shape):
                 widened_value = _add_yellow_input(old_value, tuple(new_variable.shape))
                 if widened_value is None:
-                    raise ValueError(
+                    raise errors.InputError(
                         f"rgby_from_rgb: unexpected shape change in layer {old.name}: "
                         f"{old_value.shape} -> {tuple(new_variable.shape)}"
                     )
@@ -100,5 +101,5 @@ def rgby_from_rgb(model: keras.Model) -> keras.Model:
         new.trainable = old.trainable
     convolutions = [name for name in dict.fromkeys(widened) if name != "input_bn"]
     if len(convolutions) != 1:
-        raise ValueError(f"rgby_from_rgb: expected exactly one first convolution to widen, found {convolutions}")
+        raise errors.InputError(f"rgby_from_rgb: expected exactly one first convolution to widen, found {convolutions}")
     return keras.Model(inputs, expanded.output, name=model.name.replace("_rgb", "_rgby"))

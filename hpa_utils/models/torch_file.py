@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hpa_utils import errors
+
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER
 LEGACY_PROTOCOL = 1001  # torch.serialization.PROTOCOL_VERSION
 STORAGE_TYPES = {  # torch.<name> -> the element type of its bytes (little-endian)
@@ -33,7 +35,7 @@ STORAGE_TYPES = {  # torch.<name> -> the element type of its bytes (little-endia
 }
 
 
-class TorchFileError(ValueError):
+class TorchFileError(errors.InputError):
     """A file that is not a legacy torch.save file of tensors, is cut short, or names code it is not allowed to run."""
 
 

@@ -14,7 +14,7 @@ import itertools
 import re
 from pathlib import Path
 
-from hpa_utils import stages
+from hpa_utils import errors, stages
 from hpa_utils.pipeline import runner
 from hpa_utils.results import ablation_tables, report
 from hpa_utils.stages import parameters
@@ -46,12 +46,12 @@ def parse_vary(items: list[str]) -> dict:
         name, separator, text = item.partition("=")
         values = [part.strip() for part in text.split(",") if part.strip()]
         if not separator or not name.isidentifier() or len(values) < 2:
-            raise ValueError(f"--vary {item!r}: expected NAME=VALUE1,VALUE2[,...] (at least two values)")
+            raise errors.InputError(f"--vary {item!r}: expected NAME=VALUE1,VALUE2[,...] (at least two values)")
         if name in varied:
-            raise ValueError(f"--vary {name} is given twice; list all its values in one --vary")
+            raise errors.InputError(f"--vary {name} is given twice; list all its values in one --vary")
         varied[name] = [parameters.parse_overrides([f"{name}={value}"])[name] for value in values]
     if not varied:
-        raise ValueError("ablate needs at least one --vary NAME=VALUE1,VALUE2")
+        raise errors.InputError("ablate needs at least one --vary NAME=VALUE1,VALUE2")
     return varied
 
 
@@ -61,9 +61,9 @@ def reference_values(preset: dict, stage: str, varied: dict, overrides: dict) ->
     declared = parameters.declared(stage)
     for name in [*varied, *overrides, "SEED"]:
         if name not in declared:
-            raise ValueError(f"{stage} declares no parameter {name} (it declares {', '.join(sorted(declared))})")
+            raise errors.InputError(f"{stage} declares no parameter {name} (it declares {', '.join(sorted(declared))})")
     if "SEED" in varied:
-        raise ValueError("--vary SEED: seeds come from --seeds")
+        raise errors.InputError("--vary SEED: seeds come from --seeds")
     values = parameters.stage_values(preset, stage, declared, overrides)
     for name, options in varied.items():
         for option in options:
@@ -93,7 +93,7 @@ def upstream_stages(preset: dict, stage: str) -> list[str]:
     """The preset's stages that ``stage`` reads (``stages.Stage.upstream``): run once, shared by every run."""
     upstream = stages.record(stage).upstream
     if stage not in preset["notebooks"]:
-        raise ValueError(f"preset {preset['name']} does not run {stage}")
+        raise errors.InputError(f"preset {preset['name']} does not run {stage}")
     return [name for name in preset["notebooks"] if name in upstream]
 
 
@@ -105,13 +105,15 @@ def check_record(out: Path, request: dict) -> bool:
         saved = atomic_files.read_json(path)
         asked = {key: saved.get(key) for key in request}
         if asked != request:
-            raise FileExistsError(
+            raise errors.ExistsError(
                 f"--out {out} holds an ablation of other settings ({path}: {asked}); "
                 f"continue it with `ablate --resume {out}`, or choose another --out"
             )
         return True
     if out.is_file() or out.is_dir() and any(out.iterdir()) and not (out / runner.RUN_FILE).is_file():
-        raise FileExistsError(f"--out {out} already exists and is not a run folder or an ablation; nothing was touched")
+        raise errors.ExistsError(
+            f"--out {out} already exists and is not a run folder or an ablation; nothing was touched"
+        )
     return False
 
 
@@ -162,9 +164,9 @@ def ablate(
 ) -> Path:
     """Run the ablation (or continue it) and write ablation.csv, ablation.md and report.html; return --out."""
     if seeds < 1:
-        raise ValueError(f"--seeds {seeds}: at least 1")
+        raise errors.InputError(f"--seeds {seeds}: at least 1")
     if not out:
-        raise ValueError("ablate needs --out DIR (or --resume DIR)")
+        raise errors.InputError("ablate needs --out DIR (or --resume DIR)")
     preset_record = parameters.load_preset(preset)
     overrides = dict(overrides or {})
     varied = parse_vary(vary)
@@ -205,7 +207,7 @@ def resume(out: str) -> Path:
     """Continue the ablation in ``out`` with what its ablation.json asked."""
     path = Path(out).expanduser().resolve() / RECORD_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"--resume {out}: no {RECORD_FILE} there; is it an ablation folder?")
+        raise errors.MissingError(f"--resume {out}: no {RECORD_FILE} there; is it an ablation folder?")
     saved = atomic_files.read_json(path)
     return ablate(
         saved["preset"],
@@ -225,7 +227,7 @@ def main(arguments) -> int:
         resume(arguments.resume)
         return 0
     if not arguments.stage:
-        raise ValueError("ablate needs --stage (or --resume DIR)")
+        raise errors.InputError("ablate needs --stage (or --resume DIR)")
     ablate(
         arguments.preset,
         arguments.stage,

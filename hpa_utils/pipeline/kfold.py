@@ -10,7 +10,7 @@ import numpy as np
 
 from hpa_utils import errors, models, stages
 from hpa_utils.dataset import external, folds, labels
-from hpa_utils.stages import stage_files, stage_model
+from hpa_utils.stages import stage_config, stage_files, stage_model
 from hpa_utils.system import atomic_files, environment
 
 FOLD_FILES = (stages.METRICS_FILE, stages.OOF_FILE, stages.TEST_PREDICTIONS_FILE, stages.HISTORY_FILE)  # merging reads
@@ -46,7 +46,7 @@ def gather_fold_kernels(stage_dir, root=None) -> list[int]:
     reference = outputs[0] / stages.FOLDS_FILE
     for output in outputs[1:]:
         if (output / stages.FOLDS_FILE).read_bytes() != reference.read_bytes():
-            raise ValueError(
+            raise errors.InputError(
                 f"{output / stages.FOLDS_FILE} differs from {reference}: the fold kernels split the images "
                 "differently; run them all with the same SEED, N_FOLDS and data"
             )
@@ -73,7 +73,7 @@ def load_folds(stage_dir, ids, targets, *, n_folds: int, seed: int = 0, from_ker
     if path.is_file():
         fold_of = folds.read_folds(path, expected_ids=ids)["fold"].to_numpy()
         if fold_of.max() + 1 != n_folds:
-            raise ValueError(
+            raise errors.InputError(
                 f"{path} has {fold_of.max() + 1} folds but N_FOLDS = {n_folds}; "
                 "use the same N_FOLDS, or a new OUTPUT_DIR"
             )
@@ -90,7 +90,7 @@ def folds_to_train(requested: list, n_folds: int, *, from_kernels: bool = False)
     chosen = list(requested) or list(range(n_folds))
     wrong = [fold for fold in chosen if not errors.is_integer(fold) or not 0 <= fold < n_folds]
     if wrong:
-        raise ValueError(f"FOLDS {wrong}: each fold must be an integer 0..{n_folds - 1} (N_FOLDS = {n_folds})")
+        raise errors.InputError(f"FOLDS {wrong}: each fold must be an integer 0..{n_folds - 1} (N_FOLDS = {n_folds})")
     return chosen
 
 
@@ -108,7 +108,7 @@ def with_external(external_dir, images, targets, fold_of, *, test_images, ids, i
 
 def batch_norm(setting: str, start_stage, weights: str) -> bool:
     """FREEZE_BATCH_NORM for the folds: "auto" keeps START_FROM's choice, or (no START_FROM) follows ``weights``."""
-    upstream = stage_model.upstream_batch_norm(stage_files.read_metrics(start_stage)) if start_stage else None
+    upstream = stage_config.read_model(start_stage).freeze_batch_norm if start_stage else None
     return models.batch_norm_frozen(setting, weights, upstream=upstream)
 
 
@@ -126,7 +126,7 @@ def seen_in_training(start_stage, ids) -> np.ndarray:
     else:  # no split kept: assume it trained on every image
         seen[:] = True
     if seen.all():
-        raise ValueError(
+        raise errors.InputError(
             f"START_FROM {Path(start_stage).name} trained on every image the folds hold out: no out-of-fold image "
             'would be left to score or to tune the thresholds on. Use START_FROM = "" (each fold from WEIGHTS).'
         )
@@ -143,10 +143,10 @@ def start_model(start_stage, spec: models.ModelSpec, images, is_held_out, *, sco
     which must have ``spec``'s backbone and channels), else ``spec``'s new model, its input statistics from
     ``images`` outside ``is_held_out`` (the fold's training rows)."""
     if start_stage is not None:
-        info = stage_files.read_metrics(start_stage)
-        if (info["backbone"], info["channels"]) != (spec.backbone, spec.channels):
-            raise ValueError(
-                f"START_FROM {Path(start_stage).name} was trained as {info['backbone']}/{info['channels']}, "
+        built = stage_config.read_model(start_stage)
+        if (built.backbone, built.channels) != (spec.backbone, spec.channels):
+            raise errors.InputError(
+                f"START_FROM {Path(start_stage).name} was trained as {built.backbone}/{built.channels}, "
                 f"but BACKBONE/CHANNELS are {spec.backbone}/{spec.channels}: make them agree"
             )
         with scope():
@@ -178,7 +178,7 @@ def merge_folds(stage_dir, fold_of: np.ndarray, n_test: int):
         rows = np.flatnonzero(fold_of == fold)
         fold_oof, fold_test = np.load(fold_dir / stages.OOF_FILE), np.load(fold_dir / stages.TEST_PREDICTIONS_FILE)
         if fold_oof.shape != (len(rows), labels.NUM_CLASSES) or fold_test.shape != (n_test, labels.NUM_CLASSES):
-            raise ValueError(
+            raise errors.InputError(
                 f"{fold_dir}: predictions of shape {fold_oof.shape} / {fold_test.shape} do not fit "
                 f"fold {fold} ({len(rows)} images) and {n_test} test images; was {stages.FOLDS_FILE} changed?"
             )

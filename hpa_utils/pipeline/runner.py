@@ -14,7 +14,7 @@ import nbconvert
 import nbformat
 import papermill
 
-from hpa_utils import dataset, stages
+from hpa_utils import dataset, errors, stages
 from hpa_utils.pipeline import stage_failures
 from hpa_utils.results import comparison, report
 from hpa_utils.stages import parameters, stage_files
@@ -42,7 +42,7 @@ def select_stages(notebooks: list[str], only: list[str] | None) -> list[str]:
     for wanted in only:
         matches = [stage for stage in stages.STAGES if stage == wanted or stage.split("_")[0] == wanted]
         if not matches:
-            raise ValueError(f"--only {wanted}: no such stage; stages are {', '.join(stages.STAGES)}")
+            raise errors.InputError(f"--only {wanted}: no such stage; stages are {', '.join(stages.STAGES)}")
         chosen += matches
     return [stage for stage in stages.STAGES if stage in chosen]
 
@@ -55,10 +55,10 @@ def check_data_dir(data_dir) -> None:
     """
     path = Path(data_dir).expanduser()
     if not path.is_dir():
-        raise ValueError(f"--data-dir {data_dir}: folder not found")
+        raise errors.InputError(f"--data-dir {data_dir}: folder not found")
     problems = dataset.validate(path, check_images=False, progress=False)
     if problems:
-        raise ValueError(
+        raise errors.InputError(
             f"--data-dir {data_dir} has {len(problems)} problem{'s' if len(problems) != 1 else ''} "
             f"(see `python -m hpa_utils validate {data_dir}`):\n" + str(dataset.DatasetError(problems))
         )
@@ -72,9 +72,9 @@ def new_run_dir(out: str | None, preset_name: str) -> Path:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = environment.REPO_ROOT / "runs" / f"{stamp}-{preset_name}"
     if run_dir.exists() and not run_dir.is_dir():
-        raise FileExistsError(f"--out {run_dir} is a file, not a folder; nothing was touched. Choose another --out.")
+        raise errors.ExistsError(f"--out {run_dir} is a file, not a folder; nothing was touched. Choose another --out.")
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise FileExistsError(
+        raise errors.ExistsError(
             f"--out {run_dir} already exists and is not empty; nothing was touched. "
             f"Continue it with --resume {run_dir}, or choose another --out."
         )
@@ -84,7 +84,7 @@ def new_run_dir(out: str | None, preset_name: str) -> Path:
         probe.write_text("")
         probe.unlink()
     except OSError as error:
-        raise PermissionError(f"--out {run_dir}: cannot write there ({error.strerror})") from error
+        raise errors.NotWritableError(f"--out {run_dir}: cannot write there ({error.strerror})") from error
     return run_dir
 
 
@@ -234,7 +234,7 @@ def _open_run(preset, data_dir, out, only, overrides: dict, resume) -> tuple[Pat
     if resume:
         run_dir = Path(resume).expanduser().resolve()
         if not (run_dir / RUN_FILE).is_file():
-            raise FileNotFoundError(f"--resume {run_dir}: no {RUN_FILE} there; is it a run folder?")
+            raise errors.MissingError(f"--resume {run_dir}: no {RUN_FILE} there; is it a run folder?")
         record = atomic_files.read_json(run_dir / RUN_FILE)
         record["overrides"] = {**record.get("overrides", {}), **overrides}
         record["data_dir"] = data_dir or record.get("data_dir")

@@ -15,6 +15,7 @@ import papermill
 from hpa_utils import dataset, stages
 from hpa_utils.dataset import cache
 from hpa_utils.pipeline import stage_space
+from hpa_utils.stages.stage_config import StageConfig
 from hpa_utils.system import disk, environment, memory
 
 
@@ -91,7 +92,8 @@ def needs(stage: str, injected: dict) -> int | None:
     not one of the stages)."""
     if stage not in stages.STAGES:
         return None
-    counts = injected.get("SYNTHETIC_TRAIN", 1000), injected.get("SYNTHETIC_TEST", 200)
-    if injected.get("DATA_DIR"):
-        counts = dataset.image_counts(injected["DATA_DIR"])
-    return stage_space.stage_bytes(stage, injected, train_images=counts[0], test_images=counts[1])
+    config = StageConfig.from_values(stage, injected)
+    counts = config.synthetic_train, config.synthetic_test
+    if config.data_dir:
+        counts = dataset.image_counts(config.data_dir)
+    return stage_space.stage_bytes(config, train_images=counts[0], test_images=counts[1])

@@ -7,22 +7,22 @@ import dataclasses
 import time
 from pathlib import Path
 
-from hpa_utils import dataset, stages
+from hpa_utils import dataset, errors, stages
 from hpa_utils.dataset import cache
 from hpa_utils.dataset.synthetic import ensure_dataset
 from hpa_utils.pipeline import stage_space
 from hpa_utils.results import comparison
-from hpa_utils.stages import stage_files
+from hpa_utils.stages import parameters, stage_config, stage_files
 from hpa_utils.system import environment
 
 
 def resolve_data_dir(
     data_dir="",
     *,
-    synthetic_train: int = 600,
-    synthetic_test: int = 200,
-    synthetic_size: int = 512,
-    synthetic_seed: int = 0,
+    synthetic_train: int = stages.SYNTHETIC_DEFAULTS["SYNTHETIC_TRAIN"],
+    synthetic_test: int = stages.SYNTHETIC_DEFAULTS["SYNTHETIC_TEST"],
+    synthetic_size: int = stages.SYNTHETIC_DEFAULTS["SYNTHETIC_SIZE"],
+    synthetic_seed: int = stages.SYNTHETIC_DEFAULTS["SYNTHETIC_SEED"],
     synthetic_min_per_class: int = 2,
 ) -> Path:
     """The data folder a notebook reads: ``DATA_DIR = ""`` means Kaggle's competition data, else the synthetic dataset.
@@ -35,7 +35,7 @@ def resolve_data_dir(
     if data_dir is not None and str(data_dir) != "":
         path = Path(data_dir).expanduser()
         if not path.is_dir():
-            raise FileNotFoundError(f"DATA_DIR {str(data_dir)!r}: folder not found")
+            raise errors.MissingError(f"DATA_DIR {str(data_dir)!r}: folder not found")
         return path
     if environment.is_kaggle():
         return environment.find_competition_data()
@@ -51,16 +51,13 @@ def resolve_data_dir(
     )
 
 
-LITERALS = (str, int, float, bool, list, dict, type(None))  # what a parameters cell holds
-
-
 @dataclasses.dataclass
 class StageRun:
-    """One stage as a notebook runs it. ``parameters``: the notebook's (its upper-case literals); ``clock`` (the time
-    budget) and ``machine`` (strategy and precision) only for the stages that train."""
+    """One stage as a notebook runs it. ``config``: its parameters, one typed record; ``clock`` (the time budget) and
+    ``machine`` (strategy and precision) only for the stages that train."""
 
     stage: str
-    parameters: dict
+    config: stage_config.StageConfig
     data_dir: Path
     stage_dir: Path
     clock: object = None  # budget.Budget
@@ -68,11 +65,11 @@ class StageRun:
 
     @property
     def output_dir(self) -> str:
-        return self.parameters.get("OUTPUT_DIR", "")
+        return self.config.output_dir
 
     @property
     def upstream_dir(self) -> str:
-        return self.parameters.get("UPSTREAM_DIR", "")
+        return self.config.upstream_dir or ""
 
     def scope(self):
         """The context to build models in (``with run.scope():``): the tf.distribute strategy's scope under
@@ -95,7 +92,7 @@ class StageRun:
 
     def images(self, split: str, ids, image_size: int, channels: str):
         """The ``split``'s images as uint8 (N, side, side, channels), decoded once into the cache (CACHE)."""
-        mode = self.parameters.get("CACHE", "auto")
+        mode = self.config.cache
         return cache.build_cache(self.data_dir, split, ids, image_size, channels, mode=mode)
 
     def training_data(self, image_size: int, channels: str, *, validation_fraction: float = 0.2, split_from=None):
@@ -104,18 +101,18 @@ class StageRun:
         from hpa_utils.pipeline import training_data  # TensorFlow's tf.data: the stages that train, not 00_eda
 
         split_stage = self.upstream(split_from, required=False) if split_from else None
-        cache_mode = self.parameters.get("CACHE", "auto")
+        cache_mode = self.config.cache
         data = training_data.load_training_data(
             self.data_dir,
             image_size,
             channels,
             stage_dir=self.stage_dir,
             validation_fraction=validation_fraction,
-            seed=self.parameters.get("SEED", 0),
+            seed=self.config.seed,
             split_from=split_stage,
             cache_mode=cache_mode,
         )
-        external_dir = self.parameters.get("EXTERNAL_DIR", "")
+        external_dir = self.config.external_dir or ""
         data = training_data.add_external(
             data, external_dir, image_size=image_size, channels=channels, cache_mode=cache_mode
         )
@@ -135,7 +132,7 @@ class StageRun:
             held_out,
             batch_size=batch_size,
             augmentation=augmentation,
-            seed=self.parameters.get("SEED", 0),
+            seed=self.config.seed,
             replicas=self.replicas,
         )
 
@@ -149,18 +146,21 @@ class StageRun:
         """What metrics.json keeps of the run: the time budget, the machine and the notebook's parameters."""
         clock = self.clock.record() if self.clock else {}
         machine = self.machine.record() if self.machine else {}
-        return {**clock, **machine, "parameters": self.parameters}
+        return {**clock, **machine, "parameters": self.config.values()}
 
     def save(self, model=None, history=None, *, scores: dict, **details) -> dict:
         """Write the stage's weights and history (when there is a model) and, last, metrics.json: ``scores``,
         ``details`` and the run's record. Prints the stage's one-line result; returns the metrics."""
-        if model is None:  # 00_eda's summary, 04's merged folds: metrics.json alone
+        if model is None:  # 00_eda's summary, 04's merged folds: config.json and metrics.json
+            stage_config.save(self.stage_dir, self.config, stage_config.ModelRecord.from_details(details))
             result = {**scores, **details, **self.record()}
             stage_files.write_metrics(self.stage_dir, result)
         else:
             from hpa_utils.stages import stage_model  # TensorFlow (see training_data above)
 
-            result = stage_model.save_stage(self.stage_dir, model, history, scores=scores, **details, **self.record())
+            result = stage_model.save_stage(
+                self.stage_dir, model, history, scores=scores, config=self.config, **details, **self.record()
+            )
         written = [stages.WEIGHTS_FILE, stages.HISTORY_FILE] if model is not None else []
         print(f"saved {', '.join([*written, stages.METRICS_FILE])} in {self.stage_dir}")
         return result
@@ -185,19 +185,19 @@ def start(stage: str, namespace: dict) -> StageRun:
     the seed (SEED), the time budget (TIME_LIMIT_HOURS), the devices and precision policy (MIXED_PRECISION,
     BATCH_SIZE checked against the devices). Prints one line."""
     started = time.time()
-    parameters = {name: value for name, value in namespace.items() if name.isupper() and isinstance(value, LITERALS)}
-    get = parameters.get
+    declared = parameters.declared(stage)
+    values = {name: namespace[name] for name in declared if name in namespace}
+    config = stage_config.StageConfig.from_values(stage, values, source="the notebook's parameters")
     data_dir = resolve_data_dir(
-        get("DATA_DIR", ""),
-        synthetic_train=get("SYNTHETIC_TRAIN", 1000),
-        synthetic_test=get("SYNTHETIC_TEST", 200),
-        synthetic_size=get("SYNTHETIC_SIZE", 256),
-        synthetic_seed=get("SYNTHETIC_SEED", 0),
+        config.data_dir,
+        synthetic_train=config.synthetic_train,
+        synthetic_test=config.synthetic_test,
+        synthetic_size=config.synthetic_size,
+        synthetic_seed=config.synthetic_seed,
     )
-    run = StageRun(stage, parameters, data_dir, stages.stage_dir(get("OUTPUT_DIR", ""), stage))
+    run = StageRun(stage, config, data_dir, stages.stage_dir(config.output_dir, stage))
     for warning in stage_space.space_warnings(
-        stage,
-        parameters,
+        config,
         run_dir=run.stage_dir.parent,
         cache_dir=cache.default_cache_dir(),
         counts=dataset.image_counts(data_dir),
@@ -205,12 +205,12 @@ def start(stage: str, namespace: dict) -> StageRun:
     ):
         print(f"warning: {warning}")
     if stages.record(stage).trains:
-        environment.choose_backend(get("KERAS_BACKEND", ""))  # before Keras is first imported
+        environment.choose_backend(config.keras_backend)  # before Keras is first imported
         from hpa_utils.system import hardware  # TensorFlow: only where a stage trains (start-up time)
         from hpa_utils.training import budget, fitting
 
-        run.clock = budget.Budget(budget.limit_hours(get("TIME_LIMIT_HOURS", budget.AUTO)), started=started)
-        fitting.set_seed(get("SEED", 0))
-        run.machine = hardware.prepare(get("MIXED_PRECISION", "auto"), batch_size=get("BATCH_SIZE"))
+        run.clock = budget.Budget(budget.limit_hours(config.time_limit_hours), started=started)
+        fitting.set_seed(config.seed)
+        run.machine = hardware.prepare(config.mixed_precision, batch_size=config.batch_size)
     print(run)
     return run

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hpa_utils import stages
+from hpa_utils import errors, stages
 from hpa_utils.results import metrics
 from hpa_utils.stages import stage_files
 
@@ -178,10 +178,10 @@ def main(arguments) -> int:
     """Entry point of `python -m hpa_utils summary RUN_DIR [--markdown]`: a run folder's stage table."""
     run_dir, as_markdown = arguments.run_dir, arguments.markdown
     if not Path(run_dir).is_dir():
-        raise FileNotFoundError(f"{run_dir}: no such run folder")
+        raise errors.MissingError(f"{run_dir}: no such run folder")
     frame = table(run_dir)
     if frame.empty:
-        raise ValueError(f"{run_dir}: no training stage has finished there (no <stage>/{stages.METRICS_FILE})")
+        raise errors.InputError(f"{run_dir}: no training stage has finished there (no <stage>/{stages.METRICS_FILE})")
     if as_markdown:  # the scores only: seconds move with the machine's load, the scores do not
         print(markdown(frame.drop(columns=["seconds"], errors="ignore")))
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import f1_score, precision_recall_curve
 
+from hpa_utils import errors
 from hpa_utils.dataset.labels import NUM_CLASSES
 
 GLOBAL_THRESHOLD_CANDIDATES = np.linspace(0.01, 0.99, 99)  # a young model is unsure: its best may be low
@@ -15,7 +16,7 @@ def _as_matrix(values, name: str, dtype=None) -> np.ndarray:
     """``values`` as an (N, 28) array; ValueError naming ``name`` and its shape otherwise."""
     array = np.asarray(values, dtype=dtype)
     if array.ndim != 2 or array.shape[1] != NUM_CLASSES:
-        raise ValueError(f"{name} has shape {array.shape}, expected (N, {NUM_CLASSES})")
+        raise errors.InputError(f"{name} has shape {array.shape}, expected (N, {NUM_CLASSES})")
     return array
 
 
@@ -24,11 +25,11 @@ def _check_pair(y_true, other, other_name: str) -> tuple[np.ndarray, np.ndarray]
     y_true = _as_matrix(y_true, "y_true")
     other = _as_matrix(other, other_name)
     if y_true.shape != other.shape:
-        raise ValueError(f"y_true has shape {y_true.shape} but {other_name} has shape {other.shape}")
+        raise errors.InputError(f"y_true has shape {y_true.shape} but {other_name} has shape {other.shape}")
     if not np.isin(y_true, (0, 1)).all():
-        raise ValueError("y_true must be multi-hot (only 0 and 1)")
+        raise errors.InputError("y_true must be multi-hot (only 0 and 1)")
     if not np.isfinite(other).all():
-        raise ValueError(f"{other_name} contains NaN or infinite values")
+        raise errors.InputError(f"{other_name} contains NaN or infinite values")
     return y_true.astype(np.uint8), other
 
 
@@ -39,7 +40,7 @@ def macro_f1(y_true, y_pred) -> float:
     """
     y_true, y_pred = _check_pair(y_true, y_pred, "y_pred")
     if not np.isin(y_pred, (0, 1)).all():
-        raise ValueError("y_pred must be multi-hot (only 0 and 1); use apply_thresholds on probabilities")
+        raise errors.InputError("y_pred must be multi-hot (only 0 and 1); use apply_thresholds on probabilities")
     return float(f1_score(y_true, y_pred.astype(np.uint8), average="macro", labels=ALL_CLASSES, zero_division=0))
 
 
@@ -47,7 +48,7 @@ def per_class_f1(y_true, y_pred) -> np.ndarray:
     """F1 of each of the 28 classes, shape (28,)."""
     y_true, y_pred = _check_pair(y_true, y_pred, "y_pred")
     if not np.isin(y_pred, (0, 1)).all():
-        raise ValueError("y_pred must be multi-hot (only 0 and 1); use apply_thresholds on probabilities")
+        raise errors.InputError("y_pred must be multi-hot (only 0 and 1); use apply_thresholds on probabilities")
     return f1_score(y_true, y_pred.astype(np.uint8), average=None, labels=ALL_CLASSES, zero_division=0)
 
 
@@ -60,7 +61,7 @@ def apply_thresholds(probabilities, thresholds, at_least_one: bool = True) -> np
     probabilities = _as_matrix(probabilities, "probabilities", dtype=np.float64)
     thresholds = np.asarray(thresholds, dtype=np.float64)
     if thresholds.ndim != 0 and thresholds.shape != (NUM_CLASSES,):
-        raise ValueError(f"thresholds has shape {thresholds.shape}, expected a number or ({NUM_CLASSES},)")
+        raise errors.InputError(f"thresholds has shape {thresholds.shape}, expected a number or ({NUM_CLASSES},)")
     predicted = (probabilities >= thresholds).astype(np.uint8)
     if at_least_one and len(predicted):
         empty_rows = np.flatnonzero(predicted.sum(axis=1) == 0)
@@ -78,7 +79,7 @@ def best_global_threshold(
     y_true, probabilities = _check_pair(y_true, probabilities, "probabilities")
     candidates = np.asarray(candidates, dtype=np.float64).ravel()
     if candidates.size == 0:
-        raise ValueError("candidates is empty")
+        raise errors.InputError("candidates is empty")
     scores = [macro_f1(y_true, apply_thresholds(probabilities, threshold, at_least_one)) for threshold in candidates]
     best = int(np.argmax(scores))
     return float(candidates[best]), float(scores[best])
@@ -92,7 +93,7 @@ def per_class_thresholds(y_true, probabilities, min_positives: int = 5, fallback
     """
     y_true, probabilities = _check_pair(y_true, probabilities, "probabilities")
     if min_positives < 1:
-        raise ValueError(f"min_positives must be at least 1, got {min_positives}")
+        raise errors.InputError(f"min_positives must be at least 1, got {min_positives}")
     if fallback is None:
         fallback, _ = best_global_threshold(y_true, probabilities)
     thresholds = np.full(NUM_CLASSES, float(fallback))
@@ -139,7 +140,7 @@ def prior_baseline_f1(train_targets, y_true) -> float:
     """
     train_targets = _as_matrix(train_targets, "train_targets")
     if len(train_targets) == 0:
-        raise ValueError("train_targets is empty")
+        raise errors.InputError("train_targets is empty")
     y_true = _as_matrix(y_true, "y_true")
     frequencies = train_targets.mean(axis=0)
     probabilities = np.broadcast_to(frequencies, y_true.shape)
@@ -158,9 +159,9 @@ def _resample_counts(n_images: int, resamples: int, seed: int):
     images are compared on the same draws (a paired bootstrap).
     """
     if n_images < 1:
-        raise ValueError("cannot bootstrap an empty set of images")
+        raise errors.InputError("cannot bootstrap an empty set of images")
     if resamples < 1:
-        raise ValueError(f"resamples must be at least 1, got {resamples}")
+        raise errors.InputError(f"resamples must be at least 1, got {resamples}")
     generator = np.random.default_rng(seed)
     chunk = max(1, min(resamples, 5_000_000 // n_images))  # at most 5 M draws (40 MB) at a time: same stream
     for start in range(0, resamples, chunk):
@@ -193,10 +194,10 @@ def bootstrap_macro_f1(
     """
     checked = [_check_pair(y_true, prediction, "y_pred") for prediction in predictions]
     if not checked:
-        raise ValueError("predictions is empty")
+        raise errors.InputError("predictions is empty")
     for _, prediction in checked:
         if not np.isin(prediction, (0, 1)).all():
-            raise ValueError("y_pred must be multi-hot (only 0 and 1); use apply_thresholds on probabilities")
+            raise errors.InputError("y_pred must be multi-hot (only 0 and 1); use apply_thresholds on probabilities")
     truth = checked[0][0]
     scores = [[] for _ in checked]
     for counts in _resample_counts(len(truth), resamples, seed):

@@ -18,7 +18,7 @@ from hpa_utils.training import augment
 from hpa_utils.training.augment import DIHEDRAL_VIEWS
 
 
-class SubmissionError(ValueError):
+class SubmissionError(errors.InputError):
     """A submission that Kaggle would reject or mis-score; ``problems`` lists every problem found."""
 
     def __init__(self, problems):
@@ -44,7 +44,7 @@ class ViewAverage:
 
     def __init__(self, model: keras.Model, views: int = DIHEDRAL_VIEWS):
         if not errors.is_integer(views) or not 1 <= views <= DIHEDRAL_VIEWS:
-            raise ValueError(f"views must be an integer in 1..{DIHEDRAL_VIEWS}, got {views!r}")
+            raise errors.InputError(f"views must be an integer in 1..{DIHEDRAL_VIEWS}, got {views!r}")
         self.views, self.devices = int(views), hardware.devices_of(model)
         with hardware.scope_of(model):
             images = keras.Input(model.input_shape[1:], name="images")
@@ -56,12 +56,12 @@ class ViewAverage:
     def __call__(self, images, *, batch_size: int = 32, progress: bool = True) -> np.ndarray:
         """The mean outputs (N, classes) float32 of ``images`` (an NHWC array or memmap, read batch by batch)."""
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise errors.InputError(f"batch_size must be at least 1, got {batch_size}")
         if getattr(images, "ndim", None) != 4:
-            raise ValueError(f"images must be an NHWC array, got shape {getattr(images, 'shape', None)}")
+            raise errors.InputError(f"images must be an NHWC array, got shape {getattr(images, 'shape', None)}")
         count, height, width, _ = images.shape
         if self.views > 1 and height != width:
-            raise ValueError(f"rotated views need square images, got {height}x{width}; use views=1")
+            raise errors.InputError(f"rotated views need square images, got {height}x{width}; use views=1")
         results = [np.zeros((0, int(self.model.outputs[0].shape[-1])), np.float32)]
         with tqdm(total=count, desc=f"predict x{self.views} views", unit="image", disable=not progress) as bar:
             for start in range(0, count, batch_size):
@@ -129,7 +129,7 @@ def make_submission(sample_submission_df, ids, multi_hot) -> pd.DataFrame:
     ids = [str(image_id) for image_id in ids]
     multi_hot = np.asarray(multi_hot)
     if multi_hot.shape != (len(ids), labels.NUM_CLASSES):
-        raise ValueError(
+        raise errors.InputError(
             f"multi_hot has shape {multi_hot.shape}, expected ({len(ids)}, {labels.NUM_CLASSES}) for {len(ids)} ids"
         )
     sample_ids = sample_submission_df["Id"].astype(str).tolist()

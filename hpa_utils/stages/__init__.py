@@ -9,18 +9,22 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from hpa_utils import errors
 from hpa_utils.system import environment
 
 METRICS_FILE = "metrics.json"  # written last: a stage folder with it is finished
 PREDICTIONS_FILE = "predictions.npz"  # the images the headline score is on, for paired comparisons
 HISTORY_FILE = "history.csv"  # one row per epoch, both phases
 WEIGHTS_FILE = "model.h5"  # legacy HDF5: the next stage loads it by layer name
+CONFIG_FILE = "config.json"  # the stage's parameters and how its model was built: the next stage rebuilds it
 SPLIT_FILE = "validation_split.csv"  # 01's split, reused by 02 and 03 so that their scores compare
 FOLDS_FILE = "folds.csv"  # 04: the fold of every training image
 OOF_FILE = "oof.npy"  # 04 (and each fold_<k>/): out-of-fold probabilities
 TEST_PREDICTIONS_FILE = "test_pred.npy"  # 04 (and each fold_<k>/): test probabilities
 THRESHOLDS_FILE = "thresholds.json"  # 04: the global and per-class thresholds
 SUBMISSION_FILE = "submission.csv"  # 04
+# The embedded dataset a stage reads when DATA_DIR is "": the notebooks' own defaults (a test keeps them equal)
+SYNTHETIC_DEFAULTS = {"SYNTHETIC_TRAIN": 1000, "SYNTHETIC_TEST": 200, "SYNTHETIC_SIZE": 256, "SYNTHETIC_SEED": 0}
 HEADLINE = "f1_at_best_global"  # a training stage's headline score in metrics.json (+ "_ci95": its interval)
 
 
@@ -49,11 +53,11 @@ STAGES = tuple(record.name for record in RECORDS)
 TRAINING_STAGES = tuple(record.name for record in RECORDS if record.trains)
 
 
-class StageMissingError(FileNotFoundError):
+class StageMissingError(errors.MissingError):
     """An upstream stage has not run (or not finished) yet."""
 
 
-class RunError(RuntimeError):
+class RunError(errors.StoppedError):
     """A run could not go on; the message says where to look."""
 
 
@@ -73,7 +77,7 @@ def output_root(output_dir: str = "") -> Path:
 def check_stage(stage: str) -> str:
     """``stage`` when it is one of STAGES; ValueError listing them otherwise."""
     if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+        raise errors.InputError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
     return stage
 
 

@@ -13,9 +13,10 @@ import re
 from pathlib import Path
 
 import nbformat
+import papermill
 import yaml
 
-from hpa_utils import stages
+from hpa_utils import errors, stages
 from hpa_utils.system import environment
 
 NOTEBOOKS_DIR = environment.REPO_ROOT / "notebooks"
@@ -43,23 +44,23 @@ def load_preset(name_or_path: str) -> dict:
         path = PRESETS_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         available = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
-        raise ValueError(f"preset {name_or_path!r} not found ({path}); available presets: {available}")
+        raise errors.InputError(f"preset {name_or_path!r} not found ({path}); available presets: {available}")
     try:
         content = yaml.load(path.read_text(), Loader=YamlLoader) or {}
     except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML ({error})") from error
+        raise errors.InputError(f"{path}: not valid YAML ({error})") from error
     if not isinstance(content, dict) or not isinstance(content.get("parameters", {}), dict):
-        raise ValueError(f"{path}: expected a mapping with a 'parameters' mapping")
+        raise errors.InputError(f"{path}: expected a mapping with a 'parameters' mapping")
     unknown = set(content) - {"description", "parameters", "stages", "notebooks"}
     if unknown:
-        raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
+        raise errors.InputError(f"{path}: unknown keys {sorted(unknown)}")
     notebooks = content.get("notebooks", list(stages.STAGES))
     for stage in notebooks:
         if stage not in stages.STAGES:
-            raise ValueError(f"{path}: unknown notebook {stage!r}; notebooks are {', '.join(stages.STAGES)}")
+            raise errors.InputError(f"{path}: unknown notebook {stage!r}; notebooks are {', '.join(stages.STAGES)}")
     for stage in content.get("stages") or {}:
         if stage not in stages.STAGES:
-            raise ValueError(f"{path}: 'stages' names unknown notebook {stage!r}")
+            raise errors.InputError(f"{path}: 'stages' names unknown notebook {stage!r}")
     return {
         "name": path.stem,
         "description": content.get("description", ""),
@@ -73,16 +74,24 @@ def parameters_cell(notebook, path: Path):
     """The notebook's one cell tagged ``parameters``; ValueError when there is not exactly one."""
     found = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
     if len(found) != 1:
-        raise ValueError(f"{path}: expected exactly one cell tagged 'parameters', found {len(found)}")
+        raise errors.InputError(f"{path}: expected exactly one cell tagged 'parameters', found {len(found)}")
     return found[0]
 
 
 def declared(stage: str, notebooks_dir=None) -> dict:
-    """{name: (annotation, default)} of the parameters ``stage``'s notebook declares (in ``notebooks_dir``)."""
+    """{name: (annotation, default)} of the parameters ``stage``'s notebook declares (in ``notebooks_dir``), as
+    papermill reads its parameters cell (``inspect_notebook``: the names, annotations and defaults it injects over)."""
     path = Path(notebooks_dir or NOTEBOOKS_DIR) / f"{stages.check_stage(stage)}.ipynb"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: notebook not found")
-    return declared_in_source(parameters_cell(nbformat.read(path, as_version=4), path).source, str(path))
+        raise errors.MissingError(f"{path}: notebook not found")
+    parameters_cell(nbformat.read(path, as_version=4), path)  # exactly one, or a clear error
+    found = {}
+    for name, spec in papermill.inspect_notebook(str(path)).items():
+        try:
+            found[name] = (spec["inferred_type_name"], ast.literal_eval(spec["default"]))
+        except (ValueError, SyntaxError) as error:
+            raise errors.InputError(f"{path}: {name} is not a literal: `{spec['default']}`") from error
+    return found
 
 
 def check_type(stage: str, name: str, type_name: str, value, source: str) -> None:
@@ -92,7 +101,7 @@ def check_type(stage: str, name: str, type_name: str, value, source: str) -> Non
     if allowed is None:
         return
     if isinstance(value, bool) and base != "bool" or not isinstance(value, allowed):
-        raise ValueError(
+        raise errors.InputError(
             f"parameter {name} of {stage} expects {type_name}, got {value!r} ({type(value).__name__}) from {source}"
         )
 
@@ -122,7 +131,7 @@ def check_names(preset: dict, overrides: dict, declared_by_stage: dict) -> None:
     for source, names in ((f"preset {preset['name']}", preset["parameters"]), ("-p", overrides)):
         unknown = sorted(set(names) - everywhere)
         if unknown:
-            raise ValueError(
+            raise errors.InputError(
                 f"{source} sets {', '.join(unknown)}, which no notebook declares "
                 f"(declared: {', '.join(sorted(everywhere))})"
             )
@@ -130,7 +139,7 @@ def check_names(preset: dict, overrides: dict, declared_by_stage: dict) -> None:
         if stage in declared_by_stage:
             unknown = sorted(set(mapping or {}) - set(declared_by_stage[stage]))
             if unknown:
-                raise ValueError(
+                raise errors.InputError(
                     f"preset {preset['name']} stages.{stage} sets {', '.join(unknown)}, which {stage} does not declare"
                 )
 
@@ -143,7 +152,7 @@ def python_literal(value, where: str = "value") -> str:
         return str(value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"{where}: {value!r} cannot be written as a literal")
+            raise errors.InputError(f"{where}: {value!r} cannot be written as a literal")
         return repr(value)
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)  # double quotes as in the notebooks; JSON escapes are Python's
@@ -155,7 +164,7 @@ def python_literal(value, where: str = "value") -> str:
             + ", ".join(f"{python_literal(key, where)}: {python_literal(item, where)}" for key, item in value.items())
             + "}"
         )
-    raise ValueError(f"{where}: {value!r} ({type(value).__name__}) is not a literal a parameters cell can hold")
+    raise errors.InputError(f"{where}: {value!r} ({type(value).__name__}) is not a literal a parameters cell can hold")
 
 
 def _parameter_statements(source: str, where: str) -> list[ast.AnnAssign]:
@@ -163,12 +172,12 @@ def _parameter_statements(source: str, where: str) -> list[ast.AnnAssign]:
     try:
         tree = ast.parse(source)
     except SyntaxError as error:
-        raise ValueError(
+        raise errors.InputError(
             f"{where}: the parameters cell is not valid Python ({error.msg}, line {error.lineno})"
         ) from error
     for statement in tree.body:
         if not (isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name) and statement.value):
-            raise ValueError(
+            raise errors.InputError(
                 f"{where}: the parameters cell must hold `NAME: type = literal` lines only, "
                 f"found `{ast.unparse(statement)}`"
             )
@@ -182,7 +191,7 @@ def declared_in_source(source: str, where: str = "parameters cell") -> dict:
         try:
             default = ast.literal_eval(statement.value)
         except ValueError as error:
-            raise ValueError(
+            raise errors.InputError(
                 f"{where}: {statement.target.id} is not a literal: `{ast.unparse(statement.value)}`"
             ) from error
         declared[statement.target.id] = (ast.unparse(statement.annotation), default)
@@ -217,11 +226,11 @@ def parse_overrides(items: list[str]) -> dict:
     for item in items:
         name, separator, text = item.partition("=")
         if not separator or not name.isidentifier():
-            raise ValueError(f"-p {item!r}: expected NAME=VALUE")
+            raise errors.InputError(f"-p {item!r}: expected NAME=VALUE")
         try:
             value = yaml.load(text, Loader=YamlLoader) if text else ""
         except yaml.YAMLError as error:
-            raise ValueError(
+            raise errors.InputError(
                 f"-p {item!r}: the value is not valid YAML ({str(error).splitlines()[0]}); "
                 f"quote text, write lists as [0, 1]"
             ) from error

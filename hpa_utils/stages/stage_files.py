@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpa_utils import stages
+from hpa_utils import errors, stages
 from hpa_utils.dataset import labels
 from hpa_utils.system import atomic_files
 
@@ -35,7 +35,7 @@ def write_predictions(stage_path, *, ids, targets, probabilities, threshold: flo
     images (a paired bootstrap)."""
     ids = np.asarray(ids, dtype=str)
     if not len(ids) == len(targets) == len(probabilities):
-        raise ValueError(f"{len(ids)} Ids, {len(targets)} target rows, {len(probabilities)} prediction rows")
+        raise errors.InputError(f"{len(ids)} Ids, {len(targets)} target rows, {len(probabilities)} prediction rows")
     target = Path(stage_path) / stages.PREDICTIONS_FILE
     with atomic_files.atomic_write(target) as temporary:
         with open(temporary, "wb") as handle:

@@ -9,6 +9,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from hpa_utils import errors
+
 
 @contextlib.contextmanager
 def atomic_write(path):
@@ -56,6 +58,6 @@ def read_json(path):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
-        raise FileNotFoundError(f"{path}: file not found") from error
+        raise errors.MissingError(f"{path}: file not found") from error
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from error
+        raise errors.InputError(f"{path}: not valid JSON ({error})") from error

@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hpa_utils import errors
+
 REPO_ROOT = Path(__file__).resolve().parents[2]  # the repository, or the hpa-utils dataset on Kaggle
 KAGGLE_SWITCH = "KAGGLE_KERNEL_RUN_TYPE"  # set by Kaggle in every kernel (Interactive or Batch)
 INPUT_ROOT_VARIABLE = "HPA_KAGGLE_INPUT"
@@ -34,7 +36,7 @@ IMAGE_FOLDERS = ("train", "test")
 MOUNT_LISTING_LIMIT = 40
 
 
-class InputNotFoundError(FileNotFoundError):
+class InputNotFoundError(errors.MissingError):
     """Something a kernel needs is not among its inputs; the message says what to attach and lists what is mounted."""
 
 
@@ -47,7 +49,7 @@ def cpu_replicas() -> int:
     """``$HPA_CPU_REPLICAS``: into how many replicas to split the CPU (1 when unset). ValueError unless a whole >= 1."""
     value = os.environ.get(CPU_REPLICAS_VARIABLE, "").strip() or "1"
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{CPU_REPLICAS_VARIABLE}={value!r}: expected a whole number of replicas, 1 or more")
+        raise errors.InputError(f"{CPU_REPLICAS_VARIABLE}={value!r}: expected a whole number of replicas, 1 or more")
     return int(value)
 
 
@@ -190,7 +192,7 @@ def resolve_input_file(value: str, what: str) -> Path:
             f"{what} {value!r}: no such file, and no file named {path.name} under {kaggle_input()}. Add the dataset "
             f"that holds it to this notebook (kernel-metadata.json: dataset_sources).\n{mounted()}"
         )
-    raise FileNotFoundError(f"{what} {value!r}: no such file")
+    raise errors.MissingError(f"{what} {value!r}: no such file")
 
 
 BACKENDS = ("tensorflow", "jax")  # KERAS_BACKEND: TensorFlow (GPUs, the default) or JAX (Kaggle's TPU v5e-8)
@@ -202,10 +204,10 @@ def choose_backend(backend: str) -> str:
     RuntimeError when Keras already runs another backend (restart the kernel)."""
     chosen = backend or os.environ.get("KERAS_BACKEND") or BACKENDS[0]
     if chosen not in BACKENDS:
-        raise ValueError(f"KERAS_BACKEND={chosen!r} is not supported; choose one of {', '.join(BACKENDS)}")
+        raise errors.InputError(f"KERAS_BACKEND={chosen!r} is not supported; choose one of {', '.join(BACKENDS)}")
     running = sys.modules.get("keras")
     if running is not None and running.backend.backend() != chosen:
-        raise RuntimeError(
+        raise errors.SetupError(
             f"KERAS_BACKEND={chosen}, but Keras already runs on {running.backend.backend()}: set it before anything "
             "imports Keras (restart the kernel and run the cells from the top)"
         )

@@ -1,5 +1,5 @@
-"""Hardware: the backend, the devices and the strategy (tf.distribute, or JAX's DataParallel), the precision policy, device memory, what a
-stage records.
+"""Hardware: the backend, the devices and the strategy (tf.distribute, or JAX's DataParallel), the precision
+policy, device memory, what a stage records.
 
 ``BATCH_SIZE`` is **global**: the images of one training step over all replicas together. Each replica
 takes ``BATCH_SIZE / replicas`` of them, and the gradients are summed over replicas into one step that is
@@ -20,6 +20,7 @@ import subprocess
 import keras
 import tensorflow as tf
 
+from hpa_utils import errors
 from hpa_utils.system import environment, memory
 
 
@@ -46,7 +47,7 @@ def split_cpu(replicas: int) -> list[str]:
         pass
     devices = [device.name for device in tf.config.list_logical_devices("CPU")]
     if len(devices) != replicas:
-        raise RuntimeError(
+        raise errors.SetupError(
             f"{environment.CPU_REPLICAS_VARIABLE}={replicas}, but TensorFlow already runs with {len(devices)} CPU "
             "device(s): choose the strategy before anything else uses TensorFlow (restart the kernel)"
         )
@@ -171,7 +172,7 @@ def choose_precision(setting: str, capabilities: list[tuple[int, int]], tpu: boo
     (bfloat16 on a TPU, float16 elsewhere); "off": float32.
     """
     if setting not in PRECISION_SETTINGS:
-        raise ValueError(f"MIXED_PRECISION={setting!r} is not supported; choose one of {PRECISION_SETTINGS}")
+        raise errors.InputError(f"MIXED_PRECISION={setting!r} is not supported; choose one of {PRECISION_SETTINGS}")
     mixed = MIXED_TPU if tpu else MIXED
     if setting == "auto":
         return mixed if tpu or (capabilities and min(capabilities) >= TENSOR_CORES) else FULL
@@ -179,8 +180,8 @@ def choose_precision(setting: str, capabilities: list[tuple[int, int]], tpu: boo
 
 
 def prepare(mixed_precision: str = "auto", *, batch_size: int | None = None) -> Hardware:
-    """Choose where batches run (``distribution_strategy``, ``jax_data_parallel``) and set Keras' global precision policy; call before building a
-    model.
+    """Choose where batches run (``distribution_strategy``, ``jax_data_parallel``) and set Keras' global precision
+    policy; call before building a model.
 
     Under mixed_float16 layers compute in float16 and keep float32 weights; ``build_model``'s sigmoid output
     stays float32, so the loss does too, and ``compile`` wraps the optimizer in Keras' LossScaleOptimizer.
@@ -199,7 +200,7 @@ def prepare(mixed_precision: str = "auto", *, batch_size: int | None = None) -> 
     keras.mixed_precision.set_global_policy(policy)
     hardware = Hardware(backend, kind, devices, description, policy, strategy)
     if batch_size is not None and batch_size % hardware.replicas:
-        raise ValueError(
+        raise errors.InputError(
             f"BATCH_SIZE={batch_size} is the batch of all {hardware.replicas} devices together; "
             f"make it a multiple of {hardware.replicas}"
         )
@@ -228,7 +229,7 @@ def devices_of(model) -> int:
     return len(distribution.device_mesh.devices.flatten()) if distribution is not None else 1
 
 
-class AcceleratorMemoryError(RuntimeError):
+class AcceleratorMemoryError(errors.StoppedError):
     """Training or prediction asked a device for more memory than it has; the message says what to try."""
 
 

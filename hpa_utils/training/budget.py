@@ -14,6 +14,7 @@ import time
 
 import keras
 
+from hpa_utils import errors
 from hpa_utils.system import environment
 
 AUTO = -1.0  # TIME_LIMIT_HOURS: Kaggle's session limit less the margin on Kaggle, none elsewhere
@@ -27,7 +28,7 @@ def limit_hours(setting: float) -> float:
     if setting == AUTO:
         return environment.KAGGLE_SESSION_HOURS - environment.KAGGLE_MARGIN_HOURS if environment.is_kaggle() else 0.0
     if not setting >= 0:
-        raise ValueError(f"TIME_LIMIT_HOURS={setting!r}: hours (0 for no limit, -1 for Kaggle's session limit)")
+        raise errors.InputError(f"TIME_LIMIT_HOURS={setting!r}: hours (0 for no limit, -1 for Kaggle's session limit)")
     return float(setting)
 
 

@@ -10,7 +10,7 @@ import keras
 import pandas as pd
 import tensorflow as tf
 
-from hpa_utils import models
+from hpa_utils import errors, models
 from hpa_utils.system import hardware
 from hpa_utils.training import budget
 
@@ -19,7 +19,7 @@ WARMUP, FINETUNE = "warmup", "finetune"
 CHECKPOINT_FILE = "best.weights.h5"  # the best epoch so far (Keras 3 weights format), inside the stage folder
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingDivergedError(errors.StoppedError):
     """The training loss became NaN or infinite."""
 
 
@@ -50,9 +50,9 @@ def compile_model(
     elif loss == "focal":
         loss_function = keras.losses.BinaryFocalCrossentropy(gamma=focal_gamma, name="focal")
     else:
-        raise ValueError(f"loss={loss!r} is not supported; choose one of {LOSSES}")
+        raise errors.InputError(f"loss={loss!r} is not supported; choose one of {LOSSES}")
     if not learning_rate > 0:
-        raise ValueError(f"learning_rate={learning_rate!r} must be positive")
+        raise errors.InputError(f"learning_rate={learning_rate!r} must be positive")
     with hardware.scope_of(model):  # the strategy the model was built in (TensorFlow): its optimizer's too
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
@@ -144,7 +144,7 @@ def make_callbacks(
     ]
     if time_budget is not None:
         if not epochs:
-            raise ValueError("make_callbacks with a time_budget needs epochs (all phases' epochs)")
+            raise errors.InputError("make_callbacks with a time_budget needs epochs (all phases' epochs)")
         callbacks.append(budget.EpochBudget(time_budget, epochs, runs=runs))
     return [*callbacks, StopOnDivergence()]
 
@@ -242,7 +242,7 @@ class Schedule:
 
     def __post_init__(self):
         if self.warmup_epochs < 0 or self.finetune_epochs < 0 or self.warmup_epochs + self.finetune_epochs == 0:
-            raise ValueError(
+            raise errors.InputError(
                 f"warmup_epochs={self.warmup_epochs}, finetune_epochs={self.finetune_epochs}: both must be >= 0 "
                 "and not both 0"
             )

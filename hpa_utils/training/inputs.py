@@ -15,22 +15,22 @@ from hpa_utils.training.augment import DIHEDRAL_VIEWS
 def _checked(images, targets, batch_size: int, indices):
     """``targets`` as float32 and ``indices`` as int64 rows; ValueError for mismatched or badly typed inputs."""
     if not hasattr(images, "shape") or len(images.shape) != 4 or images.dtype != np.uint8:
-        raise ValueError(
+        raise errors.InputError(
             f"images must be an (N, H, W, C) uint8 array, got {getattr(images, 'shape', type(images))} "
             f"{getattr(images, 'dtype', '')}"
         )
     count = images.shape[0]
     if count == 0:
-        raise ValueError("images is empty")
+        raise errors.InputError("images is empty")
     if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+        raise errors.InputError(f"batch_size must be positive, got {batch_size}")
     if targets is not None:
         targets = np.asarray(targets, dtype=np.float32)
         if targets.ndim != 2 or len(targets) != count:
-            raise ValueError(f"targets must be (N, K) with N = {count} images, got shape {targets.shape}")
+            raise errors.InputError(f"targets must be (N, K) with N = {count} images, got shape {targets.shape}")
     indices = np.asarray(np.arange(count) if indices is None else indices, dtype=np.int64)
     if indices.ndim != 1 or len(indices) == 0 or indices.min() < 0 or indices.max() >= count:
-        raise ValueError(f"indices must be a non-empty 1-D array of rows 0..{count - 1}")
+        raise errors.InputError(f"indices must be a non-empty 1-D array of rows 0..{count - 1}")
     return targets, indices
 
 
@@ -41,10 +41,10 @@ def dihedral_tf(batch, index: int) -> tf.Tensor:
     (``predict.predict_tta``) both use it.
     """
     if not errors.is_integer(index) or not 0 <= index < DIHEDRAL_VIEWS:
-        raise ValueError(f"dihedral index must be an integer in 0..{DIHEDRAL_VIEWS - 1}, got {index!r}")
+        raise errors.InputError(f"dihedral index must be an integer in 0..{DIHEDRAL_VIEWS - 1}, got {index!r}")
     batch = tf.convert_to_tensor(batch)
     if batch.shape.rank not in (3, 4):
-        raise ValueError(f"expected an HWC image or an NHWC batch, got shape {tuple(batch.shape)}")
+        raise errors.InputError(f"expected an HWC image or an NHWC batch, got shape {tuple(batch.shape)}")
     first = batch.shape.rank - 3  # the height axis
     swap, reversed_axes = augment.DIHEDRAL_STEPS[int(index)]
     if swap:
@@ -70,7 +70,7 @@ def _check_square(shape, augmentation: str) -> None:
     """ValueError where ``augmentation`` turns images (anything but "none") and ``shape`` (…, H, W, C) is not square."""
     height, width = shape[-3], shape[-2]
     if augmentation != "none" and height is not None and width is not None and height != width:
-        raise ValueError(
+        raise errors.InputError(
             f"{augmentation} augmentation turns images by 90 degrees: needs square images, got {tuple(shape)}"
         )
 

@@ -6,6 +6,8 @@ HPAv18 form (``synthetic.hpav18``) is written in it, so both import it from here
 
 from __future__ import annotations
 
+from hpa_utils import errors
+
 
 def server_path(image_id: str, color: str) -> str:
     """Where the v18 image server keeps one colour of ``image_id``, relative to its base URL.
@@ -15,5 +17,5 @@ def server_path(image_id: str, color: str) -> str:
     """
     plate, separator, rest = image_id.partition("_")
     if not separator or not rest:
-        raise ValueError(f"Id {image_id!r} is not an HPAv18 Id (<plate>_<image>_<well>_<field>)")
+        raise errors.InputError(f"Id {image_id!r} is not an HPAv18 Id (<plate>_<image>_<well>_<field>)")
     return f"{plate}/{rest}_{color}.jpg"

@@ -30,7 +30,7 @@ PNG_OPTIONS = (cv2.IMWRITE_PNG_COMPRESSION, 1)
 PERMANENT_HTTP = {400, 401, 403, 404, 410}  # asking again will not help
 
 
-class FetchError(Exception):
+class FetchError(errors.HpaError):
     """One image could not be fetched or used; ``reason`` says why in a few words, ``retry`` whether to ask again."""
 
     def __init__(self, reason: str, retry: bool):

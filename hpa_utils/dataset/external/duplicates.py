@@ -10,6 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from hpa_utils import errors
+
 GREEN = 1  # the green channel's position in both channel modes (rgb, rgby)
 MAX_DISTANCE = 8  # bits: at most this many differing bits is a near-duplicate
 
@@ -18,7 +20,7 @@ def green_hashes(images: np.ndarray) -> np.ndarray:
     """One 64-bit perceptual hash per image of an (N, H, W, C) uint8 array, from its green channel: (N,) uint64."""
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] <= GREEN:
-        raise ValueError(f"images has shape {images.shape}, expected (N, H, W, C) with a green channel")
+        raise errors.InputError(f"images has shape {images.shape}, expected (N, H, W, C) with a green channel")
     hashes = np.zeros(len(images), dtype=np.uint64)
     weights = (1 << np.arange(64, dtype=np.uint64)).astype(np.uint64)
     for index, image in enumerate(images):

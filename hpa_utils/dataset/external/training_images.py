@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hpa_utils import errors
 from hpa_utils.dataset import cache, labels
 from hpa_utils.dataset.external.duplicates import near_duplicates
 from hpa_utils.dataset.label_files import read_train_labels
@@ -41,7 +42,7 @@ def load_external(external_dir, *, image_size: int, channels: str, held_out: lis
     table = read_train_labels(folder)
     shared = sorted(set(table["Id"]) & {str(image_id) for image_id in competition_ids})
     if shared:
-        raise ValueError(
+        raise errors.InputError(
             f"EXTERNAL_DIR {folder}: {len(shared)} Ids are also competition images ({', '.join(shared[:5])}...); "
             "external images must be other images"
         )

@@ -59,7 +59,7 @@ def write_hpav18(out_dir, count: int, image_size: int = 512, seed: int = 0, min_
     image_size = errors.integer("image_size", image_size, minimum=MIN_IMAGE_SIZE)
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ValueError(f"{out_dir}: already exists and is not an empty folder; choose a new out_dir")
+        raise errors.InputError(f"{out_dir}: already exists and is not an empty folder; choose a new out_dir")
     ids = make_hpav18_ids(count, seed)
     label_sets = sample_label_sets(count, np.random.default_rng([seed, _LABEL_DRAWS, 0]), min_per_class)
     for position, (image_id, label_set) in enumerate(zip(ids, label_sets)):

@@ -36,7 +36,9 @@ def render_sample(labels, image_size: int, rng: np.random.Generator) -> dict[str
     image_size = errors.integer("image_size", image_size, minimum=MIN_IMAGE_SIZE)
     label_list = sorted({int(label) for label in labels})
     if not label_list or not all(0 <= label < labels_module.NUM_CLASSES for label in label_list):
-        raise ValueError(f"labels {list(labels)!r}: expected one or more labels in 0..{labels_module.NUM_CLASSES - 1}")
+        raise errors.InputError(
+            f"labels {list(labels)!r}: expected one or more labels in 0..{labels_module.NUM_CLASSES - 1}"
+        )
     streams = [np.random.default_rng(seed) for seed in rng.integers(0, 2**63, size=7)]
     geometry_rng, red_rng, yellow_rng, blue_rng, green_rng, finish_rng, field_rng = streams
     field_of_view = draw_field(field_rng)

@@ -100,7 +100,7 @@ def generate(
     workers = (os.cpu_count() or 1) if workers is None else errors.integer("workers", workers, minimum=1)
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ValueError(f"{out_dir}: already exists and is not an empty folder; choose a new out_dir")
+        raise errors.InputError(f"{out_dir}: already exists and is not an empty folder; choose a new out_dir")
 
     splits = _labelled_splits(n_train, n_test, seed, min_per_class)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -120,7 +120,7 @@ def generate(
             os.rename(temporary, out_dir)  # replaces an empty folder; fails on a non-empty one
         except OSError as error:
             if out_dir.is_dir() and any(out_dir.iterdir()):
-                raise ValueError(
+                raise errors.InputError(
                     f"{out_dir}: another process wrote this folder meanwhile; not overwriting it"
                 ) from error
             raise
