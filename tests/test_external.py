@@ -3,7 +3,6 @@ near-duplicates, and training stages with EXTERNAL_DIR."""
 
 import functools
 import http.server
-import json
 import os
 import signal
 import subprocess
@@ -241,32 +240,6 @@ def test_stacked_rows_live_on_disk_and_are_built_once(tmp_path):
     assert path.stat().st_mtime_ns == stamp and len(list(tmp_path.glob("stacked-*.u8"))) == 1
     with pytest.raises(ValueError, match="one sample shape"):
         cache.stacked([(first, None), (second[:, :2], None)], cache_dir=tmp_path)
-
-
-@pytest.mark.slow  # the smoke pipeline once more, with downloaded external images (about 2 minutes)
-def test_smoke_run_with_external_dir(server, tmp_path):
-    out = tmp_path / "external"
-    external.download(
-        server.source / hpav18.LABELS_CSV, out, settings=external.Settings(server.base_url, 64), progress=False
-    )
-    run_dir = tmp_path / "run"
-    result = subprocess.run(
-        [sys.executable, "-m", "hpa_utils", "run", "--preset", "smoke", "--out", str(run_dir)]
-        + ["-p", f"EXTERNAL_DIR={out}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    external_ids = set(dataset.read_train_labels(out)["Id"])
-    for stage in ("01_baseline", "02_warmup_finetune", "03_upscale", "04_kfold"):
-        metrics = json.loads((run_dir / stage / "metrics.json").read_text())
-        assert metrics["external_images"] == 8, stage
-    for stage in ("01_baseline", "02_warmup_finetune", "03_upscale"):
-        assert not external_ids & set(pd.read_csv(run_dir / stage / stages.SPLIT_FILE)["Id"])
-    folds = pd.read_csv(run_dir / "04_kfold" / "folds.csv")
-    assert not external_ids & set(folds["Id"]) and len(np.load(run_dir / "04_kfold" / "oof.npy")) == len(folds)
 
 
 def test_every_real_hpav18_id_reads_and_has_its_server_address():

@@ -148,44 +148,6 @@ def test_the_package_is_not_importable_without_the_dataset(tmp_path):
     assert result.returncode == 1 and "No module named 'hpa_utils'" in result.stderr  # so a kernel's came from input
 
 
-def test_todays_layout_runs_the_five_kernels_to_a_valid_submission(exported, competition, tmp_path):
-    results = run_kernels(exported, competition, tmp_path, "today")
-    check_submission(results, competition)
-    _, eda = results["00_eda"]
-    assert f"00_eda: data {tmp_path}/hpa-00-eda/input/competitions/{environment.COMPETITION} ->" in outputs_text(eda)
-    _, upscale = results["03_upscale"]
-    assert (
-        f"loaded by name from {tmp_path}/hpa-03-upscale/input/notebooks/{USER}/hpa-02-warmup-finetune/"
-        "02_warmup_finetune/model.h5: 20 layers; new (not in the file): upscale_adapter"
-    ) in outputs_text(upscale)  # input_bn, the small backbone's 8 convolutions and 8 BatchNormalizations, the head's 3
-    _, kfold = results["04_kfold"]
-    assert "each fold starts from small with none weights; BatchNorm training" in outputs_text(kfold)  # not 03's
-    shown = [
-        output["data"]["text/plain"]
-        for cell in nbformat.read(kfold, as_version=4).cells
-        for output in cell.get("outputs", [])
-        if "text/plain" in output.get("data", {})
-    ]
-    assert any(re.search(r"03_upscale +validation \(\d+\)", table) for table in shown)  # 03's, from its kernel
-    working, _ = results["04_kfold"]
-    assert sorted(path.name for path in working.iterdir()) == ["04_kfold"]  # a kernel writes only its stage
-
-
-def test_older_layout_without_imgaug_or_iterstrat_uses_the_datasets_wheels(
-    exported, competition, tmp_path, without_wheel_packages
-):
-    results = run_kernels(exported, competition, tmp_path, "older", blocked=without_wheel_packages)
-    check_submission(results, competition)
-    _, baseline = results["01_baseline"]
-    assert (
-        f"iterstrat: not installed here, imported from {tmp_path}/hpa-01-baseline/input/hpa-utils/wheels/"
-        "iterative_stratification-"
-    ) in outputs_text(baseline)
-    # AUGMENT=dihedral runs in TensorFlow: 02 needs no imgaug (only "strong" does: test_offline_wheels.py)
-    _, warmup = results["02_warmup_finetune"]
-    assert "imgaug: not installed here" not in outputs_text(warmup) and "Traceback" not in outputs_text(warmup)
-
-
 def test_a_kernel_without_its_upstream_stops_with_what_to_attach(exported, competition, tmp_path):
     input_root, working = tmp_path / "input", tmp_path / "working"
     working.mkdir()
@@ -211,29 +173,47 @@ def test_a_kernel_without_its_upstream_stops_with_what_to_attach(exported, compe
     assert f"{input_root} holds:\n  competitions/\n    {environment.COMPETITION}/\n  datasets/\n    {USER}/" in message
 
 
-# slow: the four kernels before 04, two fold kernels and the merge kernel (about 2.5 minutes)
-def test_fold_kernels_and_the_merge_kernel_write_a_valid_submission(tmp_path, competition):
+# slow: the four kernels before 04, two fold kernels and the merge kernel (about 1.5 minutes)
+def test_todays_layout_runs_the_kernels_and_the_fold_kernels_to_a_valid_submission(tmp_path, competition):
     exported = kaggle.export(USER, tmp_path / "kaggle_export", preset="smoke", fold_kernels=True)
-    results = run_kernels(exported, competition, tmp_path / "kaggle", "today")
+    root = tmp_path / "kaggle"
+    results = run_kernels(exported, competition, root, "today")
     assert list(results)[-3:] == ["04_kfold_fold_0", "04_kfold_fold_1", "04_kfold"]
+    _, eda = results["00_eda"]
+    assert f"00_eda: data {root}/hpa-00-eda/input/competitions/{environment.COMPETITION} ->" in outputs_text(eda)
+    _, upscale = results["03_upscale"]
+    assert (
+        f"loaded by name from {root}/hpa-03-upscale/input/notebooks/{USER}/hpa-02-warmup-finetune/"
+        "02_warmup_finetune/model.h5: 20 layers; new (not in the file): upscale_adapter"
+    ) in outputs_text(upscale)  # input_bn, the small backbone's 8 convolutions and 8 BatchNormalizations, the head's 3
     for fold in (0, 1):
-        working, _ = results[f"04_kfold_fold_{fold}"]
+        working, trained = results[f"04_kfold_fold_{fold}"]
+        assert sorted(path.name for path in working.iterdir()) == ["04_kfold"]  # a kernel writes only its stage
         assert sorted(path.name for path in (working / "04_kfold").glob("fold_*")) == [f"fold_{fold}"]
         assert not (working / "04_kfold" / "metrics.json").exists()  # one fold: no merge there
+        assert "each fold starts from small with none weights; BatchNorm training" in outputs_text(trained)  # not 03's
     submission = check_submission(results, competition)
     working, merge = results["04_kfold"]
+    assert sorted(path.name for path in working.iterdir()) == ["04_kfold"]
     metrics = json.loads((working / "04_kfold" / "metrics.json").read_text())
     assert metrics["folds_finished"] == [0, 1] and metrics["images_scored"] == 64
     for fold in (0, 1):
-        assert f"fold {fold} from {tmp_path}/kaggle/hpa-04-kfold/input/notebooks/{USER}/hpa-04-kfold-fold-{fold}" in (
+        assert f"fold {fold} from {root}/hpa-04-kfold/input/notebooks/{USER}/hpa-04-kfold-fold-{fold}" in (
             outputs_text(merge)
         )
     assert not list((working / "04_kfold").rglob("*.h5"))  # the merge copies predictions, not models
     assert len(submission) == 16
+    shown = [
+        output["data"]["text/plain"]
+        for cell in nbformat.read(merge, as_version=4).cells
+        for output in cell.get("outputs", [])
+        if "text/plain" in output.get("data", {})
+    ]
+    assert any(re.search(r"03_upscale +validation \(\d+\)", table) for table in shown)  # 03's, from its kernel
 
 
-# slow: the five kernels of a TPU export on Keras' JAX backend (about 2.5 minutes)
-def test_a_tpu_export_runs_its_kernels_on_jax_in_an_image_like_kaggles_tpu_image(
+# slow: the five kernels of a TPU export on Keras' JAX backend, in the older layout (about 3 minutes)
+def test_a_tpu_export_runs_its_kernels_on_jax_in_the_older_layout_in_an_image_like_kaggles_tpu_image(
     tmp_path, competition, without_wheel_packages
 ):
     exported = kaggle.export(USER, tmp_path / "kaggle_export", preset="smoke", accelerator="tpu")
@@ -249,10 +229,17 @@ def test_a_tpu_export_runs_its_kernels_on_jax_in_an_image_like_kaggles_tpu_image
     (without_wheel_packages / "pywuffs" / "__init__.py").write_text(
         "raise ModuleNotFoundError('no pywuffs', name='pywuffs')"
     )
-    results = run_kernels(
-        exported, competition, tmp_path / "kaggle", "today", without_wheel_packages, {"JAX_NUM_CPU_DEVICES": "4"}
-    )
+    root = tmp_path / "kaggle"  # the older layout, /kaggle/input/<slug>/, as older kernels saw it
+    results = run_kernels(exported, competition, root, "older", without_wheel_packages, {"JAX_NUM_CPU_DEVICES": "4"})
     check_submission(results, competition)
+    _, baseline = results["01_baseline"]
+    assert (
+        f"iterstrat: not installed here, imported from {root}/hpa-01-baseline/input/hpa-utils/wheels/"
+        "iterative_stratification-"
+    ) in outputs_text(baseline)
+    # AUGMENT=dihedral runs in TensorFlow's tf.data: 02 needs no imgaug (only "strong" does: test_offline_wheels.py)
+    _, warmup = results["02_warmup_finetune"]
+    assert "imgaug: not installed here" not in outputs_text(warmup) and "Traceback" not in outputs_text(warmup)
     for stage in ("01_baseline", "02_warmup_finetune", "03_upscale", "04_kfold"):
         working, _ = results[stage]
         metrics = json.loads((working / stage / "metrics.json").read_text())

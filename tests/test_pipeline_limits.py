@@ -1,16 +1,20 @@
 """The smoke pipeline on other hardware and under Kaggle's limits: two replicas with mixed precision switched
-between stages, and a time limit already past. A file of its own so that `make test`'s workers share the load."""
+between stages (and EXTERNAL_DIR's images), and a time limit already past. A file of its own so that `make test`'s
+workers share the load."""
 
 import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from hpa_utils import stages
+from hpa_utils import dataset, stages
+from hpa_utils.dataset import external
+from hpa_utils.dataset.synthetic import hpav18
 from hpa_utils.system import environment
 
 pytestmark = pytest.mark.slow  # each test runs the smoke pipeline's training stages through papermill
@@ -29,8 +33,13 @@ def run_cli(*arguments, timeout=900, environment_variables=None):
 
 
 # slow: the smoke pipeline's training stages again (about 2 minutes), as on Kaggle's T4 x2: two replicas
-def test_two_replicas_and_mixed_precision_switched_between_stages_run_the_pipeline(tmp_path):
-    """01 auto (float32 on a CPU), 02 mixed, 03 float32 (loads 02's weights), 04 mixed (loads 03's)."""
+def test_two_replicas_mixed_precision_switched_between_stages_and_external_images_run_the_pipeline(tmp_path):
+    """01 auto (float32 on a CPU), 02 mixed, 03 float32 (loads 02's weights), 04 mixed (loads 03's); every stage
+    also trains on EXTERNAL_DIR's 8 HPAv18 images (downloaded from a file:// address) and holds none of them out."""
+    source = hpav18.write_hpav18(tmp_path / "hpav18", 8, image_size=64, seed=3)
+    external_dir = tmp_path / "external"
+    address = (source / hpav18.IMAGES_FOLDER).as_uri() + "/"
+    external.download(source / hpav18.LABELS_CSV, external_dir, settings=external.Settings(address, 64), progress=False)
     preset = yaml.safe_load((REPO / "presets" / "smoke.yaml").read_text())
     preset["notebooks"] = list(stages.STAGES[1:])
     for eda_only in ("MONTAGE_SAMPLES", "STATISTICS_SAMPLES"):
@@ -45,18 +54,26 @@ def test_two_replicas_and_mixed_precision_switched_between_stages_run_the_pipeli
         str(tmp_path / "replicas.yaml"),
         "--out",
         str(run_dir),
+        "-p",
+        f"EXTERNAL_DIR={external_dir}",
         environment_variables={"HPA_CPU_REPLICAS": "2"},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     expected = {"on": "mixed_float16", "off": "float32", "float32": "float32"}
+    external_ids = set(dataset.read_train_labels(external_dir)["Id"])
     for stage, setting in policies.items():
         metrics = json.loads((run_dir / stage / "metrics.json").read_text())
         assert (metrics["replicas"], metrics["strategy"]) == (2, "MirroredStrategy"), stage
         assert metrics["precision_policy"] == expected[setting], stage
+        assert metrics["external_images"] == 8, stage
+        if stage != "04_kfold":
+            assert not external_ids & set(pd.read_csv(run_dir / stage / stages.SPLIT_FILE)["Id"])
         assert "MirroredStrategy, 2 CPU replicas" in (run_dir / f"{stage}.ipynb").read_text()
     assert json.loads((run_dir / "04_kfold" / "fold_1" / "metrics.json").read_text())["replicas"] == 2
     submission = pd.read_csv(run_dir / "04_kfold" / "submission.csv", dtype=str, keep_default_na=False)
     assert len(submission) == 16 and submission["Predicted"].str.fullmatch(r"\d+( \d+)*").all()
+    folds = pd.read_csv(run_dir / "04_kfold" / "folds.csv")
+    assert not external_ids & set(folds["Id"]) and len(np.load(run_dir / "04_kfold" / "oof.npy")) == len(folds)
 
 
 # slow: the smoke pipeline's training stages again (about 1.5 minutes), under a time limit already past

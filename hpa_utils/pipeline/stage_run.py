@@ -12,7 +12,7 @@ from hpa_utils.dataset import cache
 from hpa_utils.dataset.synthetic import ensure_dataset
 from hpa_utils.pipeline import stage_space
 from hpa_utils.results import comparison
-from hpa_utils.stages import parameters, stage_config, stage_files
+from hpa_utils.stages import stage_config, stage_files
 from hpa_utils.system import environment
 
 
@@ -185,9 +185,7 @@ def start(stage: str, namespace: dict) -> StageRun:
     the seed (SEED), the time budget (TIME_LIMIT_HOURS), the devices and precision policy (MIXED_PRECISION,
     BATCH_SIZE checked against the devices). Prints one line."""
     started = time.time()
-    declared = parameters.declared(stage)
-    values = {name: namespace[name] for name in declared if name in namespace}
-    config = stage_config.StageConfig.from_values(stage, values, source="the notebook's parameters")
+    config = stage_config.StageConfig.from_namespace(stage, namespace)
     data_dir = resolve_data_dir(
         config.data_dir,
         synthetic_train=config.synthetic_train,

@@ -83,10 +83,23 @@ class StageConfig:
             chosen[name.lower()] = value
         return cls(stage=stages.check_stage(stage), **chosen)
 
+    @classmethod
+    def from_namespace(cls, stage: str, namespace: dict):
+        """``stage``'s record from a notebook's namespace (``globals()`` after its parameters cell ran, with what
+        papermill injected): every name of the record found there. Needs no copy of the notebook (a Kaggle kernel
+        has none beside it)."""
+        names = {field.name.upper() for field in dataclasses.fields(cls)} - {"STAGE"}
+        return cls(
+            stage=stages.check_stage(stage), **{name.lower(): namespace[name] for name in names & set(namespace)}
+        )
+
     def values(self) -> dict:
-        """{NAME: value} of the parameters ``stage`` declares."""
-        declared = parameters.declared(self.stage)
-        return {name: getattr(self, name.lower()) for name in declared}
+        """{NAME: value} of the parameters the stage's notebook declares (the record's names that are set)."""
+        return {
+            field.name.upper(): getattr(self, field.name)
+            for field in dataclasses.fields(self)
+            if field.name != "stage" and getattr(self, field.name) is not None
+        }
 
 
 @dataclasses.dataclass(frozen=True)
