@@ -11,15 +11,16 @@ from hpa_utils.system import offline_wheels
 # they start at once on different workers instead of one of them waiting at the end (xdist's default order
 # sorts files by their number of tests, which put the pipeline late).
 LONGEST_FIRST = (
-    "test_pipeline.py",
     "test_kaggle_simulation.py",
-    "test_pipeline_limits.py",
+    "test_pipeline.py",
     "test_faults.py",
-    "test_jax.py",
-    "test_external.py",
-    "test_ablation.py",
-    "test_models.py",
+    "test_pipeline_limits.py",
     "test_benchmarks.py",
+    "test_jax.py",
+    "test_ablation.py",
+    "test_hardware.py",
+    "test_efficientnet_lite.py",
+    "test_models.py",
     "test_training.py",
 )
 

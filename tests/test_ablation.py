@@ -99,33 +99,28 @@ def ablate_cli(*arguments):
     )
 
 
-@pytest.mark.slow  # the smoke preset's 01 once, then 02 four times (about 1.5 minutes)
+@pytest.mark.slow  # the smoke preset's 01 once, then 02 twice (about 50 s)
 def test_ablate_smoke_writes_one_row_per_run_and_resumes_without_rerunning(tmp_path):
     out = tmp_path / "ablation"
     arguments = ["--preset", "smoke", "--stage", "02_warmup_finetune", "--vary", "AUGMENT=none,dihedral"]
-    result = ablate_cli(*arguments, "--seeds", "2", "--out", str(out))
+    result = ablate_cli(*arguments, "--seeds", "1", "--out", str(out))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     table = pd.read_csv(out / "ablation.csv")
-    assert len(table) == 4 and sorted(zip(table["AUGMENT"], table["SEED"])) == [
-        ("dihedral", 0),
-        ("dihedral", 1),
-        ("none", 0),
-        ("none", 1),
-    ]
+    assert len(table) == 2 and sorted(zip(table["AUGMENT"], table["SEED"])) == [("dihedral", 0), ("none", 0)]
     assert (table["ci95_low"] <= table["ci95_high"]).all() and (table["seconds"] > 0).all()
     markdown = (out / "ablation.md").read_text()
-    assert "| reference (AUGMENT=dihedral) | 2 |" in markdown and "| AUGMENT: dihedral -> none | 2 |" in markdown
+    assert "| reference (AUGMENT=dihedral) | 1 |" in markdown and "| AUGMENT: dihedral -> none | 1 |" in markdown
     assert "Ablation of 02_warmup_finetune" in (out / "report.html").read_text()
     assert not any(
         line.startswith(("I0000", "E0000", "W0000")) for line in (result.stdout + result.stderr).splitlines()
     )
     finished = {path: path.stat().st_mtime_ns for path in out.glob("**/metrics.json")}
-    assert len(finished) == 5  # 01 once, shared; 02 four times
+    assert len(finished) == 3  # 01 once, shared; 02 twice
 
     again = ablate_cli("--resume", str(out))
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert {path: path.stat().st_mtime_ns for path in out.glob("**/metrics.json")} == finished
     assert pd.read_csv(out / "ablation.csv").equals(table)
 
-    other = ablate_cli(*arguments, "--seeds", "3", "--out", str(out))
+    other = ablate_cli(*arguments, "--seeds", "2", "--out", str(out))
     assert other.returncode == 2 and "holds an ablation of other settings" in other.stderr

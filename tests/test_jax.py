@@ -68,17 +68,17 @@ def run_script(mode: str, weights, out, variables: dict) -> dict:
 @pytest.mark.parametrize(
     "trained_on, loaded_on", [(ONE_DEVICE, FOUR_DEVICES), (FOUR_DEVICES, ONE_DEVICE)], ids=["tf to jax", "jax to tf"]
 )
-def test_the_same_weights_predict_the_same_on_both_backends_and_load_by_name_across(trained_on, loaded_on, tmp_path):
+def test_the_same_weights_predict_the_same_on_both_backends_load_by_name_across_and_count_each_image_once(
+    trained_on, loaded_on, tmp_path
+):
     weights = tmp_path / "trained.h5"
     trained = run_script("save", weights, tmp_path / "trained", trained_on)
     loaded = run_script("load", weights, tmp_path / "loaded", loaded_on)
     assert {trained["backend"], loaded["backend"]} == {"tensorflow", "jax"}
     assert trained["probabilities"].shape == loaded["probabilities"].shape == (9, 28)  # every image, once
     np.testing.assert_allclose(loaded["probabilities"], trained["probabilities"], atol=1e-4)
-
-
-def test_on_four_devices_the_held_out_batches_pad_to_whole_shares_and_count_each_image_once(tmp_path):
-    first = run_script("save", tmp_path / "model.h5", tmp_path / "run", FOUR_DEVICES)
-    assert (first["backend"], first["devices"], first["strategy"]) == ("jax", 4, "DataParallel")
-    assert first["batch_sizes"] == [4, 4, 4]  # 9 images: 4 + 4 + 1, the last padded to the 4 devices
-    assert first["weights"] == [1.0] * 9 + [0.0] * 3  # the padding counts for nothing
+    on_four = trained if trained["backend"] == "jax" else loaded
+    # on four devices the held-out batches pad to whole shares and count each image once
+    assert (on_four["backend"], on_four["devices"], on_four["strategy"]) == ("jax", 4, "DataParallel")
+    assert on_four["batch_sizes"] == [4, 4, 4]  # 9 images: 4 + 4 + 1, the last padded to the 4 devices
+    assert on_four["weights"] == [1.0] * 9 + [0.0] * 3  # the padding counts for nothing

@@ -166,8 +166,8 @@ def test_04_started_from_03_scores_and_tunes_only_on_images_03_never_trained_on(
 def test_killed_run_resumes_without_touching_finished_stages(smoke_run, tmp_path):
     run_dir, _ = smoke_run
     resumed = tmp_path / "resumed"
-    shutil.copytree(run_dir, resumed, ignore=shutil.ignore_patterns("03_*", "04_*", "report.html"))
-    finished = ("00_eda", "01_baseline", "02_warmup_finetune")
+    shutil.copytree(run_dir, resumed, ignore=shutil.ignore_patterns("04_*", "report.html"))
+    finished = ("00_eda", "01_baseline", "02_warmup_finetune", "03_upscale")
     before = {stage: fingerprint(resumed / stage) for stage in finished}
     notebooks_before = {stage: fingerprint(resumed)[f"{stage}.ipynb"] for stage in finished}
     process = subprocess.Popen(
@@ -178,11 +178,11 @@ def test_killed_run_resumes_without_touching_finished_stages(smoke_run, tmp_path
         start_new_session=True,
     )
     deadline = time.time() + 300
-    while not (resumed / "03_upscale" / stages.SPLIT_FILE).is_file() and time.time() < deadline:
+    while not (resumed / "04_kfold" / stages.FOLDS_FILE).is_file() and time.time() < deadline:
         time.sleep(0.5)
     os.killpg(process.pid, signal.SIGKILL)  # the runner and its kernel, mid-training
     process.wait()
-    assert not (resumed / "03_upscale" / "metrics.json").is_file()
+    assert not (resumed / "04_kfold" / "metrics.json").is_file()
     result = run_cli("--resume", str(resumed))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert {stage: fingerprint(resumed / stage) for stage in before} == before

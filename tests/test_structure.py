@@ -133,3 +133,37 @@ def test_only_the_stage_record_spells_a_stage_files_name():
         if re.search(r"(?<![\w.])" + re.escape(name), text)  # "sample_submission.csv" is not "submission.csv"
     }
     assert spelled == set()
+
+
+# Raised by name but not the package's own errors, and why: the command line logs these with their traceback.
+OTHER_RAISES = {
+    "OSError": "an encoder that failed (cv2 returned no image): a library's failure, not bad input",
+    "pickle.UnpicklingError": "inside the restricted unpickler; its caller turns it into a TorchFileError",
+}
+
+
+def test_every_error_the_package_raises_by_name_is_its_own():
+    import builtins
+    import importlib
+
+    from hpa_utils import errors
+
+    others = set()
+    for path in modules():
+        if path.name == "__main__.py":  # runs the command line when imported
+            continue
+        module = importlib.import_module(module_name(path))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)):
+                continue
+            if not isinstance(node.exc.func, (ast.Name, ast.Attribute)):  # type(error)(...): a cause re-worded
+                continue
+            name = ast.unparse(node.exc.func)
+            found = module if hasattr(module, name.split(".")[0]) else builtins
+            for part in name.split("."):
+                found = getattr(found, part, None) if found is not None else None
+            if isinstance(found, type) and not issubclass(found, errors.HpaError):
+                others.add(name)
+            elif found is None:
+                others.add(f"{name} (not found in {module.__name__})")
+    assert others - set(OTHER_RAISES) == set()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hpa_utils import dataset, errors, stages
 from hpa_utils.dataset import cache
@@ -14,6 +15,10 @@ from hpa_utils.pipeline import stage_space
 from hpa_utils.results import comparison
 from hpa_utils.stages import stage_config, stage_files
 from hpa_utils.system import environment
+
+if TYPE_CHECKING:  # TensorFlow: imported by the stages that train (``start``), not by 00_eda
+    from hpa_utils.system.hardware import Hardware
+    from hpa_utils.training.budget import Budget
 
 
 def resolve_data_dir(
@@ -60,8 +65,8 @@ class StageRun:
     config: stage_config.StageConfig
     data_dir: Path
     stage_dir: Path
-    clock: object = None  # budget.Budget
-    machine: object = None  # hardware.Hardware
+    clock: Budget | None = None
+    machine: Hardware | None = None
 
     @property
     def output_dir(self) -> str:
