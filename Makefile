@@ -36,8 +36,8 @@ smoke: $(STAMP)  ## the same in a few minutes (tiny images, one epoch)
 test: $(STAMP)  ## every test, the smoke pipeline and the Kaggle simulation included
 	$(PY) -m pytest $(PYTEST_PARALLEL)
 
-test-fast: $(STAMP)  ## unit and contract tests only
-	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not slow"
+test-fast: $(STAMP)  ## the unit tests only (pytest -m unit: no notebook, pipeline or fresh process)
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m unit
 
 lint: $(STAMP)  ## ruff: the linter, and the formatter's check; import-linter: the package's layers (pyproject.toml)
 	$(VENV)/bin/ruff check .

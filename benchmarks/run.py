@@ -112,8 +112,9 @@ def run(settings: Settings) -> int:
         prediction_rows, prediction_ratio = measure_prediction(settings, data_dir, ids, work_dir, model)
         print_section(f"4. prediction: {model_name} {settings.train_size} px rgby", prediction_rows)
     shapes = (("small", 32),) if settings.samples < 20 else backends.SHAPES  # --quick: one tiny row
-    print("\n## 5. Keras backends: a training step on JAX against TensorFlow (fresh processes in turn, best of 2)")
-    print("\n".join(backends.format_rows(backends.compare(shapes, rounds=1 if len(shapes) == 1 else 2), 16)))
+    rounds = 1 if len(shapes) == 1 else 2
+    print(f"\n## 5. Keras backends: a training step on JAX against TensorFlow (fresh processes, best of {rounds})")
+    print("\n".join(backends.format_rows(backends.compare(shapes, rounds=rounds), 16)))
     kernel = loading["kernel loader"]
     print()
     print(f"load average at end {load_average()}; took {time.perf_counter() - started:.0f} s")

@@ -30,6 +30,9 @@ def pytest_collection_modifyitems(items):
         return LONGEST_FIRST.index(item.path.name) if item.path.name in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: the tests of a file keep their order
+    for item in items:  # what is not an integration test is a unit test: `pytest -m unit` selects them
+        if item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.fixture()

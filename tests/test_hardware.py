@@ -151,7 +151,7 @@ def test_a_batch_the_replicas_do_not_divide_is_refused(tmp_path):
     assert "BATCH_SIZE=7 is the batch of all 2 devices together; make it a multiple of 2" in result.stderr
 
 
-@pytest.mark.slow  # two processes import TensorFlow and train a small model for an epoch
+@pytest.mark.integration  # two processes import TensorFlow and train a small model for an epoch
 def test_two_cpu_replicas_predict_and_score_as_one_device_does(tmp_path, policy):
     rng = np.random.default_rng(2)
     images = rng.integers(0, 255, (44, 32, 32, 4), dtype=np.uint8)  # 44: the last batch is uneven (4 of 8)

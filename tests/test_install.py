@@ -20,7 +20,7 @@ def test_requirements_leave_the_compiled_decoder_to_the_optional_step():
 
 
 # slow: a fresh virtual environment, and pip fetching and failing to build pywuffs's source (about 30 s)
-@pytest.mark.slow
+@pytest.mark.integration
 def test_without_a_compiler_the_optional_step_reports_and_the_install_goes_on(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)

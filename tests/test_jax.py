@@ -14,7 +14,7 @@ import pytest
 from hpa_utils.system import environment
 
 # slow: TensorFlow and JAX in fresh processes (one backend per process)
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 REPO = environment.REPO_ROOT
 FOUR_DEVICES = {"KERAS_BACKEND": "jax", "JAX_NUM_CPU_DEVICES": "4"}
 ONE_DEVICE = {"KERAS_BACKEND": "tensorflow"}

@@ -76,7 +76,7 @@ def run_upscale(version: str, folder: Path, keras_folder: Path | None = None) ->
     return result.stdout
 
 
-@pytest.mark.slow  # a fresh process per Keras, the older one downloaded once from the package registry
+@pytest.mark.integration  # a fresh process per Keras, the older one downloaded once from the package registry
 @pytest.mark.parametrize("version", [KAGGLE_KERAS, "installed"])
 def test_03_loads_02s_weights_by_name_on_kaggles_keras_and_the_newest(version, tmp_path):
     import keras

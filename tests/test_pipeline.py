@@ -20,7 +20,7 @@ from hpa_utils.stages import stage_files
 from hpa_utils.system import environment
 
 # slow: the smoke pipeline through papermill (00 -> 04, about 1.5 minutes), run once and shared by these tests
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 REPO = environment.REPO_ROOT
 
 

@@ -17,7 +17,7 @@ from hpa_utils.dataset import external
 from hpa_utils.dataset.synthetic import hpav18
 from hpa_utils.system import environment
 
-pytestmark = pytest.mark.slow  # each test runs the smoke pipeline's training stages through papermill
+pytestmark = pytest.mark.integration  # each test runs the smoke pipeline's training stages through papermill
 REPO = environment.REPO_ROOT
 
 
