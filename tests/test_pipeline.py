@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -309,3 +310,25 @@ def test_each_training_stage_saves_config_json_and_the_next_rebuilds_its_model_f
     upscaled = stage_config.read_model(run_dir / "03_upscale")
     assert (upscaled.image_size, upscaled.source_image_size) == (64, 32)  # 03 rebuilt 02's head with the adapter
     assert stage_config.read_model(run_dir / "04_kfold").image_size == 64
+
+
+TENSORFLOW_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|cuInit|absl::|oneDNN|Warning: ")
+PROGRESS_BAR = re.compile(r"\d+%\|")
+
+
+def displayed(text: str) -> list[str]:
+    """The lines a notebook shows for a stream's text: a carriage return overwrites its line, as in Jupyter."""
+    return [line.split("\r")[-1] for line in text.split("\n") if line.split("\r")[-1].strip()]
+
+
+def test_the_executed_notebooks_are_quiet(smoke_run):
+    run_dir, _ = smoke_run
+    for stage in stages.STAGES:
+        notebook = json.loads((run_dir / f"{stage}.ipynb").read_text())
+        for index, cell in enumerate(notebook["cells"]):
+            streams = "".join("".join(output.get("text", "")) for output in cell.get("outputs", []))
+            lines = displayed(streams)
+            noise = [line for line in lines if TENSORFLOW_LOG.search(line)]
+            assert noise == [], f"{stage} cell {index}: {noise[:3]}"  # TensorFlow's C++ lines go to the stage's log
+            bars = [line for line in lines if PROGRESS_BAR.search(line)]
+            assert len(bars) <= 1, f"{stage} cell {index}: {bars}"

@@ -55,7 +55,12 @@ def cache_path(data_dir, split: str, ids, image_size: int, channels: str = "rgby
     """Where ``build_cache`` keeps these samples: ``<cache_dir>/<split>-<size>px-<channels>-<key>.u8``."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key = cache_key(data_dir, split, ids, image_size, channels)
-    return cache_dir / f"{split}-{image_size}px-{channels}-{key}.u8"
+    return cache_dir / cache_name(split, image_size, channels, key)
+
+
+def cache_name(split: str, image_size: int, channels: str, key: str = "*") -> str:
+    """A cache file's name: ``<split>-<size>px-<channels>-<key>.u8`` (``key`` "*": a glob of every such file)."""
+    return f"{split}-{image_size}px-{channels}-{key}.u8"
 
 
 def _sidecar(path: Path) -> Path:
@@ -187,7 +192,7 @@ def _decode_into(array, data_dir, split, ids, image_size, channels, workers) -> 
 
     workers = workers or os.cpu_count() or 1
     description = f"caching {split} {image_size}px {channels}"
-    with tqdm(total=len(ids), desc=description, unit="img") as bar:
+    with tqdm(total=len(ids), desc=description, unit="img", leave=False) as bar:  # gone when done, as predict's
         executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hpa-cache")
         try:
             futures = [executor.submit(load, index) for index in range(len(ids))]

@@ -21,6 +21,10 @@ from hpa_utils.stages import parameters, stage_files
 from hpa_utils.system import atomic_files, disk, environment, memory
 
 RUN_FILE = "run.json"
+# The kernel leaves what the process itself writes to file descriptors 1 and 2 (TensorFlow's and absl's C++ log
+# lines: "failed call to cuInit", oneDNN's notes) on its own stderr, which goes to the stage's log; what Python
+# prints, warns and draws (tqdm) stays in the cell's output.
+KERNEL_OUTPUT_TO_LOG = "--IPKernelApp.capture_fd_output=False"
 
 
 def stage_parameters(preset: dict, overrides: dict, stage: str, run_dir: Path, data_dir: str | None) -> dict:
@@ -144,6 +148,7 @@ def execute_notebook(
                 cwd=str(cwd),
                 progress_bar={"desc": label, "unit": "cell", "file": console, "leave": True},
                 kernel_name="python3",
+                extra_arguments=[KERNEL_OUTPUT_TO_LOG],
             )
     except (papermill.PapermillExecutionError, nbclient.exceptions.DeadKernelError) as error:
         _write_html_if_room(output)

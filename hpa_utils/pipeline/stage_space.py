@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hpa_utils.dataset import labels
+from hpa_utils.dataset import cache, labels
 from hpa_utils.stages.stage_config import StageConfig
 from hpa_utils.system.disk import KAGGLE_WORKING_BYTES, describe, free_bytes
 
@@ -90,4 +90,4 @@ def space_warnings(config: StageConfig, *, run_dir, cache_dir, counts: tuple[int
 def _cached(cache_dir, config: StageConfig) -> bool:
     """Whether a cache at this stage's image size and channels seems to exist already (then it needs no space)."""
     side, channels = config.image_size, config.channels or "rgby"
-    return Path(cache_dir).is_dir() and any(Path(cache_dir).glob(f"train-{side}px-{channels}-*.u8"))
+    return Path(cache_dir).is_dir() and any(Path(cache_dir).glob(cache.cache_name("train", side, channels)))

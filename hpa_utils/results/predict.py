@@ -63,7 +63,8 @@ class ViewAverage:
         if self.views > 1 and height != width:
             raise errors.InputError(f"rotated views need square images, got {height}x{width}; use views=1")
         results = [np.zeros((0, int(self.model.outputs[0].shape[-1])), np.float32)]
-        with tqdm(total=count, desc=f"predict x{self.views} views", unit="image", disable=not progress) as bar:
+        bar = tqdm(total=count, desc=f"predict x{self.views} views", unit="image", disable=not progress, leave=False)
+        with bar:  # shown while it runs, gone when done: a cell that predicts in a loop keeps no trail of bars
             for start in range(0, count, batch_size):
                 batch = np.ascontiguousarray(images[start : start + batch_size])
                 results.append(self._predict(batch, height))

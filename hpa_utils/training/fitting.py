@@ -188,6 +188,7 @@ def fit(
             initial_epoch=initial_epoch,
             callbacks=list(callbacks),
             verbose=2,
+            shuffle=targets is not None,  # arrays: Keras shuffles them; a tf.data pipeline shuffles itself
         )
     except Exception as error:  # a device out of memory gets a message that says what to try
         if not hardware.is_out_of_memory(error):
