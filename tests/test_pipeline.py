@@ -332,3 +332,32 @@ def test_the_executed_notebooks_are_quiet(smoke_run):
             assert noise == [], f"{stage} cell {index}: {noise[:3]}"  # TensorFlow's C++ lines go to the stage's log
             bars = [line for line in lines if PROGRESS_BAR.search(line)]
             assert len(bars) <= 1, f"{stage} cell {index}: {bars}"
+
+
+def test_01s_model_and_compile_in_keras_lines_agree_with_the_packages_layer_by_layer(smoke_run, tmp_path):
+    from hpa_utils import models
+    from hpa_utils.training import fitting
+
+    run_dir, _ = smoke_run
+    shutil.copytree(run_dir, tmp_path / "run", ignore=shutil.ignore_patterns("01_*", "02_*", "03_*", "04_*"))
+    namespace = NotebookCells("01_baseline", tmp_path / "run").until("model.compile(")
+    written = namespace["model"]
+    built = models.build_model(
+        namespace["BACKBONE"],
+        namespace["IMAGE_SIZE"],
+        namespace["CHANNELS"],
+        namespace["WEIGHTS"],
+        dropout=namespace["DROPOUT"],
+        freeze_batch_norm=namespace["frozen_batch_norm"],
+    )
+    assert len(written.layers) == len(built.layers) > 10
+    for mine, theirs in zip(written.layers, built.layers):
+        assert (mine.name, type(mine), mine.trainable) == (theirs.name, type(theirs), theirs.trainable)
+        assert mine.output.shape == theirs.output.shape, mine.name
+        assert [w.shape for w in mine.weights] == [w.shape for w in theirs.weights], mine.name
+        assert mine.get_config() == theirs.get_config(), mine.name  # units, rates, activations, momentum, dtype
+    fitting.compile_model(built, namespace["LEARNING_RATE"], namespace["LOSS"])
+    compiled = [model.get_compile_config() for model in (written, built)]
+    for config in compiled:
+        config["optimizer"]["config"].pop("name")  # adam, adam_1: Keras numbers the second
+    assert compiled[0] == compiled[1]  # Adam at the rate, the loss, the metrics

@@ -19,13 +19,14 @@ adapter's shape), ``build`` (the classifier) and ``weights`` (legacy .h5 files b
 below are the ones the notebooks and the rest of the package use.
 """
 
-from hpa_utils.models.backbones import BACKBONES, CHANNELS, WeightsError, feature_grid, small_cnn
+from hpa_utils.models.backbones import BACKBONES, CHANNELS, WeightsError, backbone_features, feature_grid, small_cnn
 from hpa_utils.models.build import (
     BATCH_NORM_SETTINGS,
     ModelSpec,
     backbone_layers,
     batch_norm_frozen,
     build_model,
+    classifier,
     is_pretrained,
     set_backbone_trainable,
     set_input_statistics,
@@ -54,9 +55,11 @@ __all__ = [
     "CHANNELS",
     "WeightsError",
     "adapter_kernel_size_and_stride",
+    "backbone_features",
     "backbone_layers",
     "batch_norm_frozen",
     "build_model",
+    "classifier",
     "feature_grid",
     "is_pretrained",
     "load_weights",

@@ -125,7 +125,17 @@ def build_model(
     x = keras.layers.Dropout(dropout, name="head_dropout_2")(x)
     # float32 whatever the precision policy: the sigmoid, and the loss computed from it, stay exact under mixed_float16
     outputs = keras.layers.Dense(NUM_CLASSES, activation="sigmoid", name="predictions", dtype="float32")(x)
-    model = keras.Model(inputs, outputs, name=f"{backbone}_{image_size}_rgb")
+    name = f"{backbone}_{image_size}_rgb"
+    return classifier(inputs, outputs, channels, freeze_batch_norm=freeze_batch_norm, name=name)
+
+
+def classifier(inputs, outputs, channels: str, *, freeze_batch_norm: bool, name: str = "classifier") -> keras.Model:
+    """The model from its input and its predictions (the layers built between them, as ``build_model`` and notebook
+    01 build them): the backbone's BatchNormalization frozen, in inference mode (``freeze_batch_normalization``), or
+    training with its moving statistics quickened to momentum 0.9 (``quicken_batch_normalization``); for "rgby",
+    the first convolution widened to a fourth input channel (``rgby_from_rgb``)."""
+    check_channels(channels)
+    model = keras.Model(inputs, outputs, name=name)
     (freeze_batch_normalization if freeze_batch_norm else quicken_batch_normalization)(backbone_layers(model))
     return rgby_from_rgb(model) if channels == "rgby" else model
 

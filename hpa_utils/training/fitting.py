@@ -45,18 +45,12 @@ def compile_model(
     under a mixed_float16 policy Keras wraps the optimizer in a LossScaleOptimizer (dynamic loss scaling).
     Raises ValueError for an unknown loss.
     """
-    if loss == "bce":
-        loss_function = keras.losses.BinaryCrossentropy(name="bce")
-    elif loss == "focal":
-        loss_function = keras.losses.BinaryFocalCrossentropy(gamma=focal_gamma, name="focal")
-    else:
-        raise errors.InputError(f"loss={loss!r} is not supported; choose one of {LOSSES}")
     if not learning_rate > 0:
         raise errors.InputError(f"learning_rate={learning_rate!r} must be positive")
     with hardware.scope_of(model):  # the strategy the model was built in (TensorFlow): its optimizer's too
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-            loss=loss_function,
+            loss=loss_function(loss, focal_gamma=focal_gamma),
             metrics=[
                 keras.metrics.F1Score(average="macro", threshold=0.5, name="f1"),
                 keras.metrics.BinaryAccuracy(name="binary_accuracy"),
@@ -64,6 +58,15 @@ def compile_model(
         )
         _build_training_state(model)
     return model
+
+
+def loss_function(loss: str = "bce", *, focal_gamma: float = 2.0) -> keras.losses.Loss:
+    """"bce": keras.losses.BinaryCrossentropy; "focal": keras.losses.BinaryFocalCrossentropy (``focal_gamma``)."""
+    if loss == "bce":
+        return keras.losses.BinaryCrossentropy(name="bce")
+    if loss == "focal":
+        return keras.losses.BinaryFocalCrossentropy(gamma=focal_gamma, name="focal")
+    raise errors.InputError(f"loss={loss!r} is not supported; choose one of {LOSSES}")
 
 
 def _build_training_state(model: keras.Model) -> None:
@@ -178,6 +181,9 @@ def fit(
     targets = None
     if isinstance(train_data, tuple):  # (images, targets) arrays rather than a tf.data.Dataset
         train_data, targets = train_data
+    if not model.optimizer.built:  # compiled in a notebook's own lines: its training state made once, here
+        with hardware.scope_of(model):
+            _build_training_state(model)
     try:
         history = model.fit(
             train_data,
