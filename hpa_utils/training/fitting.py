@@ -61,7 +61,7 @@ def compile_model(
 
 
 def loss_function(loss: str = "bce", *, focal_gamma: float = 2.0) -> keras.losses.Loss:
-    """"bce": keras.losses.BinaryCrossentropy; "focal": keras.losses.BinaryFocalCrossentropy (``focal_gamma``)."""
+    """ "bce": keras.losses.BinaryCrossentropy; "focal": keras.losses.BinaryFocalCrossentropy (``focal_gamma``)."""
     if loss == "bce":
         return keras.losses.BinaryCrossentropy(name="bce")
     if loss == "focal":
