@@ -33,6 +33,8 @@ def test_no_outputs_committed(path):
     for cell in cells(path):
         if cell["cell_type"] == "code":
             assert cell["outputs"] == [] and cell["execution_count"] is None, f"{path.name}: strip outputs"
+    ids = [cell.get("id") for cell in cells(path)]
+    assert None not in ids and len(set(ids)) == len(ids), f"{path.name}: every cell needs its own id (nbformat 4.5)"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)

@@ -151,12 +151,17 @@ def freeze_batch_normalization(layers) -> None:
             layer.trainable = False
 
 
-def quicken_batch_normalization(layers, momentum: float = 0.9) -> None:
-    """Let the moving statistics of the BatchNormalization layers among ``layers`` follow their batches within tens
-    of steps.
+TRAINING_BATCH_NORM_MOMENTUM = 0.9  # a backbone's BatchNormalization that trains (FREEZE_BATCH_NORM=no): Keras' 0.99
 
-    With Keras' default momentum (0.99) they need hundreds of steps to leave their initial values, and
-    until then the model in inference mode (validation, prediction) gives the same output for every image.
+
+def quicken_batch_normalization(layers, momentum: float = TRAINING_BATCH_NORM_MOMENTUM) -> None:
+    """Let the moving statistics of the BatchNormalization layers among ``layers`` follow their batches within tens
+    of steps: every backbone whose BatchNormalization trains, pretrained or not (``classifier``).
+
+    With Keras' default momentum (0.99) they need hundreds of steps to leave their initial values (a random
+    backbone's 0 and 1, or ImageNet's statistics for a pretrained one), and until then the model in inference mode
+    (validation, prediction) normalises by statistics its training batches no longer have; from scratch it gives the
+    same output for every image.
     """
     for layer in layers:
         if isinstance(layer, keras.layers.BatchNormalization):
