@@ -7,7 +7,7 @@ import typing
 import pandas as pd
 import pytest
 
-from hpa_utils import stages
+from hpa_utils import errors, stages
 from hpa_utils.stages import parameters, stage_config, stage_model
 from hpa_utils.stages.stage_config import ModelRecord, StageConfig
 
@@ -47,6 +47,10 @@ def test_config_json_rebuilds_the_model_without_metrics_json(tmp_path):
     config = StageConfig.from_values("02_warmup_finetune", {"BACKBONE": "small", "IMAGE_SIZE": 32, "DROPOUT": 0.3})
     model = models.build_model("small", 32, "rgby", dropout=0.3, freeze_batch_norm=True)
     details = dict(backbone="small", channels="rgby", image_size=32, dropout=0.3, freeze_batch_norm=True)
+    with pytest.raises(errors.InputError, match="without backbone_weights"):  # nothing the next stage reads is guessed
+        stage_model.save_stage(stage, model, pd.DataFrame({"epoch": [0]}), scores={}, config=config, **details)
+    assert list(stage.iterdir()) == []  # refused before anything was written
+    details["backbone_weights"] = "none"
     stage_model.save_stage(stage, model, pd.DataFrame({"epoch": [0]}), scores={}, config=config, **details)
     assert stage_config.read_model(stage) == ModelRecord("small", 32, "rgby", "none", 0.3, True)
     saved = (stage / stages.CONFIG_FILE).read_text()

@@ -71,6 +71,7 @@ def test_model_from_stage_and_start_model_keep_dropout_load_by_name_and_set_inpu
         backbone_weights="none",
         image_size=32,
         dropout=0.2,
+        freeze_batch_norm=False,
     )
 
     upscaled = stage_model.model_from_stage(stage, 48)

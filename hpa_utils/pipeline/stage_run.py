@@ -154,8 +154,9 @@ class StageRun:
         return {**clock, **machine, "parameters": self.config.values()}
 
     def save(self, model=None, history=None, *, scores: dict, **details) -> dict:
-        """Write the stage's weights and history (when there is a model) and, last, metrics.json: ``scores``,
-        ``details`` and the run's record. Prints the stage's one-line result; returns the metrics."""
+        """Write the stage's weights and history (when there is a model), config.json (its parameters; how its model
+        was built, from ``details``) and, last, metrics.json: ``scores``, ``details`` and the run's record. Prints
+        what it wrote; returns the metrics."""
         if model is None:  # 00_eda's summary, 04's merged folds: config.json and metrics.json
             stage_config.save(self.stage_dir, self.config, stage_config.ModelRecord.from_details(details))
             result = {**scores, **details, **self.record()}
@@ -167,7 +168,7 @@ class StageRun:
                 self.stage_dir, model, history, scores=scores, config=self.config, **details, **self.record()
             )
         written = [stages.WEIGHTS_FILE, stages.HISTORY_FILE] if model is not None else []
-        print(f"saved {', '.join([*written, stages.METRICS_FILE])} in {self.stage_dir}")
+        print(f"saved {', '.join([*written, stages.CONFIG_FILE, stages.METRICS_FILE])} in {self.stage_dir}")
         return result
 
     def per_class(self) -> dict:

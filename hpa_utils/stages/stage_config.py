@@ -117,12 +117,17 @@ class ModelRecord:
 
     @classmethod
     def from_details(cls, details: dict) -> ModelRecord | None:
-        """The record from a stage's saved details (``run.save``'s keywords); None when they do not name a model."""
-        names = {field.name for field in dataclasses.fields(cls)}
-        if not {"backbone", "image_size", "channels"} <= set(details):
+        """The record from a stage's saved details (``run.save``'s keywords); None when they name no backbone (00, a
+        fold of 04). InputError naming what is missing when they name one but not all it was built with: the next
+        stage rebuilds the model from this record, so nothing in it is guessed."""
+        if "backbone" not in details:
             return None
-        known = {name: details[name] for name in names if name in details}
-        return cls(**{"backbone_weights": "none", "dropout": 0.5, "freeze_batch_norm": False, **known})
+        fields = dataclasses.fields(cls)
+        required = [field.name for field in fields if field.default is dataclasses.MISSING]
+        missing = [name for name in required if name not in details]
+        if missing:
+            raise errors.InputError(f"the stage's model is saved without {', '.join(missing)}: pass them to run.save")
+        return cls(**{field.name: details[field.name] for field in fields if field.name in details})
 
 
 def save(stage_dir, config: StageConfig | None, model: ModelRecord | None) -> Path | None:

@@ -17,10 +17,11 @@ def save_stage(stage_dir, model, history: pd.DataFrame, *, scores: dict, config=
     parameters, ``config``, and how its model was built, from ``details``) and, last, metrics.json (``scores``, the
     epochs, ``details``); return the metrics."""
     stage_dir = Path(stage_dir)
+    built = stage_config.ModelRecord.from_details(details)  # before anything is written: InputError if incomplete
     models.save_weights(model, stage_dir / stages.WEIGHTS_FILE)
     with atomic_files.atomic_write(stage_dir / stages.HISTORY_FILE) as temporary:
         history.to_csv(temporary, index=False)
-    stage_config.save(stage_dir, config, stage_config.ModelRecord.from_details(details))
+    stage_config.save(stage_dir, config, built)
     result = {**scores, "epochs": int(len(history)), **details, "weights": stages.WEIGHTS_FILE}
     stage_files.write_metrics(stage_dir, result)
     return result
