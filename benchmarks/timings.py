@@ -74,6 +74,9 @@ def measure(clone: Path) -> dict:
         counts = re.findall(r"(\d+ passed(?:, \d+ skipped)?)", output)
         if counts:
             result[target]["tests"] = counts[-1]
+        workers = re.findall(r"^(\d+) workers \[", output, re.MULTILINE)  # pytest-xdist's count
+        if workers:
+            result[target]["workers"] = int(workers[-1])
         print(f"make {target}: {_minutes(seconds)}", flush=True)
     result["finished"] = dt.datetime.now(dt.timezone.utc)
     return result
@@ -95,7 +98,10 @@ def blocks(result: dict) -> dict:
         ("`make smoke` (00 -> 04, tiny images, one epoch)", _minutes(result["smoke"]["seconds"])),
         ("`make lint` (ruff)", _minutes(result["lint"]["seconds"])),
         (f"`make test-fast` ({result['test-fast'].get('tests', '')})", _minutes(result["test-fast"]["seconds"])),
-        (f"`make test` ({result['test'].get('tests', '')}; 2 workers)", _minutes(result["test"]["seconds"])),
+        (
+            f"`make test` ({result['test'].get('tests', '')}; {result['test'].get('workers', '?')} workers)",
+            _minutes(result["test"]["seconds"]),
+        ),
     ]
     table = "\n".join(
         [

@@ -1,14 +1,17 @@
-"""Fixtures shared by several test files, and the order that lets `make test`'s two workers finish together."""
+"""Fixtures shared by several test files, and the order that lets `make test`'s workers finish together."""
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from hpa_utils.system import offline_wheels
 
-# `make test` runs `pytest -n auto --dist loadfile --no-loadscope-reorder`: each file goes whole to one worker, in
-# collection order, and each worker starts with two files. The longest files (minutes each) go first, so that
-# they start at once on different workers instead of one of them waiting at the end (xdist's default order
+# `make test` runs `pytest -n <cores + 1> --dist loadfile --no-loadscope-reorder`: each file goes whole to one
+# worker, in collection order, and each worker starts with two files. The longest files (minutes each) go first, so
+# that they start at once on different workers instead of one of them waiting at the end (xdist's default order
 # sorts files by their number of tests, which put the pipeline late).
 LONGEST_FIRST = (
     "test_kaggle_simulation.py",
@@ -23,6 +26,16 @@ LONGEST_FIRST = (
     "test_models.py",
     "test_training.py",
 )
+
+
+def pytest_configure(config):
+    """Each test session (each worker) starts with an empty JAX compilation cache of its own, as CI's fresh machine
+    does: the JAX processes it starts (hpa_utils.start, tests/test_jax.py) share it, none reads an earlier session's."""
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="hpa-jax-cache-")
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(os.environ.pop("JAX_COMPILATION_CACHE_DIR", ""), ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items):

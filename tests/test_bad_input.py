@@ -5,11 +5,12 @@ asserts either the documented conversion (the data still reads, with the right v
 error whose message names the culprit (file, row, Id, colour, column, parameter).
 """
 
+import contextlib
 import dataclasses
 import hashlib
+import io
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -19,12 +20,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from hpa_utils import dataset
+from hpa_utils import cli, dataset
 from hpa_utils.dataset import synthetic
 from hpa_utils.system import environment
 
 REPO = environment.REPO_ROOT
-CLI_TIMEOUT = 120  # seconds; every CLI case fails before a notebook starts, in a few seconds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -432,14 +432,21 @@ def test_validate_reports_every_problem_of_a_copy_at_once(embedded, data):
 # --- `python -m hpa_utils validate DIR` ----------------------------------------------------------
 
 
+def run_command(*arguments: str) -> subprocess.CompletedProcess:
+    """``python -m hpa_utils ARGUMENTS`` run in this process (``cli.main``, what ``__main__`` calls), from the
+    repository: its exit status and what it printed. The command line as its own process, exit status included, is
+    run by the pipeline's tests (tests/test_pipeline.py, tests/test_faults.py)."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.chdir(REPO), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            status = cli.main(list(arguments))
+        except SystemExit as exit:  # argparse's usage errors
+            status = exit.code
+    return subprocess.CompletedProcess(arguments, status, stdout.getvalue(), stderr.getvalue())
+
+
 def run_validate(folder, *extra):
-    return subprocess.run(
-        [sys.executable, "-m", "hpa_utils", "validate", str(folder), *extra],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-    )
+    return run_command("validate", str(folder), *extra)
 
 
 def test_validate_command_accepts_the_embedded_dataset(embedded):
@@ -475,13 +482,7 @@ def test_validate_command_on_a_missing_folder(tmp_path):
 
 
 def run_pipeline(*arguments):
-    return subprocess.run(
-        [sys.executable, "-m", "hpa_utils", "run", *arguments],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-    )
+    return run_command("run", *arguments)
 
 
 def fingerprint(folder: Path) -> dict:

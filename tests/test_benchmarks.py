@@ -233,12 +233,13 @@ def test_timings_write_every_marked_block_and_nothing_else(tmp_path):
     started = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.timezone.utc)
     result = {"commit": "abc1234", "cpu": "AMD EPYC, 2 cores, AVX-512", "started": started, "finished": started}
     result |= {"demo": {"seconds": 800.0, "stages": {"00_eda": 30.0, "01_baseline": 140.0}}, "demo-table": "| t |"}
-    result |= {target: {"seconds": 61.0, "tests": "5 passed"} for target in ("smoke", "lint", "test-fast", "test")}
+    result |= {target: {"seconds": 61.0, "tests": "5 passed"} for target in ("smoke", "lint", "test-fast")}
+    result["test"] = {"seconds": 61.0, "tests": "5 passed", "workers": 3}
     texts = timings.blocks(result)
     assert texts["demo-time"] == "13 min 20 s" and texts["demo-table"] == "| t |"
     assert (
         "commit abc1234" in texts["demo-provenance"]
-        and "| `make test` (5 passed; 2 workers) | 1 min 1 s |" in texts["timings"]
+        and "| `make test` (5 passed; 3 workers) | 1 min 1 s |" in texts["timings"]
     )
     timings.write(texts, tmp_path)
     readme = (tmp_path / "README.md").read_text()

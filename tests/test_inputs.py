@@ -347,3 +347,19 @@ def test_no_replica_gets_an_empty_part_of_the_last_batch_in_any_epoch():
     assert epoch_batch_sizes(5, 2, batch_size=2) == [2, 3]  # no batch of 2 can give 2 images away: the rest joins it
     assert epoch_batch_sizes(34, 2) == [16, 16, 2]  # a rest the replicas share: as it was
     assert inputs.batch_sizes(40, 16, 2) == [16, 16, 8] and inputs.batch_sizes(32, 16, 2) == [16, 16]
+
+
+def test_under_jax_on_several_devices_every_batch_has_one_shape_so_each_step_compiles_once(monkeypatch):
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")  # the path Keras' JAX backend takes (tf.data only)
+    images, targets = np.zeros((40, 4, 4, 3), np.uint8), np.ones((40, 28), np.float32)
+
+    def batches(count, **shape):
+        dataset = inputs.make_dataset(images, targets, 16, indices=np.arange(count), replicas=2, **shape)
+        return [[np.asarray(part) for part in batch] for batch in dataset]
+
+    assert [len(batch[0]) for batch in batches(35, shuffle=True)] == [16, 16]  # 3 sit out, other ones each epoch
+    held_out = batches(35)
+    assert [len(batch[0]) for batch in held_out] == [16, 16, 16]  # the last filled with rows that weigh nothing
+    assert np.concatenate([batch[2] for batch in held_out]).tolist() == [1.0] * 35 + [0.0] * 13
+    assert [len(batch[0]) for batch in batches(9, shuffle=True)] == [8]  # fewer than a batch: what the devices share
+    assert [batch[2].tolist() for batch in batches(9)] == [[1.0] * 9 + [0.0]]

@@ -20,8 +20,9 @@ FOUR_DEVICES = {"KERAS_BACKEND": "jax", "JAX_NUM_CPU_DEVICES": "4"}
 ONE_DEVICE = {"KERAS_BACKEND": "tensorflow"}
 
 # One backend per process. "save" trains the small model one epoch (on 8 images) and saves it by name; "load"
-# loads such a file by name. Both then predict 9 images (4 views, batches of 4: on 4 devices the last batch of 1 is
-# padded) and, on several devices, list which held-out rows the validation batches carry with weight 1.
+# loads such a file by name. Both then predict 9 images (4 views, batches of 8: under JAX the last batch of 1 is
+# padded to 8, one compiled shape) and, on several devices, list which held-out rows the validation batches carry
+# with weight 1.
 SCRIPT = """
 import json, sys
 import numpy as np
@@ -43,7 +44,7 @@ if mode == "save":
     models.save_weights(model, weights)
 else:
     models.transfer_weights(model, weights, allowed_new=())
-np.save(out + ".npy", predict.predict_tta(model, images, views=4, batch_size=4, progress=False))
+np.save(out + ".npy", predict.predict_tta(model, images, views=4, batch_size=8, progress=False))
 held_out = inputs.make_dataset(images, targets, 4, indices=np.arange(9), replicas=machine.replicas)
 batches = [[np.asarray(part) for part in batch] for batch in held_out]
 counted = [float(weight) for batch in batches if len(batch) == 3 for weight in batch[2]]

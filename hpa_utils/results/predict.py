@@ -40,7 +40,8 @@ def dihedral(batch, index: int):
 class ViewAverage:
     """A model's mean output over the first ``views`` dihedral views of each image, as a Keras model of its own
     (the model's layers, shared), so that Keras compiles its prediction once for the backend and this object keeps
-    it. A batch a multiple of the devices is padded to one and the padding dropped: every image counts once."""
+    it. A batch is padded to a multiple of the devices and the padding dropped: every image counts once. Under JAX,
+    which compiles once per batch shape, the last batch is padded to the others' size (one compilation per call)."""
 
     def __init__(self, model: keras.Model, views: int = DIHEDRAL_VIEWS):
         if not errors.is_integer(views) or not 1 <= views <= DIHEDRAL_VIEWS:
@@ -64,16 +65,17 @@ class ViewAverage:
             raise errors.InputError(f"rotated views need square images, got {height}x{width}; use views=1")
         results = [np.zeros((0, int(self.model.outputs[0].shape[-1])), np.float32)]
         bar = tqdm(total=count, desc=f"predict x{self.views} views", unit="image", disable=not progress, leave=False)
+        whole = min(batch_size, count) if keras.backend.backend() == "jax" else 0  # the size a last batch fills to
         with bar:  # shown while it runs, gone when done: a cell that predicts in a loop keeps no trail of bars
             for start in range(0, count, batch_size):
                 batch = np.ascontiguousarray(images[start : start + batch_size])
-                results.append(self._predict(batch, height))
+                results.append(self._predict(batch, height, max(whole, len(batch))))
                 bar.update(len(batch))
         return np.concatenate(results).astype(np.float32, copy=False)
 
-    def _predict(self, batch: np.ndarray, image_size: int) -> np.ndarray:
-        """One batch, padded to a multiple of the devices (the padding's outputs dropped)."""
-        padding = -len(batch) % self.devices
+    def _predict(self, batch: np.ndarray, image_size: int, size: int) -> np.ndarray:
+        """One batch, padded to ``size`` rounded up to a multiple of the devices (the padding's outputs dropped)."""
+        padding = size - len(batch) + -size % self.devices
         padded = np.concatenate([batch, np.zeros((padding, *batch.shape[1:]), batch.dtype)]) if padding else batch
         try:
             return np.asarray(self.model.predict_on_batch(padded))[: len(batch)]

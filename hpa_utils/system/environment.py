@@ -15,6 +15,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from hpa_utils import errors
@@ -196,12 +197,15 @@ def resolve_input_file(value: str, what: str) -> Path:
 
 
 BACKENDS = ("tensorflow", "jax")  # KERAS_BACKEND: TensorFlow (GPUs, the default) or JAX (Kaggle's TPU v5e-8)
+JAX_CACHE = "hpa-jax-cache"  # JAX's persistent compilation cache, a folder in the temporary folder
 
 
 def choose_backend(backend: str) -> str:
     """Set Keras' backend for this process (``KERAS_BACKEND``, which Keras reads once, when it is first imported);
-    "" keeps the environment's, else TensorFlow. Returns the backend. Raises ValueError for an unknown name, and
-    RuntimeError when Keras already runs another backend (restart the kernel)."""
+    "" keeps the environment's, else TensorFlow. Under JAX, compiled steps are kept on disk (JAX's persistent
+    compilation cache, ``JAX_COMPILATION_CACHE_DIR`` unless set): 04's folds after the first skip XLA's compilation.
+    Returns the backend. Raises ValueError for an unknown name, and RuntimeError when Keras already runs another
+    backend (restart the kernel)."""
     chosen = backend or os.environ.get("KERAS_BACKEND") or BACKENDS[0]
     if chosen not in BACKENDS:
         raise errors.InputError(f"KERAS_BACKEND={chosen!r} is not supported; choose one of {', '.join(BACKENDS)}")
@@ -212,6 +216,8 @@ def choose_backend(backend: str) -> str:
             "imports Keras (restart the kernel and run the cells from the top)"
         )
     os.environ["KERAS_BACKEND"] = chosen
+    if chosen == "jax":  # read when JAX is first imported
+        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / JAX_CACHE))
     return chosen
 
 

@@ -155,13 +155,15 @@ def batch_sizes(count: int, batch_size: int, replicas: int = 1) -> list[int]:
 
 def _even_batches(images, targets, batch_size, shuffle, augmentation, seed, indices, replicas) -> tf.data.Dataset:
     """``make_dataset`` under Keras' JAX backend on several devices, which shards every batch evenly over them.
-    Training (``shuffle``): each epoch the last few shuffled images (fewer than the devices) sit out, other ones
-    each epoch. Held-out rows: the last batch is padded with copies of a row of sample weight 0, so every image
-    counts once in the validation loss and F1 and the padding not at all; batches are (images, targets, weights).
+    Every batch has one shape, so JAX compiles each step once (a new shape is a new compilation, tens of seconds on
+    a TPU). Training (``shuffle``): each epoch the last shuffled images that do not fill a batch sit out, other
+    ones each epoch (a set smaller than a batch is one batch, a multiple of the devices). Held-out rows: the last
+    batch is filled with copies of a row of sample weight 0, so every image counts once in the validation loss and
+    F1 and the padding not at all; batches are (images, targets, weights).
     """
     gather_op = _gather_op(images, targets)
     if shuffle:
-        usable = len(indices) - len(indices) % replicas
+        usable = len(indices) - len(indices) % (batch_size if len(indices) >= batch_size else replicas)
         dataset = tf.data.Dataset.from_tensor_slices(indices).shuffle(len(indices), seed=seed)
         dataset = dataset.take(usable).batch(batch_size).map(gather_op, num_parallel_calls=tf.data.AUTOTUNE)
         if augmentation != "none":
@@ -171,7 +173,7 @@ def _even_batches(images, targets, batch_size, shuffle, augmentation, seed, indi
                 num_parallel_calls=tf.data.AUTOTUNE,
             )
         return dataset.prefetch(tf.data.AUTOTUNE)
-    padding = -len(indices) % replicas
+    padding = -len(indices) % (batch_size if len(indices) >= batch_size else replicas)
     padded = np.concatenate([indices, np.full(padding, indices[0], indices.dtype)]) if padding else indices
     weights = np.concatenate([np.ones(len(indices), np.float32), np.zeros(padding, np.float32)])
     dataset = tf.data.Dataset.from_tensor_slices((padded, weights)).batch(batch_size)
