@@ -7,6 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
+from hpa_utils import errors
 from hpa_utils.pipeline import ablation
 from hpa_utils.results import ablation_tables
 from hpa_utils.stages import parameters
@@ -20,11 +21,11 @@ def test_vary_reads_values_as_yaml_and_refuses_what_it_cannot_vary():
         "AUGMENT": ["none", "dihedral"],
         "WARMUP_EPOCHS": [0, 1, 3],
     }
-    with pytest.raises(ValueError, match="at least two values"):
+    with pytest.raises(errors.InputError, match="at least two values"):
         ablation.parse_vary(["AUGMENT=none"])
-    with pytest.raises(ValueError, match="given twice"):
+    with pytest.raises(errors.InputError, match="given twice"):
         ablation.parse_vary(["AUGMENT=none,dihedral", "AUGMENT=strong,none"])
-    with pytest.raises(ValueError, match="at least one --vary"):
+    with pytest.raises(errors.InputError, match="at least one --vary"):
         ablation.parse_vary([])
 
 
@@ -33,11 +34,11 @@ def test_reference_is_the_presets_value_and_unknown_names_are_refused():
     varied = ablation.parse_vary(["AUGMENT=none,dihedral", "CHANNELS=rgb,rgby"])
     reference = ablation.reference_values(demo, "02_warmup_finetune", varied, {})
     assert reference == {"AUGMENT": "dihedral", "CHANNELS": "rgby", "SEED": 0}
-    with pytest.raises(ValueError, match="01_baseline declares no parameter AUGMENT"):
+    with pytest.raises(errors.InputError, match="01_baseline declares no parameter AUGMENT"):
         ablation.reference_values(demo, "01_baseline", {"AUGMENT": ["none", "dihedral"]}, {})
-    with pytest.raises(ValueError, match="seeds come from --seeds"):
+    with pytest.raises(errors.InputError, match="seeds come from --seeds"):
         ablation.reference_values(demo, "02_warmup_finetune", {"SEED": [0, 1]}, {})
-    with pytest.raises(ValueError, match="expects int"):
+    with pytest.raises(errors.InputError, match="expects int"):
         ablation.reference_values(demo, "02_warmup_finetune", {"WARMUP_EPOCHS": [0, "one"]}, {})
 
 
@@ -85,11 +86,11 @@ def test_an_out_folder_of_another_ablation_is_refused(tmp_path):
     assert ablation.check_record(tmp_path / "new", request) is False
     (tmp_path / "ablation.json").write_text(json.dumps({**request, "created": "then"}))
     assert ablation.check_record(tmp_path, request) is True
-    with pytest.raises(FileExistsError, match="holds an ablation of other settings"):
+    with pytest.raises(errors.ExistsError, match="holds an ablation of other settings"):
         ablation.check_record(tmp_path, {**request, "seeds": 3})
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="not a run folder or an ablation"):
+    with pytest.raises(errors.ExistsError, match="not a run folder or an ablation"):
         ablation.check_record(tmp_path / "other", request)
 
 

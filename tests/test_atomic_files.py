@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from hpa_utils import errors
 from hpa_utils.stages import stage_files
 from hpa_utils.system import atomic_files
 
@@ -126,7 +127,7 @@ def test_write_json_and_read_json_round_trip(tmp_path):
 
 
 def test_read_json_of_a_missing_file_names_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'missing.json'}: file not found"):
+    with pytest.raises(errors.MissingError, match=f"{tmp_path / 'missing.json'}: file not found"):
         atomic_files.read_json(tmp_path / "missing.json")
 
 
@@ -134,7 +135,7 @@ def test_read_json_of_a_missing_file_names_it(tmp_path):
 def test_read_json_of_a_broken_file_names_it(tmp_path, content):
     path = tmp_path / "metrics.json"
     path.write_text(content)
-    with pytest.raises(ValueError, match=f"{path}: not valid JSON") as caught:
+    with pytest.raises(errors.InputError, match=f"{path}: not valid JSON") as caught:
         atomic_files.read_json(path)
     assert "line 1" in str(caught.value)  # json's position of the problem
 
@@ -142,7 +143,7 @@ def test_read_json_of_a_broken_file_names_it(tmp_path, content):
 def test_read_json_of_a_file_that_is_not_utf8_names_it(tmp_path):
     path = tmp_path / "run.json"
     path.write_bytes(b'{"name": "caf\xe9"}')
-    with pytest.raises(ValueError, match=f"{path}: not valid JSON"):
+    with pytest.raises(errors.InputError, match=f"{path}: not valid JSON"):
         atomic_files.read_json(path)
 
 

@@ -4,13 +4,14 @@ TensorFlow's and is tested in test_inputs.py and test_predict.py."""
 import numpy as np
 import pytest
 
+from hpa_utils import errors
 from hpa_utils.training import augment
 
 
 def test_unknown_augmentation_lists_the_valid_names():
-    with pytest.raises(ValueError, match="none, dihedral, strong"):
+    with pytest.raises(errors.InputError, match="none, dihedral, strong"):
         augment.imgaug_augmenter("heavy")
-    with pytest.raises(ValueError, match="none, dihedral, strong"):
+    with pytest.raises(errors.InputError, match="none, dihedral, strong"):
         augment.check_augmentation("flips")
     assert [augment.check_augmentation(name) for name in augment.AUGMENTATIONS] == ["none", "dihedral", "strong"]
 
@@ -55,5 +56,5 @@ def test_strongs_imgaug_part_changes_every_image():
 
 
 def test_augment_batch_rejects_non_uint8():
-    with pytest.raises(ValueError, match="NHWC uint8"):
+    with pytest.raises(errors.InputError, match="NHWC uint8"):
         augment.augment_batch(np.zeros((2, 8, 8, 3), np.float32), augment.imgaug_augmenter("strong"), seed=0)

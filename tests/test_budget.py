@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from hpa_utils import models
+from hpa_utils import errors, models
 from hpa_utils.system import environment
 from hpa_utils.training import budget, fitting
 
@@ -16,7 +16,7 @@ def test_the_limit_is_kaggles_session_less_a_margin_on_kaggle_and_none_elsewhere
     assert budget.limit_hours(0) == 0.0 and budget.limit_hours(2.5) == 2.5
     monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
     assert budget.limit_hours(budget.AUTO) == environment.KAGGLE_SESSION_HOURS - environment.KAGGLE_MARGIN_HOURS == 11.5
-    with pytest.raises(ValueError, match="TIME_LIMIT_HOURS=-2"):
+    with pytest.raises(errors.InputError, match="TIME_LIMIT_HOURS=-2"):
         budget.limit_hours(-2)
 
 

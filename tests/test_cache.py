@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hpa_utils import dataset
+from hpa_utils import dataset, errors
 from hpa_utils.dataset import cache
 from hpa_utils.dataset import images as images_module
 from hpa_utils.system import disk, environment
@@ -89,7 +89,7 @@ def test_failed_build_leaves_no_cache_and_names_the_id(folder):
     data_dir, ids, cache_dir = folder
     broken = ids[len(ids) // 2]
     (data_dir / "train" / f"{broken}_green.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
-    with pytest.raises(ValueError) as raised:
+    with pytest.raises(errors.InputError) as raised:
         cache.build_cache(data_dir, "train", ids, 24, cache_dir=cache_dir)
     message = str(raised.value) + " ".join(getattr(raised.value, "__notes__", []))
     assert f"{broken}_green.png" in message and f"sample {broken}" in message
@@ -163,11 +163,11 @@ def test_cache_without_sidecar_is_rebuilt(folder):
 
 def test_bad_arguments_raise_clear_errors(folder):
     data_dir, ids, cache_dir = folder
-    with pytest.raises(ValueError, match="image_size"):
+    with pytest.raises(errors.InputError, match="image_size"):
         cache.build_cache(data_dir, "train", ids, 0, cache_dir=cache_dir)
-    with pytest.raises(ValueError, match="channels"):
+    with pytest.raises(errors.InputError, match="channels"):
         cache.build_cache(data_dir, "train", ids, 24, "rg", cache_dir=cache_dir)
-    with pytest.raises(ValueError, match="no ids"):
+    with pytest.raises(errors.InputError, match="no ids"):
         cache.build_cache(data_dir, "train", [], 24, cache_dir=cache_dir)
 
 
@@ -216,7 +216,7 @@ def test_auto_streams_where_the_cache_would_not_leave_the_disk_room_and_says_so(
     assert isinstance(streamed, cache.StreamedImages)
     printed = capsys.readouterr().out
     assert "train images: the cache would need 0.0 GiB" in printed and "decoding them on the fly instead" in printed
-    with pytest.raises(ValueError, match="CACHE='disk' is not supported; choose one of auto, memmap, stream"):
+    with pytest.raises(errors.InputError, match="CACHE='disk' is not supported; choose one of auto, memmap, stream"):
         cache.build_cache(data_dir, "train", ids, 32, "rgb", cache_dir=cache_dir, mode="disk")
 
 

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hpa_utils import dataset
+from hpa_utils import dataset, errors
 from hpa_utils.dataset import labels
 from hpa_utils.system import environment
 
@@ -234,13 +234,13 @@ def test_image_path_prefers_png_then_other_extensions(tmp_path):
 
 def test_image_path_errors_name_id_colour_and_folder(tmp_path):
     (tmp_path / "test").mkdir()
-    with pytest.raises(FileNotFoundError) as caught:
+    with pytest.raises(errors.MissingError) as caught:
         dataset.image_path(tmp_path, "test", "abc", "yellow")
     message = str(caught.value)
     assert "abc" in message and "yellow" in message and str(tmp_path / "test") in message
-    with pytest.raises(ValueError, match="'../abc'"):
+    with pytest.raises(errors.InputError, match="'../abc'"):
         dataset.image_path(tmp_path, "test", "../abc", "red")
-    with pytest.raises(ValueError, match="unknown colour 'purple'"):
+    with pytest.raises(errors.InputError, match="unknown colour 'purple'"):
         dataset.image_path(tmp_path, "test", "abc", "purple")
 
 
@@ -296,7 +296,7 @@ def test_large_image_is_resized_with_area_interpolation(tmp_path):
     assert np.abs(small.astype(int) - 100).max() <= 1  # area averaging, not nearest-pixel sampling
     tiny = write_png(tmp_path / "tiny_red.png", checkerboard[:8, :8])
     assert dataset.load_channel(tiny, image_size=32).shape == (32, 32)
-    with pytest.raises(ValueError, match="image_size"):
+    with pytest.raises(errors.InputError, match="image_size"):
         dataset.load_channel(path, image_size=0)
 
 
@@ -334,7 +334,7 @@ def test_truncated_jpeg_is_detected(tmp_path):
 
 
 def test_missing_image_file_raises_file_not_found(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nothing_red.png"):
+    with pytest.raises(errors.MissingError, match="nothing_red.png"):
         dataset.load_channel(tmp_path / "nothing_red.png")
 
 
@@ -371,14 +371,14 @@ def test_load_sample_gives_one_size_when_channels_differ(tmp_path):
 
 def test_load_sample_rejects_unknown_channel_mode(tmp_path):
     root = make_dataset(tmp_path / "data")
-    with pytest.raises(ValueError, match="unknown channel mode 'bgr'.*rgby"):
+    with pytest.raises(errors.InputError, match="unknown channel mode 'bgr'.*rgby"):
         dataset.load_sample(root, "train", "train-a", channels="bgr")
 
 
 def test_load_sample_names_the_missing_channel(tmp_path):
     root = make_dataset(tmp_path / "data")
     (root / "test" / "test-a_yellow.png").unlink()
-    with pytest.raises(FileNotFoundError, match="yellow image for Id test-a"):
+    with pytest.raises(errors.MissingError, match="yellow image for Id test-a"):
         dataset.load_sample(root, "test", "test-a")
 
 

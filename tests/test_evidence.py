@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from hpa_utils import stages  # noqa: E402
+from hpa_utils import errors, stages  # noqa: E402
 from hpa_utils.dataset import labels  # noqa: E402
 from hpa_utils.results import comparison, evaluation, metrics, plots, report  # noqa: E402
 from hpa_utils.stages import stage_files  # noqa: E402
@@ -63,11 +63,11 @@ def test_paired_difference_is_zero_for_the_same_prediction_and_sees_a_better_one
 
 def test_bootstrap_refuses_what_it_cannot_score():
     targets = real_targets(20)
-    with pytest.raises(ValueError, match="multi-hot"):
+    with pytest.raises(errors.InputError, match="multi-hot"):
         metrics.bootstrap_macro_f1(targets, [np.full(targets.shape, 0.3)])
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(errors.InputError, match="empty"):
         metrics.bootstrap_macro_f1(targets[:0], [targets[:0]])
-    with pytest.raises(ValueError, match="resamples"):
+    with pytest.raises(errors.InputError, match="resamples"):
         metrics.f1_interval(targets, targets, resamples=0)
 
 
@@ -105,7 +105,7 @@ def test_predictions_round_trip_and_refuse_rows_that_do_not_match(tmp_path):
     assert list(saved["ids"]) == ids and saved["threshold"] == 0.4
     np.testing.assert_array_equal(saved["targets"], targets)
     assert stage_files.read_predictions(tmp_path / "elsewhere") is None
-    with pytest.raises(ValueError, match="10 Ids, 9 target rows"):
+    with pytest.raises(errors.InputError, match="10 Ids, 9 target rows"):
         stage_files.write_predictions(tmp_path, ids=ids, targets=targets[:9], probabilities=targets, threshold=0.4)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpa_utils import dataset, stages
+from hpa_utils import dataset, errors, stages
 from hpa_utils.dataset import cache, external, synthetic
 from hpa_utils.dataset.external import downloader
 from hpa_utils.dataset.synthetic import hpav18
@@ -72,7 +72,7 @@ def test_the_server_layout_is_the_v18_address_pattern():
     assert downloader.image_url(downloader.V18_URL, "10580_1610_C1_1", "green") == (
         "http://v18.proteinatlas.org/images/10580/1610_C1_1_green.jpg"
     )
-    with pytest.raises(ValueError, match="not an HPAv18 Id"):
+    with pytest.raises(errors.InputError, match="not an HPAv18 Id"):
         downloader.server_path("abcdef", "red")
     ids = hpav18.make_hpav18_ids(500, seed=1)
     assert len(set(ids)) == 500 and ids == hpav18.make_hpav18_ids(500, seed=1)
@@ -238,7 +238,7 @@ def test_stacked_rows_live_on_disk_and_are_built_once(tmp_path):
     stamp = path.stat().st_mtime_ns
     cache.stacked([(first, None), (second, [0, 2])], cache_dir=tmp_path)
     assert path.stat().st_mtime_ns == stamp and len(list(tmp_path.glob("stacked-*.u8"))) == 1
-    with pytest.raises(ValueError, match="one sample shape"):
+    with pytest.raises(errors.InputError, match="one sample shape"):
         cache.stacked([(first, None), (second[:, :2], None)], cache_dir=tmp_path)
 
 

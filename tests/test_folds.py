@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hpa_utils import errors
 from hpa_utils.dataset import folds, labels
 
 REAL_LABELS = Path(__file__).parent / "data"  # the competition's real label files
@@ -35,9 +36,9 @@ def test_make_folds_assigns_every_sample_and_is_reproducible():
     assert np.bincount(assignment).min() >= 20
     np.testing.assert_array_equal(assignment, folds.make_folds(targets, n_folds=5, seed=0))
     assert not np.array_equal(assignment, folds.make_folds(targets, n_folds=5, seed=1))
-    with pytest.raises(ValueError, match="n_folds"):
+    with pytest.raises(errors.InputError, match="n_folds"):
         folds.make_folds(targets, n_folds=1)
-    with pytest.raises(ValueError, match="only 0 and 1"):
+    with pytest.raises(errors.InputError, match="only 0 and 1"):
         folds.make_folds(targets * 2)
 
 
@@ -48,7 +49,7 @@ def test_validation_split_is_reproducible():
     assert abs(is_validation.mean() - 0.25) < 0.05
     np.testing.assert_array_equal(is_validation, folds.validation_split(targets, 0.25, seed=0))
     assert not np.array_equal(is_validation, folds.validation_split(targets, 0.25, seed=1))
-    with pytest.raises(ValueError, match="validation_fraction"):
+    with pytest.raises(errors.InputError, match="validation_fraction"):
         folds.validation_split(targets, validation_fraction=1.0)
 
 
@@ -91,20 +92,20 @@ def test_folds_file_round_trip_and_order(tmp_path):
 
 def test_read_folds_names_missing_and_extra_ids(tmp_path):
     path = folds.write_folds(tmp_path / "folds.csv", ["a", "b", "c"], [0, 1, 2])
-    with pytest.raises(ValueError, match=r"missing Ids 1 \(d\).*extra Ids 1 \(c\)"):
+    with pytest.raises(errors.InputError, match=r"missing Ids 1 \(d\).*extra Ids 1 \(c\)"):
         folds.read_folds(path, expected_ids=["a", "b", "d"])
     path.write_text("Id,fold\na,0\na,1\n")
-    with pytest.raises(ValueError, match=r"duplicate Ids: 1 \(a\)"):
+    with pytest.raises(errors.InputError, match=r"duplicate Ids: 1 \(a\)"):
         folds.read_folds(path)
     path.write_text("Id,fold\na,0\nb,two\n")
-    with pytest.raises(ValueError, match=r"fold is not a non-negative integer for Ids 1 \(b\)"):
+    with pytest.raises(errors.InputError, match=r"fold is not a non-negative integer for Ids 1 \(b\)"):
         folds.read_folds(path)
     path.write_text("Id,split\na,0\n")
-    with pytest.raises(ValueError, match=r"missing column\(s\) \['fold'\]"):
+    with pytest.raises(errors.InputError, match=r"missing column\(s\) \['fold'\]"):
         folds.read_folds(path)
-    with pytest.raises(FileNotFoundError, match="nowhere.csv"):
+    with pytest.raises(errors.MissingError, match="nowhere.csv"):
         folds.read_folds(tmp_path / "nowhere.csv")
-    with pytest.raises(ValueError, match=r"duplicate Ids: 1 \(x\)"):
+    with pytest.raises(errors.InputError, match=r"duplicate Ids: 1 \(x\)"):
         folds.write_folds(tmp_path / "other.csv", ["x", "x"], [0, 1])
 
 
@@ -117,5 +118,5 @@ def test_split_file_round_trip(tmp_path):
     assert frame["Id"].tolist() == ["c", "b", "a"]
     assert frame["is_validation"].tolist() == [True, False, True]
     path.write_text("Id,is_validation\na,1\nb,3\n")
-    with pytest.raises(ValueError, match=r"not 0 or 1 for Ids 1 \(b\)"):
+    with pytest.raises(errors.InputError, match=r"not 0 or 1 for Ids 1 \(b\)"):
         folds.read_split(path)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hpa_utils import models
+from hpa_utils import errors, models
 from hpa_utils.system import environment, hardware
 from hpa_utils.training import fitting
 
@@ -60,7 +60,7 @@ def test_cpu_replicas_come_from_the_environment(monkeypatch):
     assert environment.cpu_replicas() == 2
     for bad in ("0", "two", "-1", "1.5"):
         monkeypatch.setenv("HPA_CPU_REPLICAS", bad)
-        with pytest.raises(ValueError, match=f"HPA_CPU_REPLICAS='{bad}': expected a whole number"):
+        with pytest.raises(errors.InputError, match=f"HPA_CPU_REPLICAS='{bad}': expected a whole number"):
             environment.cpu_replicas()
 
 
@@ -82,7 +82,7 @@ def test_the_precision_policy_follows_the_setting_and_the_gpus(setting, capabili
 
 
 def test_an_unknown_precision_setting_is_refused():
-    with pytest.raises(ValueError, match="MIXED_PRECISION='yes' is not supported; choose one of"):
+    with pytest.raises(errors.InputError, match="MIXED_PRECISION='yes' is not supported; choose one of"):
         hardware.choose_precision("yes", [])
 
 

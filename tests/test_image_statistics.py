@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpa_utils import cli
+from hpa_utils import cli, errors
 from hpa_utils.dataset import image_statistics, synthetic
 from hpa_utils.dataset.synthetic import field
 
@@ -68,7 +68,7 @@ def test_measures_of_a_drawn_field():
     assert values["green mean"] == pytest.approx(2 / 256 * 200 / 255)
     assert values["green 99th percentile"] == 0.0
     assert values["nuclei per field"] == 12
-    with pytest.raises(ValueError, match="HxWx4 uint8"):
+    with pytest.raises(errors.InputError, match="HxWx4 uint8"):
         image_statistics.measure_image(sample[:, :, :3])
 
 

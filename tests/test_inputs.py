@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
+from hpa_utils import errors  # noqa: E402
 from hpa_utils.results import plots  # noqa: E402
 from hpa_utils.training import augment, inputs  # noqa: E402
 
@@ -203,7 +204,7 @@ def test_augment_images_is_reproducible_per_seed_and_none_returns_the_batch():
         np.testing.assert_array_equal(first, inputs.augment_images(images, augmentation, 3).numpy())
         assert not np.array_equal(first, inputs.augment_images(images, augmentation, 4).numpy())
     np.testing.assert_array_equal(inputs.augment_images(images, "none", 3).numpy(), images)
-    with pytest.raises(ValueError, match="none, dihedral, strong"):
+    with pytest.raises(errors.InputError, match="none, dihedral, strong"):
         inputs.augment_images(images, "flips", 0)
 
 
@@ -243,9 +244,9 @@ def test_random_dihedral_draws_one_view_per_image_from_its_seed():
 @pytest.mark.parametrize("augmentation", ["dihedral", "strong"])
 def test_augmentation_needs_square_images(augmentation):
     images = np.zeros((4, 8, 12, 3), np.uint8)
-    with pytest.raises(ValueError, match="square images"):
+    with pytest.raises(errors.InputError, match="square images"):
         inputs.make_dataset(images, augmentation=augmentation)
-    with pytest.raises(ValueError, match="square images"):
+    with pytest.raises(errors.InputError, match="square images"):
         inputs.augment_images(images, augmentation, 0)
     assert len(list(inputs.make_dataset(images, batch_size=2, augmentation="none"))) == 2
 
@@ -261,11 +262,11 @@ def test_images_only_and_memmap_source(tmp_path):
 
 def test_bad_inputs_raise_value_errors():
     images, targets = indexed_samples(4)
-    with pytest.raises(ValueError, match="uint8"):
+    with pytest.raises(errors.InputError, match="uint8"):
         inputs.make_dataset(images.astype(np.float32))
-    with pytest.raises(ValueError, match="targets"):
+    with pytest.raises(errors.InputError, match="targets"):
         inputs.make_dataset(images, targets[:3])
-    with pytest.raises(ValueError, match="none, dihedral, strong"):
+    with pytest.raises(errors.InputError, match="none, dihedral, strong"):
         inputs.make_dataset(images, augmentation="flips")
 
 
@@ -298,7 +299,7 @@ def test_indices_select_rows_without_copying_and_keep_pairs():
     seen_targets = np.concatenate([batch[1] for batch in batches])
     assert seen_images[:, 0, 0, 0].tolist() == [7, 2, 5]
     np.testing.assert_array_equal(seen_targets, targets[chosen])
-    with pytest.raises(ValueError, match="indices must be"):
+    with pytest.raises(errors.InputError, match="indices must be"):
         inputs.make_dataset(images, targets, indices=[10])
 
 

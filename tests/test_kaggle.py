@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from hpa_utils import kaggle, stages
+from hpa_utils import errors, kaggle, stages
 from hpa_utils.kaggle import kernel_folders
 from hpa_utils.pipeline import ablation
 from hpa_utils.stages import parameters
@@ -110,9 +110,9 @@ def test_slugs_and_titles_resolve_to_each_other():
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", slug), slug
         assert title.lower().replace(" ", "-") == slug and 5 <= len(title) <= 50  # Kaggle's slug and title rules
     assert stages.kernel_slug("01_baseline") == "hpa-01-baseline"
-    with pytest.raises(ValueError, match="unknown stage '05_magic'"):
+    with pytest.raises(errors.InputError, match="unknown stage '05_magic'"):
         stages.kernel_slug("05_magic")
-    with pytest.raises(ValueError, match="unknown stage '05_magic'"):
+    with pytest.raises(errors.InputError, match="unknown stage '05_magic'"):
         kernel_folders.kernel_title("05_magic")
 
 
@@ -249,7 +249,7 @@ def test_exported_package_finds_kaggle_folders_when_kaggle_says_so(exported, tmp
 
 @pytest.mark.parametrize("user", ["", "some one", "some/one", "../up", "name\n", None])
 def test_bad_user_name_is_refused_before_anything_is_written(user, tmp_path, export_preset):
-    with pytest.raises(ValueError, match="Kaggle user name .* is not valid"):
+    with pytest.raises(errors.InputError, match="Kaggle user name .* is not valid"):
         kaggle.export(user, tmp_path / "out", preset=export_preset)
     assert not (tmp_path / "out").exists()
 
@@ -257,12 +257,12 @@ def test_bad_user_name_is_refused_before_anything_is_written(user, tmp_path, exp
 def test_folder_that_is_not_an_export_is_refused_and_left_untouched(tmp_path, export_preset):
     (tmp_path / "keep.txt").write_text("precious")
     with pytest.raises(
-        FileExistsError,
+        errors.ExistsError,
         match=f"{re.escape(str(tmp_path))} is not empty and is not an earlier Kaggle export.*nothing was touched",
     ):
         kaggle.export(USER, tmp_path, preset=export_preset)
     assert [path.name for path in tmp_path.iterdir()] == ["keep.txt"]
-    with pytest.raises(FileExistsError, match="keep.txt exists and is not a folder"):
+    with pytest.raises(errors.ExistsError, match="keep.txt exists and is not a folder"):
         kaggle.export(USER, tmp_path / "keep.txt", preset=export_preset)
 
 
@@ -279,13 +279,13 @@ def test_reexport_replaces_an_earlier_export_whole(tmp_path, notebooks_dir, expo
 def test_preset_name_no_notebook_declares_is_refused(tmp_path, notebooks_dir):
     preset = tmp_path / "typo.yaml"
     preset.write_text("parameters:\n  IMAGE_SIZ: 512\n")
-    with pytest.raises(ValueError, match="preset typo sets IMAGE_SIZ, which no notebook declares"):
+    with pytest.raises(errors.InputError, match="preset typo sets IMAGE_SIZ, which no notebook declares"):
         kaggle.export(USER, tmp_path / "out", preset=str(preset), notebooks_dir=notebooks_dir)
     preset.write_text("parameters: {}\nstages:\n  00_eda:\n    IMAGE_SIZE: 512\n")
-    with pytest.raises(ValueError, match="stages.00_eda sets IMAGE_SIZE, which 00_eda does not declare"):
+    with pytest.raises(errors.InputError, match="stages.00_eda sets IMAGE_SIZE, which 00_eda does not declare"):
         kaggle.export(USER, tmp_path / "out", preset=str(preset), notebooks_dir=notebooks_dir)
     preset.write_text("parameters:\n  STATISTICS_SAMPLES: many\n")
-    with pytest.raises(ValueError, match="parameter STATISTICS_SAMPLES of 00_eda expects int, got 'many'"):
+    with pytest.raises(errors.InputError, match="parameter STATISTICS_SAMPLES of 00_eda expects int, got 'many'"):
         kaggle.export(USER, tmp_path / "out", preset=str(preset), notebooks_dir=notebooks_dir)
     assert not (tmp_path / "out").exists()
 
@@ -348,7 +348,7 @@ def test_a_weights_dataset_keeps_kernels_offline_and_fills_in_every_weights_file
     assert "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 in someone-else/keras-pretrained-models" in (
         kaggle.describe(out)
     )
-    with pytest.raises(ValueError, match="weights dataset 'keras models': expected owner/slug"):
+    with pytest.raises(errors.InputError, match="weights dataset 'keras models': expected owner/slug"):
         kernel_folders.Account(USER, weights_dataset="keras models")
 
 
@@ -373,9 +373,9 @@ def test_parameter_defaults_are_rewritten_in_place():
         "FLAG": True,
     }
     assert parameters.declared_in_source(rewritten)["SIZES"][0] == "list[int]"
-    with pytest.raises(ValueError, match="RATE: nan cannot be written as a literal"):
+    with pytest.raises(errors.InputError, match="RATE: nan cannot be written as a literal"):
         parameters.set_parameter_defaults(source, {"RATE": float("nan")})
-    with pytest.raises(ValueError, match="must hold `NAME: type = literal` lines only, found `x = 1`"):
+    with pytest.raises(errors.InputError, match="must hold `NAME: type = literal` lines only, found `x = 1`"):
         parameters.set_parameter_defaults("x = 1", {})
 
 
@@ -549,7 +549,9 @@ def test_the_accelerator_is_chosen_by_flag_and_shown_in_the_table_and_guide(
 def test_an_unknown_accelerator_is_refused_before_anything_is_written(tmp_path, export_preset):
     from hpa_utils import cli
 
-    with pytest.raises(ValueError, match="accelerator 't4' is not supported; choose one of t4x2, p100, tpu, none"):
+    with pytest.raises(
+        errors.InputError, match="accelerator 't4' is not supported; choose one of t4x2, p100, tpu, none"
+    ):
         kaggle.export(USER, tmp_path / "out", preset=export_preset, accelerator="t4")
     assert cli.main(["kaggle-export", "--user", USER, "--out", str(tmp_path / "out"), "--accelerator", "a100"]) == 2
     assert not (tmp_path / "out").exists()

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from hpa_utils import errors
 from hpa_utils.dataset import labels
 from hpa_utils.pipeline import kfold
 from hpa_utils.stages import stage_files
@@ -11,7 +12,7 @@ from hpa_utils.stages import stage_files
 def test_folds_to_train_defaults_to_all_and_rejects_bad_folds():
     assert kfold.folds_to_train([], 3) == [0, 1, 2]
     assert kfold.folds_to_train([2], 3) == [2]
-    with pytest.raises(ValueError, match=r"FOLDS \[3\]: each fold must be an integer 0..2"):
+    with pytest.raises(errors.InputError, match=r"FOLDS \[3\]: each fold must be an integer 0..2"):
         kfold.folds_to_train([3], 3)
     assert kfold.folds_to_train([], 3, from_kernels=True) == []  # the merge kernel trains none
 
@@ -22,7 +23,7 @@ def test_folds_are_written_once_and_reused(tmp_path):
     first = kfold.load_folds(tmp_path, ids, targets, n_folds=4, seed=1)
     again = kfold.load_folds(tmp_path, ids, targets, n_folds=4, seed=99)  # the file wins over the seed
     np.testing.assert_array_equal(first, again)
-    with pytest.raises(ValueError, match="has 4 folds but N_FOLDS = 5"):
+    with pytest.raises(errors.InputError, match="has 4 folds but N_FOLDS = 5"):
         kfold.load_folds(tmp_path, ids, targets, n_folds=5)
 
 
@@ -47,7 +48,7 @@ def test_merge_covers_each_image_once_from_whatever_folds_exist(tmp_path):
 
 def test_merge_refuses_predictions_that_do_not_fit_the_folds(tmp_path):
     write_fold(tmp_path, 0, 3, 3, 0.5)
-    with pytest.raises(ValueError, match="fold_0: predictions of shape .* do not fit fold 0 \\(2 images\\)"):
+    with pytest.raises(errors.InputError, match="fold_0: predictions of shape .* do not fit fold 0 \\(2 images\\)"):
         kfold.merge_folds(tmp_path, np.array([0, 1, 0]), 3)
 
 
@@ -68,5 +69,5 @@ def test_images_a_start_trained_on_are_counted_and_never_scored(tmp_path, capsys
     assert kfold.rows_to_score(oof, [2], stopped_early="time", seen=seen).tolist() == [1, 4]
     assert kfold.images_seen_in_training(oof, seen) == 3
     (start / stages.SPLIT_FILE).unlink()  # a start that kept no split: it may have seen everything
-    with pytest.raises(ValueError, match="trained on every image the folds hold out"):
+    with pytest.raises(errors.InputError, match="trained on every image the folds hold out"):
         kfold.seen_in_training(start, ids)

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from hpa_utils import errors
 from hpa_utils.dataset import labels
 from hpa_utils.results import metrics
 
@@ -47,15 +48,15 @@ def test_macro_f1_averages_over_all_28_classes_even_absent_ones():
 
 
 def test_shape_mismatch_names_both_shapes():
-    with pytest.raises(ValueError, match=r"\(3, 28\).*\(2, 28\)"):
+    with pytest.raises(errors.InputError, match=r"\(3, 28\).*\(2, 28\)"):
         metrics.macro_f1(np.zeros((3, 28)), np.zeros((2, 28)))
-    with pytest.raises(ValueError, match=r"\(3, 27\)"):
+    with pytest.raises(errors.InputError, match=r"\(3, 27\)"):
         metrics.per_class_f1(np.zeros((3, 28)), np.zeros((3, 27)))
-    with pytest.raises(ValueError, match=r"\(4, 28\).*\(5, 28\)"):
+    with pytest.raises(errors.InputError, match=r"\(4, 28\).*\(5, 28\)"):
         metrics.best_global_threshold(np.zeros((4, 28)), np.zeros((5, 28)))
-    with pytest.raises(ValueError, match="multi-hot"):
+    with pytest.raises(errors.InputError, match="multi-hot"):
         metrics.macro_f1(np.zeros((3, 28)), np.full((3, 28), 0.7))
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(errors.InputError, match="NaN"):
         metrics.per_class_thresholds(np.zeros((3, 28)), np.full((3, 28), np.nan))
 
 
@@ -73,7 +74,7 @@ def test_apply_thresholds_scalar_vector_and_at_least_one():
     thresholds[9] = 0.15
     at_nine = metrics.apply_thresholds(probabilities, thresholds, at_least_one=False)
     np.testing.assert_array_equal(at_nine, labels.to_multi_hot([[5], [9], []]))
-    with pytest.raises(ValueError, match=r"\(27,\)"):
+    with pytest.raises(errors.InputError, match=r"\(27,\)"):
         metrics.apply_thresholds(probabilities, np.full(27, 0.5))
 
 
@@ -165,7 +166,7 @@ def test_prior_baseline_predicts_the_same_labels_for_every_image():
     # A model with real signal beats it.
     informative = np.clip(0.5 * y_true + 0.5 * rng.random(y_true.shape), 0, 1)
     assert metrics.best_global_threshold(y_true, informative)[1] > baseline
-    with pytest.raises(ValueError, match=r"train_targets has shape \(500, 27\)"):
+    with pytest.raises(errors.InputError, match=r"train_targets has shape \(500, 27\)"):
         metrics.prior_baseline_f1(train_targets[:, :27], y_true)
 
 

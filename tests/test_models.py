@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from hpa_utils import models
+from hpa_utils import errors, models
 
 LAYER_NAMES = [
     "image",
@@ -95,7 +95,7 @@ def test_build_model_names_shapes_and_input_scaling():
     ],
 )
 def test_build_model_rejects_bad_arguments(arguments, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(errors.InputError, match=message):
         models.build_model(**arguments)
 
 
@@ -148,9 +148,9 @@ def test_adapter_kernel_size_and_stride_gives_exactly_the_small_grid(source_grid
 
 
 def test_adapter_rejects_a_larger_target_grid():
-    with pytest.raises(ValueError, match="cannot map 7x7 to the larger 16x16"):
+    with pytest.raises(errors.InputError, match="cannot map 7x7 to the larger 16x16"):
         models.adapter_kernel_size_and_stride(7, 16)
-    with pytest.raises(ValueError, match="the adapter only shrinks"):
+    with pytest.raises(errors.InputError, match="the adapter only shrinks"):
         models.upscale_adapter("resnet50", 128, 64)
 
 
@@ -356,7 +356,7 @@ def test_input_statistics_come_from_the_images_and_stay_through_a_short_run():
     model.fit(images, rng.integers(0, 2, (len(images), 28)).astype("float32"), batch_size=16, epochs=1, verbose=0)
     np.testing.assert_allclose(input_bn.moving_variance.numpy(), pixels.var(axis=0), rtol=0.1)
     np.testing.assert_allclose(input_bn.moving_mean.numpy(), pixels.mean(axis=0), rtol=0.05)
-    with pytest.raises(ValueError, match="images have 3 channels but the model takes 4"):
+    with pytest.raises(errors.InputError, match="images have 3 channels but the model takes 4"):
         models.set_input_statistics(models.build_model("small", 32, "rgby"), images)
 
 
@@ -395,7 +395,7 @@ def test_freeze_batch_norm_setting(setting, weights, upstream, frozen):
 
 
 def test_freeze_batch_norm_rejects_other_settings():
-    with pytest.raises(ValueError, match=r"FREEZE_BATCH_NORM='true' is not supported; choose one of \('auto'"):
+    with pytest.raises(errors.InputError, match=r"FREEZE_BATCH_NORM='true' is not supported; choose one of \('auto'"):
         models.batch_norm_frozen("true", "none")
 
 

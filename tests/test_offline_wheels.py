@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hpa_utils import kaggle
+from hpa_utils import errors, kaggle
 from hpa_utils.system import environment, offline_wheels
 
 
@@ -58,7 +58,7 @@ def test_collect_downloads_into_the_cache_and_says_clearly_when_it_cannot(tmp_pa
     copied = kaggle.collect_wheels(tmp_path / "out", cache=cache)  # pip download --no-deps from the registry
     assert sorted(path.name for path in cache.iterdir()) == sorted(path.name for path in copied)
     with pytest.raises(
-        RuntimeError,
+        errors.SetupError,
         match=r"no wheel of imgaug==0\.0\.99: not in .*cache, and `pip download` "
         r"failed \(.+\)\. Put imgaug-0\.0\.99-\*\.whl into",
     ):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hpa_utils import dataset
+from hpa_utils import dataset, errors
 from hpa_utils.dataset import png
 
 needs_wuffs = pytest.mark.skipif(not png.available(), reason="pywuffs is not installed")
@@ -159,7 +159,7 @@ def test_idat_is_the_zlib_stream_of_the_pixels():
     data = encoded.tobytes()
     raw = zlib.decompress(png.idat(data))
     assert len(raw) == 30 * (40 + 1)  # one filter byte per row
-    with pytest.raises(ValueError, match="not a PNG"):
+    with pytest.raises(errors.InputError, match="not a PNG"):
         png.idat(b"GIF89a" + data)
-    with pytest.raises(ValueError, match="truncated PNG"):
+    with pytest.raises(errors.InputError, match="truncated PNG"):
         png.idat(data[: data.find(b"IDAT") + 10])

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hpa_utils import errors
 from hpa_utils.dataset import labels
 from hpa_utils.results import metrics, predict
 from hpa_utils.training import inputs
@@ -58,7 +59,7 @@ def test_the_pipeline_and_the_model_apply_one_dihedral_group(shape):
         views.append(expected.tobytes())
     assert len(set(views)) == 8  # eight different views: the test image has no symmetry
     np.testing.assert_array_equal(inputs.dihedral_tf(images[0], 5).numpy(), numpy_dihedral(images, 5)[0])
-    with pytest.raises(ValueError, match="0..7"):
+    with pytest.raises(errors.InputError, match="0..7"):
         inputs.dihedral_tf(images, 8)
 
 
@@ -91,13 +92,13 @@ def test_tta_of_a_rotation_invariant_model_equals_plain_prediction():
 def test_predict_tta_rejects_bad_arguments():
     model = tiny_model(invariant=True)
     images = np.zeros((2, 8, 8, 4), np.uint8)
-    with pytest.raises(ValueError, match="views"):
+    with pytest.raises(errors.InputError, match="views"):
         predict.predict_tta(model, images, views=9)
-    with pytest.raises(ValueError, match="views"):
+    with pytest.raises(errors.InputError, match="views"):
         predict.predict_tta(model, images, views=0)
-    with pytest.raises(ValueError, match="square.*8x6"):
+    with pytest.raises(errors.InputError, match="square.*8x6"):
         predict.predict_tta(model, np.zeros((2, 8, 6, 4), np.uint8), views=2)
-    with pytest.raises(ValueError, match="NHWC"):
+    with pytest.raises(errors.InputError, match="NHWC"):
         predict.predict_tta(model, np.zeros((8, 8, 4), np.uint8))
 
 
@@ -139,7 +140,7 @@ def small_sample():
     ],
 )
 def test_validate_submission_names_the_culprit(ids, predicted, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(errors.InputError, match=message):
         predict.validate_submission(pd.DataFrame({"Id": ids, "Predicted": predicted}), small_sample())
 
 
@@ -153,15 +154,15 @@ def test_validation_accepts_integer_columns_as_pandas_reads_them(sample_submissi
 def test_make_submission_rejects_empty_rows_and_wrong_ids():
     sample = small_sample()
     multi_hot = labels.to_multi_hot([[0], [1, 2], [], [27]])
-    with pytest.raises(ValueError, match=r"empty prediction for Ids: 1 \(c\)"):
+    with pytest.raises(errors.InputError, match=r"empty prediction for Ids: 1 \(c\)"):
         predict.make_submission(sample, ["a", "b", "c", "d"], multi_hot)
     with pytest.raises(
-        ValueError,
+        errors.InputError,
         match=r"missing Ids \(in the sample submission, not in this one\): 1 \(d\)(.|\n)*"
         r"extra Ids \(not in the sample submission\): 1 \(e\)",
     ):
         predict.make_submission(sample, ["a", "b", "c", "e"], multi_hot)
-    with pytest.raises(ValueError, match=r"\(3, 28\)"):
+    with pytest.raises(errors.InputError, match=r"\(3, 28\)"):
         predict.make_submission(sample, ["a", "b", "c", "d"], multi_hot[:3])
 
 
@@ -173,7 +174,7 @@ def test_write_submission_leaves_the_old_file_when_validation_fails(tmp_path):
     before = path.read_bytes()
     assert before.decode().splitlines() == ["Id,Predicted", "a,0", "b,1 2", "c,5", "d,27"]
     bad = good.assign(Predicted=["0", "1 2", "", "27"])
-    with pytest.raises(ValueError, match="empty prediction"):
+    with pytest.raises(errors.InputError, match="empty prediction"):
         predict.write_submission(path, bad, sample)
     assert path.read_bytes() == before
     assert sorted(item.name for item in tmp_path.iterdir()) == ["submission.csv"]
@@ -192,7 +193,7 @@ def test_score_submission_equals_macro_f1(sample_submission):
     expected = metrics.macro_f1(truth, noisy)
     assert 0.3 < expected < 1.0
     assert predict.score_submission(submission, test_labels) == pytest.approx(expected)
-    with pytest.raises(ValueError, match=r"missing Ids .*1 \("):
+    with pytest.raises(errors.InputError, match=r"missing Ids .*1 \("):
         predict.score_submission(submission.iloc[1:], test_labels)
 
 

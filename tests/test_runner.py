@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from hpa_utils import cli
+from hpa_utils import cli, errors
 from hpa_utils.pipeline import runner
 from hpa_utils.stages import parameters
 
@@ -17,33 +17,33 @@ def test_every_preset_loads():
 
 
 def test_unknown_preset_names_the_available_ones():
-    with pytest.raises(ValueError, match=r"preset 'nope' not found.*available presets: demo, full, smoke"):
+    with pytest.raises(errors.InputError, match=r"preset 'nope' not found.*available presets: demo, full, smoke"):
         parameters.load_preset("nope")
 
 
 def test_preset_file_with_a_typo_is_refused(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("parameters:\n  IMAGE_SIZ: 64\n")
-    with pytest.raises(ValueError, match="IMAGE_SIZ, which no notebook declares"):
+    with pytest.raises(errors.InputError, match="IMAGE_SIZ, which no notebook declares"):
         parameters.check_names(
             parameters.load_preset(str(path)),
             {},
             {stage: parameters.declared(stage) for stage in ("00_eda", "01_baseline")},
         )
     path.write_text("parameters: [1, 2]\n")
-    with pytest.raises(ValueError, match="mine.yaml: expected a mapping"):
+    with pytest.raises(errors.InputError, match="mine.yaml: expected a mapping"):
         parameters.load_preset(str(path))
 
 
 def test_parameter_of_the_wrong_type_names_parameter_stage_and_source():
     preset = parameters.load_preset("smoke")
     with pytest.raises(
-        ValueError,
+        errors.InputError,
         match=r"parameter SYNTHETIC_TRAIN of 00_eda expects int, got 'many' \(str\) "
         r"from the command line",
     ):
         runner.stage_parameters(preset, {"SYNTHETIC_TRAIN": "many"}, "00_eda", Path("/tmp/x"), None)
-    with pytest.raises(ValueError, match="expects int, got True"):
+    with pytest.raises(errors.InputError, match="expects int, got True"):
         runner.stage_parameters(preset, {"SYNTHETIC_TRAIN": True}, "00_eda", Path("/tmp/x"), None)
 
 
@@ -56,7 +56,7 @@ def test_overrides_are_read_as_yaml():
         "SMALL": 0.0001,
         "W": "none",
     }
-    with pytest.raises(ValueError, match="expected NAME=VALUE"):
+    with pytest.raises(errors.InputError, match="expected NAME=VALUE"):
         parameters.parse_overrides(["EPOCHS"])
 
 
@@ -85,13 +85,13 @@ def test_on_and_off_stay_text_in_overrides_and_presets(tmp_path):
 def test_only_accepts_numbers_and_names_in_pipeline_order():
     notebooks = ["00_eda", "01_baseline", "02_warmup_finetune", "03_upscale", "04_kfold"]
     assert runner.select_stages(notebooks, ["04", "01_baseline"]) == ["01_baseline", "04_kfold"]
-    with pytest.raises(ValueError, match="--only 07: no such stage"):
+    with pytest.raises(errors.InputError, match="--only 07: no such stage"):
         runner.select_stages(notebooks, ["07"])
 
 
 def test_existing_out_is_refused_and_left_untouched(tmp_path):
     (tmp_path / "keep.txt").write_text("precious")
-    with pytest.raises(FileExistsError, match="already exists and is not empty; nothing was touched"):
+    with pytest.raises(errors.ExistsError, match="already exists and is not empty; nothing was touched"):
         runner.new_run_dir(str(tmp_path), "demo")
     assert (tmp_path / "keep.txt").read_text() == "precious"
 
@@ -99,13 +99,13 @@ def test_existing_out_is_refused_and_left_untouched(tmp_path):
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
 def test_unwritable_out_is_refused(tmp_path):
     tmp_path.chmod(0o500)
-    with pytest.raises(PermissionError, match="cannot write there"):
+    with pytest.raises(errors.NotWritableError, match="cannot write there"):
         runner.new_run_dir(str(tmp_path / "run"), "demo")
 
 
 def test_unwritable_out_under_a_file_is_refused(tmp_path):
     (tmp_path / "file").write_text("")
-    with pytest.raises(PermissionError, match="cannot write there"):
+    with pytest.raises(errors.NotWritableError, match="cannot write there"):
         runner.new_run_dir(str(tmp_path / "file" / "run"), "demo")
 
 

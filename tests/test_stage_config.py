@@ -31,9 +31,9 @@ def test_every_notebook_generates_the_same_embedded_dataset_by_default():
 
 
 def test_a_name_the_notebook_does_not_declare_or_a_wrong_type_is_refused():
-    with pytest.raises(ValueError, match="03_upscale does not declare BACKBONE"):
+    with pytest.raises(errors.InputError, match="03_upscale does not declare BACKBONE"):
         StageConfig.from_values("03_upscale", {"BACKBONE": "resnet50"})
-    with pytest.raises(ValueError, match="IMAGE_SIZE"):
+    with pytest.raises(errors.InputError, match="IMAGE_SIZE"):
         StageConfig.from_values("02_warmup_finetune", {"IMAGE_SIZE": "64"})
     config = StageConfig.from_values("02_warmup_finetune", {"IMAGE_SIZE": 32})
     assert (config.image_size, config.n_folds, config.stage) == (32, None, "02_warmup_finetune")
@@ -59,5 +59,5 @@ def test_config_json_rebuilds_the_model_without_metrics_json(tmp_path):
     rebuilt = stage_model.model_from_stage(stage, 64)
     assert rebuilt.input.shape == (None, 64, 64, 4) and rebuilt.get_layer("head_dropout_1").rate == 0.3
     (stage / stages.CONFIG_FILE).unlink()
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(errors.MissingError, match="config.json"):
         stage_model.model_from_stage(stage)

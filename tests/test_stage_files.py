@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from hpa_utils import stages
+from hpa_utils import errors, stages
 from hpa_utils.pipeline import kfold
 from hpa_utils.results import evaluation
 from hpa_utils.stages import stage_files, stage_model
@@ -96,7 +96,7 @@ def test_model_from_stage_and_start_model_keep_dropout_load_by_name_and_set_inpu
         .rate
         == 0.2
     )
-    with pytest.raises(ValueError, match="trained as small/rgby, but BACKBONE/CHANNELS are resnet50/rgby"):
+    with pytest.raises(errors.InputError, match="trained as small/rgby, but BACKBONE/CHANNELS are resnet50/rgby"):
         kfold.start_model(
             stage,
             models.ModelSpec("resnet50", 48, "rgby", "none", freeze_batch_norm=False),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from hpa_utils import dataset
+from hpa_utils import dataset, errors
 from hpa_utils.dataset import labels, synthetic
 
 N_TRAIN, N_TEST, SIZE = 20, 5, 64
@@ -146,7 +146,7 @@ def test_refuses_a_non_empty_out_dir(tmp_path):
     out_dir = tmp_path / "data"
     out_dir.mkdir()
     (out_dir / "keep.txt").write_text("mine")
-    with pytest.raises(ValueError, match="not an empty folder"):
+    with pytest.raises(errors.InputError, match="not an empty folder"):
         synthetic.generate(out_dir, 2, 1, image_size=32, progress=False)
     assert [path.name for path in out_dir.iterdir()] == ["keep.txt"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]
@@ -170,15 +170,15 @@ def test_refuses_a_non_empty_out_dir(tmp_path):
 )
 def test_bad_arguments_are_refused_clearly(tmp_path, arguments, message):
     call = dict(out_dir=tmp_path / "data", n_train=2, n_test=1, image_size=32, progress=False) | arguments
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(errors.InputError, match=message):
         synthetic.generate(**call)
     assert not (tmp_path / "data").exists()
 
 
 def test_render_sample_refuses_bad_labels():
-    with pytest.raises(ValueError, match="labels"):
+    with pytest.raises(errors.InputError, match="labels"):
         synthetic.render_sample([28], 64, np.random.default_rng(0))
-    with pytest.raises(ValueError, match="labels"):
+    with pytest.raises(errors.InputError, match="labels"):
         synthetic.render_sample([], 64, np.random.default_rng(0))
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from hpa_utils import models
+from hpa_utils import errors, models
 from hpa_utils.results import evaluation
 from hpa_utils.training import budget, fitting
 
@@ -74,9 +74,9 @@ def test_compile_model_builds_the_training_state_so_the_step_is_traced_once_and_
 
 def test_compile_rejects_unknown_loss_and_bad_learning_rate():
     model = tiny_dense_model()
-    with pytest.raises(ValueError, match="loss='mse' is not supported"):
+    with pytest.raises(errors.InputError, match="loss='mse' is not supported"):
         fitting.compile_model(model, 1e-3, loss="mse")
-    with pytest.raises(ValueError, match="learning_rate=0 must be positive"):
+    with pytest.raises(errors.InputError, match="learning_rate=0 must be positive"):
         fitting.compile_model(model, 0)
 
 
@@ -100,7 +100,7 @@ def test_make_callbacks(tmp_path):
     assert not stale.exists()
     assert isinstance(timed[-2], budget.EpochBudget) and (timed[-2].epochs, timed[-2].runs) == (4, 2)
     assert isinstance(timed[-1], fitting.StopOnDivergence)  # last: it raises after the others' clean-up
-    with pytest.raises(ValueError, match="needs epochs"):
+    with pytest.raises(errors.InputError, match="needs epochs"):
         fitting.make_callbacks(tmp_path, time_budget=budget.Budget(1.0))
 
 
@@ -216,7 +216,7 @@ def test_warmup_then_finetune_is_the_same_recipe_for_03_and_04(tmp_path):
     assert list(history["epoch"]) == [0, 1, 2] and list(history["phase"]) == ["warmup", "finetune", "finetune"]
     assert model.optimizer.learning_rate.numpy() == pytest.approx(1e-4)
     assert all(layer.trainable for layer in models.backbone_layers(model))  # BatchNorm included
-    with pytest.raises(ValueError, match="warmup_epochs=0, finetune_epochs=0: both must be >= 0 and not both 0"):
+    with pytest.raises(errors.InputError, match="warmup_epochs=0, finetune_epochs=0: both must be >= 0 and not both 0"):
         fitting.Schedule(warmup_epochs=0, finetune_epochs=0, learning_rate=1e-3, finetune_learning_rate=1e-4)
 
 
