@@ -215,7 +215,7 @@ def test_todays_layout_runs_the_kernels_and_the_fold_kernels_to_a_valid_submissi
     assert any(re.search(r"03_upscale +validation \(\d+\)", table) for table in shown)  # 03's, from its kernel
 
 
-# slow: the five kernels of a TPU export on Keras' JAX backend, in the older layout (about 3 minutes)
+# slow: the four kernels after 00 of a TPU export on Keras' JAX backend, in the older layout (about 1.5 minutes alone)
 def test_a_tpu_export_runs_its_kernels_on_jax_in_the_older_layout_in_an_image_like_kaggles_tpu_image(
     tmp_path, competition, without_wheel_packages
 ):
