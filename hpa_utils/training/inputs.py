@@ -162,8 +162,9 @@ def _even_batches(images, targets, batch_size, shuffle, augmentation, seed, indi
     F1 and the padding not at all; batches are (images, targets, weights).
     """
     gather_op = _gather_op(images, targets)
+    whole = batch_size if len(indices) >= batch_size else replicas  # what every batch's size is a multiple of
     if shuffle:
-        usable = len(indices) - len(indices) % (batch_size if len(indices) >= batch_size else replicas)
+        usable = len(indices) - len(indices) % whole
         dataset = tf.data.Dataset.from_tensor_slices(indices).shuffle(len(indices), seed=seed)
         dataset = dataset.take(usable).batch(batch_size).map(gather_op, num_parallel_calls=tf.data.AUTOTUNE)
         if augmentation != "none":
@@ -173,7 +174,7 @@ def _even_batches(images, targets, batch_size, shuffle, augmentation, seed, indi
                 num_parallel_calls=tf.data.AUTOTUNE,
             )
         return dataset.prefetch(tf.data.AUTOTUNE)
-    padding = -len(indices) % (batch_size if len(indices) >= batch_size else replicas)
+    padding = -len(indices) % whole
     padded = np.concatenate([indices, np.full(padding, indices[0], indices.dtype)]) if padding else indices
     weights = np.concatenate([np.ones(len(indices), np.float32), np.zeros(padding, np.float32)])
     dataset = tf.data.Dataset.from_tensor_slices((padded, weights)).batch(batch_size)
